@@ -1,0 +1,8 @@
+"""`uvicorn sidus.asgi:application`."""
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidus.settings")
+
+application = get_asgi_application()

@@ -1,0 +1,44 @@
+from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class UserQuerySet(models.QuerySet):
+    def alive(self) -> "UserQuerySet":
+        return self.filter(deleted_at__isnull=True)
+
+    def deleted(self) -> "UserQuerySet":
+        return self.filter(deleted_at__isnull=False)
+
+
+class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):
+    """Unfiltered on purpose: the admin and uniqueness checks must see deleted users too."""
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address")
+    bio = models.TextField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = UserManager()
+
+    class Meta(AbstractUser.Meta):
+        db_table = "user"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("username"),
+                name="user_username_ci_unique",
+                violation_error_message="A user with that username already exists.",
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_ci_unique",
+                violation_error_message="A user with that email already exists.",
+            ),
+        ]
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None

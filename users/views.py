@@ -1,0 +1,99 @@
+"""The user API. Thin: parse, call a service inside one thread hop, serialize."""
+from typing import Any
+
+from adrf.viewsets import GenericViewSet
+from asgiref.sync import sync_to_async
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from users import services
+from users.models import User
+from users.permissions import IsSelf
+from users.serializers import (
+    UserCreateSerializer,
+    UserPrivateSerializer,
+    UserPublicSerializer,
+    UserUpdateSerializer,
+)
+
+_MAX_ID = 2**63 - 1
+# Actions anyone may call. They skip authentication too: retrieve must not depend on who asks.
+_PUBLIC_ACTIONS = {"acreate", "aretrieve"}
+
+
+def parse_user_id(value: str) -> int:
+    """A 404, not a database error, for ids that cannot exist."""
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= _MAX_ID:
+        raise NotFound()
+    return int(value)
+
+
+class UserViewSet(GenericViewSet):
+    queryset = User.objects.alive()
+    serializer_class = UserPublicSerializer
+
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        # DRF sets self.action only after building the authenticators; they depend on it here.
+        self.action = self.action_map.get(request.method.lower())
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_authenticators(self) -> list[Any]:
+        if self.action in _PUBLIC_ACTIONS:
+            return []
+        return super().get_authenticators()
+
+    def get_permissions(self) -> list[Any]:
+        if self.action in _PUBLIC_ACTIONS:
+            return [AllowAny()]
+        return [IsAuthenticated(), IsSelf()]
+
+    @extend_schema(request=UserCreateSerializer, responses={201: UserPrivateSerializer})
+    async def acreate(self, request: Request) -> Response:
+        data = await sync_to_async(self._create)(request.data)
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def _create(self, payload: Any) -> dict[str, Any]:
+        serializer = UserCreateSerializer(data=payload)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_create(**serializer.validated_data)
+        return UserPrivateSerializer(user).data
+
+    @extend_schema(responses={200: UserPublicSerializer})
+    async def aretrieve(self, request: Request, pk: str) -> Response:
+        user_id = parse_user_id(pk)
+        user = await self.get_queryset().filter(pk=user_id).afirst()
+        if user is None:
+            raise NotFound()
+        return Response(UserPublicSerializer(user).data)
+
+    @extend_schema(request=UserUpdateSerializer, responses={200: UserPrivateSerializer})
+    async def partial_aupdate(self, request: Request, pk: str) -> Response:
+        user_id = parse_user_id(pk)
+        return Response(await sync_to_async(self._update)(request, user_id))
+
+    def _update(self, request: Request, user_id: int) -> dict[str, Any]:
+        # The token already loaded the caller; only someone else's id needs a query (404 or 403).
+        if user_id == request.user.pk:
+            user = request.user
+        else:
+            user = self.get_queryset().filter(pk=user_id).first()
+            if user is None:
+                raise NotFound()
+        self.check_object_permissions(request, user)
+        serializer = UserUpdateSerializer(user, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_update(user=user, data=serializer.validated_data)
+        return UserPrivateSerializer(user).data
+
+    @extend_schema(methods=["GET"], responses={200: UserPrivateSerializer})
+    @extend_schema(methods=["PATCH"], request=UserUpdateSerializer, responses={200: UserPrivateSerializer})
+    @action(detail=False, methods=["get", "patch"])
+    async def me(self, request: Request) -> Response:
+        if request.method == "GET":
+            return Response(UserPrivateSerializer(request.user).data)
+        return Response(await sync_to_async(self._update)(request, request.user.pk))
