@@ -36,3 +36,59 @@ def user(make_user) -> User:
 def bearer(user: User) -> dict[str, str]:
     """The Authorization header of a fresh access token for `user`."""
     return {"HTTP_AUTHORIZATION": f"Bearer {RefreshToken.for_user(user).access_token}"}
+
+
+@pytest.fixture(autouse=True)
+def clean_user_cache(settings):
+    """Each test starts with empty tiers: no L2 keys, empty L1, no remembered outage."""
+    import redis
+
+    from users import cache
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    cache.local_cache.clear()
+    cache.local_cache.disable()
+    cache.redis_health.succeeded()
+    cache._pending.clear()
+    yield
+    cache.local_cache.disable()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_channel_layer_db(django_db_setup):
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CHANNEL_LAYER_URL).flushdb()
+
+
+@pytest.fixture
+async def close_db_connections():
+    """Async tests use the database from asgiref's thread; close it so the test DB can be dropped."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+async def listening(close_db_connections):
+    """This process's invalidation listener, as the ASGI lifespan would run it."""
+    from users import cache
+
+    await cache.listener.start()
+    assert cache.listener.joined.is_set()
+    yield cache.listener
+    await cache.listener.stop()
+
+
+@pytest.fixture
+async def asgi_client():
+    import httpx
+
+    from sidus.asgi import application
+
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        yield client

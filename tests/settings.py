@@ -9,3 +9,5 @@ from sidus.settings import *  # noqa: E402,F401,F403
 # Hashing a real password costs ~0.45 s here; the tests create hundreds of users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}  # noqa: F405

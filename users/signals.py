@@ -1,0 +1,18 @@
+"""Any saved or deleted user (API, admin, shell) is forgotten by every cache once the change commits."""
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from users import cache
+from users.models import User
+
+
+@receiver(post_save, sender=User, dispatch_uid="users.invalidate_on_save")
+@receiver(post_delete, sender=User, dispatch_uid="users.invalidate_on_delete")
+def invalidate_user_cache(sender: type, instance: User, created: bool = False, **kwargs: Any) -> None:
+    if created:
+        return  # a new id was never served, so no cache holds it
+    # post_save fires before COMMIT: a reader in between would cache the old row again.
+    transaction.on_commit(lambda: cache.invalidate_users([instance.pk]), robust=True)

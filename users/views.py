@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from users import services
+from users import cache, services
 from users.models import User
 from users.permissions import IsSelf
 from users.serializers import (
@@ -66,10 +66,14 @@ class UserViewSet(GenericViewSet):
     @extend_schema(responses={200: UserPublicSerializer})
     async def aretrieve(self, request: Request, pk: str) -> Response:
         user_id = parse_user_id(pk)
-        user = await self.get_queryset().filter(pk=user_id).afirst()
-        if user is None:
+        data, source = await cache.user_public_data(user_id, self._load_public)
+        if data is None:
             raise NotFound()
-        return Response(UserPublicSerializer(user).data)
+        return Response(data, headers=cache.response_headers(user_id, source))
+
+    async def _load_public(self, user_id: int) -> dict[str, Any] | None:
+        user = await self.get_queryset().filter(pk=user_id).afirst()
+        return None if user is None else UserPublicSerializer(user).data
 
     @extend_schema(request=UserUpdateSerializer, responses={200: UserPrivateSerializer})
     async def partial_aupdate(self, request: Request, pk: str) -> Response:

@@ -1,0 +1,342 @@
+"""Both cache tiers, their invalidation, the listener and the ASGI hit path, in one process.
+
+Real Redis and PostgreSQL; the multi-worker behaviour is in test_workers.py.
+"""
+import asyncio
+import json
+import time
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.conftest import PASSWORD, bearer
+from users import cache, services
+from users.cache import LocalCache, user_cache_key
+from users.models import User
+from users.views import UserViewSet
+
+
+def redis_keys() -> set[bytes]:
+    return set(redis.Redis.from_url(settings.REDIS_URL).keys("sidus:user:*"))
+
+
+# --- L1 unit --------------------------------------------------------------------------------------
+
+
+def enabled_cache(**kwargs) -> LocalCache:
+    local = LocalCache(**{"max_entries": 3, "ttl": 60.0, **kwargs})
+    local.enable()
+    return local
+
+
+def test_l1_evicts_least_recently_used_beyond_its_bound():
+    local = enabled_cache()
+    for key in (1, 2, 3):
+        local.set(key, f"v{key}", local.token(key))
+    local.get(1)  # 1 is now the most recently used
+    local.set(4, "v4", local.token(4))
+
+    assert len(local) == 3
+    assert local.get(2) is None
+    assert [local.get(k) for k in (1, 3, 4)] == ["v1", "v3", "v4"]
+
+
+def test_l1_entries_expire_after_ttl():
+    local = enabled_cache(ttl=0.05)
+    local.set(1, "v", local.token(1))
+    assert local.get(1) == "v"
+    time.sleep(0.06)
+    assert local.get(1) is None
+
+
+def test_l1_refuses_a_store_whose_key_was_invalidated_after_the_read():
+    local = enabled_cache()
+    token = local.token(1)
+    local.invalidate([1])
+    assert local.set(1, "old", token) is False
+    assert local.get(1) is None
+    assert local.set(1, "new", local.token(1)) is True
+
+
+def test_l1_refuses_stores_after_clear_even_when_it_forgets_generations():
+    local = enabled_cache(max_generations=2)
+    token = local.token(1)
+    local.invalidate([2, 3, 4])  # more generations than kept: they are forgotten, the epoch moves
+    assert local.set(1, "old", token) is False
+    token = local.token(1)
+    local.clear()
+    assert local.set(1, "old", token) is False
+
+
+def test_l1_stores_nothing_while_disabled():
+    local = enabled_cache()
+    local.set(1, "v", local.token(1))
+    local.disable()
+    assert local.get(1) is None
+    assert local.set(1, "v", local.token(1)) is False
+
+
+# --- L2 and X-Cache through Django (sync test client) ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_get_is_miss_then_l2_and_l2_holds_only_the_public_fields(user):
+    client = APIClient()
+    assert redis_keys() == set()
+
+    first = client.get(f"/api/v1/users/{user.pk}/")
+    second = client.get(f"/api/v1/users/{user.pk}/")
+
+    assert (first["X-Cache"], second["X-Cache"]) == ("MISS", "L2")
+    assert first.json() == second.json()
+    stored = redis.Redis.from_url(settings.REDIS_URL).get(user_cache_key(user.pk)).decode()
+    assert json.loads(stored) == first.json()
+    assert user.email not in stored and "password" not in stored and "pbkdf2" not in stored
+
+
+@pytest.mark.django_db
+def test_unknown_user_is_not_cached():
+    assert APIClient().get("/api/v1/users/424242/").status_code == 404
+    assert redis_keys() == set()
+
+
+@pytest.mark.django_db
+def test_patch_clears_l2_after_commit(user, django_capture_on_commit_callbacks):
+    client = APIClient()
+    client.get(f"/api/v1/users/{user.pk}/")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.patch(f"/api/v1/users/{user.pk}/", {"bio": "new"}, **bearer(user))
+
+    after = client.get(f"/api/v1/users/{user.pk}/")
+    assert after["X-Cache"] == "MISS"
+    assert after.json()["bio"] == "new"
+
+
+@pytest.mark.django_db
+def test_shell_save_and_delete_clear_l2(user, django_capture_on_commit_callbacks):
+    client = APIClient()
+    client.get(f"/api/v1/users/{user.pk}/")
+    with django_capture_on_commit_callbacks(execute=True):
+        user.first_name = "Shell"
+        user.save()
+    assert client.get(f"/api/v1/users/{user.pk}/").json()["first_name"] == "Shell"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.user_soft_delete(user=user)
+    assert client.get(f"/api/v1/users/{user.pk}/").status_code == 404
+
+    client.get(f"/api/v1/users/{user.pk}/")
+    pk = user.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        User.objects.filter(pk=pk).update(deleted_at=None, is_active=True)  # no signal...
+        cache.invalidate_users([pk])  # ...so bulk writers invalidate explicitly
+        user.delete()
+    assert client.get(f"/api/v1/users/{pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_rolled_back_change_invalidates_nothing(user, django_capture_on_commit_callbacks):
+    APIClient().get(f"/api/v1/users/{user.pk}/")
+    with django_capture_on_commit_callbacks() as callbacks:
+        pass
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        user.bio = "never committed"
+        user.save()
+        raise RuntimeError
+    assert callbacks == []
+    assert user_cache_key(user.pk).encode() in redis_keys()
+
+
+@pytest.mark.django_db
+def test_operator_clear_drops_every_l2_entry(make_user):
+    client = APIClient()
+    users = [make_user() for _ in range(3)]
+    for u in users:
+        client.get(f"/api/v1/users/{u.pk}/")
+    assert cache.clear_all_users() == 3
+    assert all(client.get(f"/api/v1/users/{u.pk}/")["X-Cache"] == "MISS" for u in users)
+
+
+# --- The race: a reader paused between its database read and its cache store -------------------
+
+
+async def paused_loader(read_done: asyncio.Event, release: asyncio.Event):
+    async def load(user_id):
+        user = await User.objects.alive().filter(pk=user_id).afirst()
+        read_done.set()
+        await release.wait()
+        return {"id": user.pk, "bio": user.bio}
+
+    return load
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reader_paused_across_a_committed_write_leaves_no_stale_l2(close_db_connections):
+    user = await sync_to_async(User.objects.create_user)("racer", "racer@example.com", PASSWORD, bio="old")
+    read_done, release = asyncio.Event(), asyncio.Event()
+    reader = asyncio.create_task(cache.user_public_data(user.pk, await paused_loader(read_done, release)))
+    await read_done.wait()  # the reader holds the old row
+
+    await sync_to_async(services.user_update)(user=user, data={"bio": "new"})  # commits, invalidates
+    release.set()
+    stale, _ = await reader
+
+    assert stale["bio"] == "old"  # that one request raced; nothing may keep its answer
+    assert user_cache_key(user.pk).encode() not in redis_keys()
+    view = UserViewSet()
+    data, source = await cache.user_public_data(user.pk, view._load_public)
+    assert (data["bio"], source) == ("new", "MISS")
+    data, source = await cache.user_public_data(user.pk, view._load_public)
+    assert (data["bio"], source) == ("new", "L2")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reader_paused_across_a_committed_write_leaves_no_stale_l1(listening, asgi_client, monkeypatch):
+    user = await sync_to_async(User.objects.create_user)("racer1", "racer1@example.com", PASSWORD, bio="old")
+    read_done, release = asyncio.Event(), asyncio.Event()
+    monkeypatch.setattr(UserViewSet, "_load_public", _as_method(await paused_loader(read_done, release)))
+    reader = asyncio.create_task(asgi_client.get(f"/api/v1/users/{user.pk}/"))
+    await read_done.wait()
+
+    await sync_to_async(services.user_update)(user=user, data={"bio": "new"})
+    release.set()
+    assert (await reader).json()["bio"] == "old"
+    monkeypatch.undo()
+
+    after = await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    assert after.headers["x-cache"] == "MISS" and after.json()["bio"] == "new"
+    again = await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    assert again.headers["x-cache"] == "L1" and again.json()["bio"] == "new"
+
+
+def _as_method(load):
+    async def method(self, user_id):
+        return await load(user_id)
+
+    return method
+
+
+# --- The ASGI hit path ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_l1_hit_repeats_djangos_bytes_and_headers(listening, asgi_client):
+    user = await sync_to_async(User.objects.create_user)("hit", "hit@example.com", PASSWORD, bio="b")
+    url = f"/api/v1/users/{user.pk}/"
+
+    miss = await asgi_client.get(url)
+    l2 = await asgi_client.get(url, headers={"Accept": "text/html"})  # not an L1 request
+    hit = await asgi_client.get(url)
+    head = await asgi_client.head(url)
+
+    assert miss.headers["x-cache"] == "MISS" and hit.headers["x-cache"] == "L1" and head.headers["x-cache"] == "L1"
+    assert l2.headers["x-cache"] == "L2" and l2.headers["content-type"].startswith("text/html")
+    assert hit.content == miss.content and head.content == b""
+    assert {k: v for k, v in hit.headers.items() if k != "x-cache"} == {
+        k: v for k, v in miss.headers.items() if k != "x-cache"
+    }
+    assert cache.CACHEABLE_HEADER.lower() not in miss.headers and cache.CACHEABLE_HEADER.lower() not in hit.headers
+    assert "email" not in hit.json()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "params, headers",
+    [
+        ({"format": "json"}, {}),
+        ({}, {"Accept": "application/json; indent=4"}),
+        ({}, {"Accept": "text/html"}),
+    ],
+)
+async def test_only_plain_json_requests_take_the_hit_path(listening, asgi_client, params, headers):
+    user = await sync_to_async(User.objects.create_user)("plain", "plain@example.com", PASSWORD)
+    url = f"/api/v1/users/{user.pk}/"
+    await asgi_client.get(url)
+    assert (await asgi_client.get(url)).headers["x-cache"] == "L1"
+
+    response = await asgi_client.get(url, params=params, headers=headers)
+    assert response.status_code == 200 and response.headers["x-cache"] == "L2"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_hit_path_still_rejects_a_host_django_would_reject(listening, asgi_client):
+    user = await sync_to_async(User.objects.create_user)("host", "host@example.com", PASSWORD)
+    url = f"/api/v1/users/{user.pk}/"
+    await asgi_client.get(url)
+    assert (await asgi_client.get(url, headers={"Host": "evil.example"})).status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_writer_reads_its_own_write_from_the_same_worker(listening, asgi_client):
+    user = await sync_to_async(User.objects.create_user)("own", "own@example.com", PASSWORD, bio="before")
+    url = f"/api/v1/users/{user.pk}/"
+    await asgi_client.get(url)
+    assert (await asgi_client.get(url)).headers["x-cache"] == "L1"
+
+    token = (await sync_to_async(bearer)(user))["HTTP_AUTHORIZATION"]
+    patched = await asgi_client.patch(url, json={"bio": "after"}, headers={"Authorization": token})
+    assert patched.status_code == 200
+    after = await asgi_client.get(url)
+    assert after.headers["x-cache"] == "MISS" and after.json()["bio"] == "after"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_soft_deleted_user_stops_being_served(listening, asgi_client):
+    user = await sync_to_async(User.objects.create_user)("gone", "gone@example.com", PASSWORD)
+    url = f"/api/v1/users/{user.pk}/"
+    await asgi_client.get(url)
+    await asgi_client.get(url)
+    await sync_to_async(services.user_soft_delete)(user=user)
+    assert (await asgi_client.get(url)).status_code == 404
+
+
+# --- The listener --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_listener_applies_messages_from_other_workers(listening, asgi_client):
+    from channels.layers import get_channel_layer
+
+    users = [await sync_to_async(User.objects.create_user)(f"l{i}", f"l{i}@example.com", PASSWORD) for i in range(2)]
+    for user in users:
+        await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    assert len(cache.local_cache) == 2
+
+    layer = get_channel_layer()
+    await layer.group_send(cache.INVALIDATION_GROUP, {"type": cache.INVALIDATION_MESSAGE, "ids": [users[0].pk]})
+    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    assert cache.local_cache.get(users[1].pk) is not None
+
+    await layer.group_send(cache.INVALIDATION_GROUP, {"type": cache.INVALIDATION_MESSAGE, "all": True})
+    await wait_for(lambda: len(cache.local_cache) == 0)
+
+
+async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
+    from sidus.asgi import application
+
+    sent = []
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive():
+        if sent and sent[-1]["type"] == "lifespan.startup.complete":
+            assert cache.listener.joined.is_set() and cache.local_cache.enabled
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    await application({"type": "lifespan"}, receive, send)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert not cache.local_cache.enabled
+
+
+async def wait_for(condition, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -1,0 +1,115 @@
+"""Several real uvicorn workers: a change made through one is seen by all of them."""
+import random
+import statistics
+import threading
+import time
+
+import pytest
+
+from tests.conftest import PASSWORD, bearer
+from tests.servers import running_workers
+from users.models import User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), running_workers(WORKERS) as started:
+        for worker in started:
+            deadline = time.monotonic() + 20
+            while worker.client.get("/health/").status_code != 200:
+                assert time.monotonic() < deadline, worker.output()
+                time.sleep(0.1)
+        yield started
+
+
+def warm(workers, user_id: int) -> None:
+    for worker in workers:
+        worker.client.get(f"/api/v1/users/{user_id}/")
+        assert worker.client.get(f"/api/v1/users/{user_id}/").headers["x-cache"] == "L1"
+
+
+def seen_everywhere(workers, user_id: int, bio: str, timeout: float = 1.0) -> list[float]:
+    """Seconds until each worker answers with `bio`; fails past `timeout`."""
+    start = time.monotonic()
+    delays: list[float | None] = [None] * len(workers)
+    while None in delays:
+        elapsed = time.monotonic() - start
+        assert elapsed < timeout, f"not converged after {elapsed:.3f}s: {delays}"
+        for i, worker in enumerate(workers):
+            if delays[i] is None and worker.client.get(f"/api/v1/users/{user_id}/").json().get("bio") == bio:
+                delays[i] = elapsed
+    return delays
+
+
+def test_update_through_one_worker_reaches_every_worker_within_a_second(workers):
+    created = workers[0].client.post(
+        "/api/v1/users/", json={"username": "multi", "email": "multi@example.com", "password": PASSWORD}
+    )
+    assert created.status_code == 201, created.text
+    user = User.objects.get(pk=created.json()["id"])
+    warm(workers, user.pk)
+
+    delays = []
+    for round_ in range(5):
+        bio = f"round {round_}"
+        patched = workers[round_ % WORKERS].client.patch(
+            f"/api/v1/users/{user.pk}/", json={"bio": bio},
+            headers={"Authorization": bearer(user)["HTTP_AUTHORIZATION"]},
+        )
+        assert patched.status_code == 200
+        delays.extend(seen_everywhere(workers, user.pk, bio))
+        warm(workers, user.pk)
+    print(f"\ninvalidation seen by {WORKERS} workers: max {max(delays) * 1000:.1f} ms, "
+          f"median {statistics.median(delays) * 1000:.1f} ms over {len(delays)} reads")
+
+
+def test_concurrent_writers_and_readers_converge_on_the_last_committed_value(workers):
+    user = User.objects.create_user("stress", "stress@example.com", PASSWORD, bio="start")
+    auth = {"Authorization": bearer(user)["HTTP_AUTHORIZATION"]}
+    url = f"/api/v1/users/{user.pk}/"
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def reader() -> None:
+        import httpx
+
+        clients = [httpx.Client(base_url=w.url, timeout=10) for w in workers]
+        while not stop.is_set():
+            response = random.choice(clients).get(url)
+            if response.status_code != 200:
+                errors.append(f"GET {response.status_code}")
+        for client in clients:
+            client.close()
+
+    def writer(n: int) -> None:
+        import httpx
+
+        clients = [httpx.Client(base_url=w.url, timeout=10) for w in workers]
+        for i in range(15):
+            response = random.choice(clients).patch(url, json={"bio": f"w{n}-{i}"}, headers=auth)
+            if response.status_code != 200:
+                errors.append(f"PATCH {response.status_code}")
+        for client in clients:
+            client.close()
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+
+    assert errors == []
+    user.refresh_from_db()
+    seen_everywhere(workers, user.pk, user.bio)
+    time.sleep(0.2)  # and it stays: no late store of an older value
+    for worker in workers:
+        for _ in range(2):
+            assert worker.client.get(url).json()["bio"] == user.bio
