@@ -139,6 +139,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A publish must fail fast when the broker is away; the outbox sends the email later.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 0}
 CELERY_TASK_PUBLISH_RETRY = False
+WELCOME_EMAIL_DRAIN_INTERVAL = env.float("WELCOME_EMAIL_DRAIN_INTERVAL", default=30.0)
+WELCOME_EMAIL_DRAIN_GRACE = env.float("WELCOME_EMAIL_DRAIN_GRACE", default=10.0)
 
 # --- Email ------------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))

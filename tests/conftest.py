@@ -60,6 +60,7 @@ def clean_channel_layer_db(django_db_setup):
     from django.conf import settings
 
     redis.Redis.from_url(settings.CHANNEL_LAYER_URL).flushdb()
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """JWT authentication that treats a soft-deleted user like a missing one."""
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication as BaseJWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
@@ -18,3 +19,10 @@ class JWTAuthentication(BaseJWTAuthentication):
         if not user_can_authenticate(user):
             raise AuthenticationFailed("User is inactive", code="user_inactive")
         return user
+
+
+class JWTScheme(SimpleJWTScheme):
+    """Documents our subclass as the Bearer scheme in the OpenAPI schema."""
+
+    target_class = "users.authentication.JWTAuthentication"
+    name = "jwtAuth"

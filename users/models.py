@@ -42,3 +42,29 @@ class User(AbstractUser):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+class WelcomeEmail(models.Model):
+    """The outbox row of a welcome email, written in the registration's own transaction.
+
+    It outlives a broker outage: whatever the publish after commit did, the worker's periodic
+    drain sends every pending row, and the row lock plus `status` send each email once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        SKIPPED = "skipped"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="welcome_email")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], name="welcome_pending_idx", condition=models.Q(status="pending"))
+        ]
+
+    def __str__(self) -> str:
+        return f"welcome email to user {self.user_id} ({self.status})"

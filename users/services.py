@@ -1,11 +1,20 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from users.models import User
+from users import cache
+from users.models import User, WelcomeEmail
+
+logger = logging.getLogger(__name__)
 
 # Database constraints behind the serializers' checks: a concurrent writer can still trip them.
 _CONSTRAINT_FIELDS = {
@@ -39,6 +48,8 @@ def user_create(
     try:
         with transaction.atomic():
             user.save()
+            welcome = WelcomeEmail.objects.create(user=user)
+            transaction.on_commit(lambda: welcome_email_queue(welcome_id=welcome.pk))
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)
     return user
@@ -75,3 +86,81 @@ def user_restore(*, user: User) -> User:
     with transaction.atomic():
         user.save(update_fields=["deleted_at", "is_active", "updated_at"])
     return user
+
+
+def users_soft_delete(*, user_ids: Iterable[int]) -> int:
+    """Bulk soft delete (admin action). `update()` fires no signal: invalidate explicitly."""
+    ids = list(user_ids)
+    with transaction.atomic():
+        count = User.objects.filter(pk__in=ids, deleted_at__isnull=True).update(
+            deleted_at=timezone.now(), is_active=False, updated_at=timezone.now()
+        )
+        transaction.on_commit(lambda: cache.invalidate_users(ids))
+    return count
+
+
+def users_restore(*, user_ids: Iterable[int]) -> int:
+    ids = list(user_ids)
+    with transaction.atomic():
+        count = User.objects.filter(pk__in=ids, deleted_at__isnull=False).update(
+            deleted_at=None, is_active=True, updated_at=timezone.now()
+        )
+        transaction.on_commit(lambda: cache.invalidate_users(ids))
+    return count
+
+
+# --- Welcome email ---------------------------------------------------------------------------
+
+
+def welcome_email_queue(*, welcome_id: int) -> None:
+    """Publish after commit. Never raises: with the broker down the outbox drain sends it later."""
+    from users.tasks import send_welcome_email
+
+    try:
+        send_welcome_email.apply_async((welcome_id,), retry=False)
+    except Exception as exc:  # kombu raises OperationalError, or OSError, or a timeout
+        logger.warning("Broker unavailable, welcome email %s waits in the outbox: %r", welcome_id, exc)
+
+
+def welcome_email_send(*, welcome_id: int) -> bool:
+    """Send one pending welcome email; False if sent, skipped or being sent elsewhere already.
+
+    The row stays locked while the mail goes out, so a drain and a task racing for it send once.
+    An SMTP error rolls back and leaves it pending for the task's retry or the next drain.
+    """
+    with transaction.atomic():
+        welcome = (
+            WelcomeEmail.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("user")
+            .filter(pk=welcome_id, status=WelcomeEmail.Status.PENDING)
+            .first()
+        )
+        if welcome is None:
+            return False
+        user = welcome.user
+        if user.deleted_at is not None or not user.is_active:
+            welcome.status = WelcomeEmail.Status.SKIPPED
+            welcome.save(update_fields=["status"])
+            return False
+        context = {"user": user}
+        message = EmailMultiAlternatives(
+            subject="Welcome to sidus",
+            body=render_to_string("users/welcome_email.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[user.email],
+        )
+        message.attach_alternative(render_to_string("users/welcome_email.html", context), "text/html")
+        message.send()
+        welcome.status, welcome.sent_at = WelcomeEmail.Status.SENT, timezone.now()
+        welcome.save(update_fields=["status", "sent_at"])
+        return True
+
+
+def welcome_emails_pending(*, older_than: timedelta, limit: int = 100) -> list[int]:
+    """Pending ids old enough that their after-commit publish has had its chance."""
+    cutoff = timezone.now() - older_than
+    return list(
+        WelcomeEmail.objects.filter(status=WelcomeEmail.Status.PENDING, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )

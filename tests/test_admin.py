@@ -1,0 +1,153 @@
+"""The Django admin: listing deleted users, soft delete and restore, no self-promotion."""
+import pytest
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from tests.conftest import PASSWORD, bearer
+from tests.test_cache import redis_keys
+from users.cache import user_cache_key
+from users.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def superuser_client(make_user) -> Client:
+    client = Client()
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def staff(make_user) -> User:
+    from django.contrib.auth.models import Permission
+
+    member = make_user(is_staff=True)
+    member.user_permissions.set(Permission.objects.filter(codename__in=["view_user", "change_user", "delete_user"]))
+    return member
+
+
+def changelist(client: Client, **params) -> str:
+    response = client.get(reverse("admin:users_user_changelist"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_changelist_lists_searches_and_filters_including_deleted(superuser_client, make_user):
+    alive = make_user(username="alive-one")
+    gone = make_user(username="gone-one")
+    superuser_client.post(reverse("admin:users_user_delete", args=[gone.pk]), {"post": "yes"})
+
+    page = changelist(superuser_client)
+    assert "alive-one" in page and "gone-one" in page
+    assert "gone-one" in changelist(superuser_client, deleted="yes")
+    assert "alive-one" not in changelist(superuser_client, deleted="yes")
+    assert "gone-one" not in changelist(superuser_client, deleted="no")
+    assert "alive-one" not in changelist(superuser_client, q="gone")
+    assert alive.pk
+
+
+def test_delete_view_soft_deletes_and_the_api_stops_serving(
+    superuser_client, user, django_capture_on_commit_callbacks
+):
+    api = APIClient()
+    headers = bearer(user)
+    assert api.get(f"/api/v1/users/{user.pk}/").status_code == 200  # now in L2
+
+    confirm = superuser_client.get(reverse("admin:users_user_delete", args=[user.pk]))
+    assert confirm.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = superuser_client.post(reverse("admin:users_user_delete", args=[user.pk]), {"post": "yes"})
+    assert response.status_code == 302
+
+    user.refresh_from_db()
+    assert user.deleted_at is not None and not user.is_active
+    assert api.get(f"/api/v1/users/{user.pk}/").status_code == 404
+    assert api.get("/api/v1/users/me/", **headers).status_code == 401
+    token = api.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD})
+    assert token.status_code == 401
+
+
+@pytest.mark.parametrize("action", ["delete_selected", "soft_delete"])
+def test_bulk_delete_actions_soft_delete_and_clear_every_cached_user(
+    superuser_client, make_user, action, django_capture_on_commit_callbacks
+):
+    users = [make_user() for _ in range(3)]
+    api = APIClient()
+    for u in users:
+        api.get(f"/api/v1/users/{u.pk}/")
+    assert {user_cache_key(u.pk).encode() for u in users} <= redis_keys()
+
+    data = {"action": action, "_selected_action": [u.pk for u in users], "post": "yes"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = superuser_client.post(reverse("admin:users_user_changelist"), data)
+    assert response.status_code == 302
+
+    assert User.objects.filter(pk__in=[u.pk for u in users]).count() == 3  # rows kept
+    assert User.objects.deleted().count() == 3
+    assert not {user_cache_key(u.pk).encode() for u in users} & redis_keys()
+    assert all(api.get(f"/api/v1/users/{u.pk}/").status_code == 404 for u in users)
+
+
+def test_restore_action_brings_users_back(superuser_client, make_user, django_capture_on_commit_callbacks):
+    from users.services import users_soft_delete
+
+    users = [make_user() for _ in range(2)]
+    users_soft_delete(user_ids=[u.pk for u in users])
+    data = {"action": "restore", "_selected_action": [u.pk for u in users]}
+    with django_capture_on_commit_callbacks(execute=True):
+        superuser_client.post(reverse("admin:users_user_changelist"), data)
+
+    assert User.objects.alive().filter(pk__in=[u.pk for u in users]).count() == 2
+    assert all(APIClient().get(f"/api/v1/users/{u.pk}/").status_code == 200 for u in users)
+    login = APIClient().post("/api/v1/auth/token/", {"username": users[0].username, "password": PASSWORD})
+    assert login.status_code == 200
+
+
+def test_staff_cannot_raise_their_own_privileges(staff):
+    client = Client()
+    client.force_login(staff)
+    url = reverse("admin:users_user_change", args=[staff.pk])
+    form = client.get(url)
+    assert form.status_code == 200
+    assert 'name="is_superuser"' not in form.content.decode()
+
+    response = client.post(url, {
+        "username": staff.username, "email": staff.email, "is_active": "on", "is_staff": "on",
+        "is_superuser": "on", "bio": "promoted myself?", "first_name": "", "last_name": "",
+    })
+    assert response.status_code == 302  # the form was accepted; the privilege fields were not
+    staff.refresh_from_db()
+    assert staff.bio == "promoted myself?"
+    assert not staff.is_superuser
+    assert staff.user_permissions.count() == 3
+
+
+def test_superuser_can_grant_staff(superuser_client, user):
+    url = reverse("admin:users_user_change", args=[user.pk])
+    response = superuser_client.post(url, {
+        "username": user.username, "email": user.email, "is_active": "on", "is_staff": "on",
+        "bio": "", "first_name": "", "last_name": "",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user.refresh_from_db()
+    assert user.is_staff
+
+
+def test_admin_add_user_with_duplicate_username_in_other_case_is_a_form_error(superuser_client, user):
+    response = superuser_client.post(reverse("admin:users_user_add"), {
+        "username": user.username.upper(), "password1": "An0ther-Passw0rd!", "password2": "An0ther-Passw0rd!",
+        "usable_password": "true",
+    })
+    assert response.status_code == 200  # the form again, with an error, not a 500
+    assert User.objects.filter(username__iexact=user.username).count() == 1
+
+
+def test_welcome_email_outbox_is_visible_read_only(superuser_client, user):
+    from users.models import WelcomeEmail
+
+    WelcomeEmail.objects.create(user=user)
+    response = superuser_client.get(reverse("admin:users_welcomeemail_changelist"))
+    assert response.status_code == 200 and user.username in response.content.decode()
+    assert superuser_client.get(reverse("admin:users_welcomeemail_add")).status_code == 403

@@ -1,0 +1,169 @@
+"""What CI can check of the deployment without a Docker engine.
+
+The compose file's own web and worker commands are started as processes against the local
+PostgreSQL and Redis, and a registration is followed until its welcome email arrives, also across
+a broker outage.
+"""
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+from io import StringIO
+
+import httpx
+import pytest
+import yaml
+from django.core.management import call_command
+
+from tests.servers import ROOT, RedisServer, free_port, wait_for_port, worker_env
+from tests.smtp import SMTPServer
+from users.models import User, WelcomeEmail
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_", "CELERY_", "EMAIL_"))}
+    env.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), PYTHONPATH=str(ROOT), **overrides)
+    return env
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=production_env(**env), capture_output=True, text=True
+    )
+
+
+def test_deploy_check_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="false", DJANGO_HTTPS="true")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_secret_key_is_required_without_debug():
+    env = production_env(DJANGO_DEBUG="false")
+    del env["DJANGO_SECRET_KEY"]
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_migrations_are_complete():
+    call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_createsuperuser_works_non_interactively(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "s3cret-Admin-pass")
+    call_command("createsuperuser", interactive=False, username="root", email="root@example.com", stdout=StringIO())
+    admin = User.objects.get(username="root")
+    assert admin.is_superuser and admin.is_staff and admin.check_password("s3cret-Admin-pass")
+
+
+@pytest.mark.django_db
+def test_clear_user_cache_command(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.get(f"/api/v1/users/{user.pk}/")
+    out = StringIO()
+    call_command("clear_user_cache", stdout=out)
+    assert "Removed 1 cached profile" in out.getvalue()
+    assert client.get(f"/api/v1/users/{user.pk}/")["X-Cache"] == "MISS"
+
+
+def test_compose_file_runs_without_an_env_file():
+    text = (ROOT / "docker-compose.yml").read_text()
+    bare = [v for v in re.findall(r"(?<!\$)\$\{([^}]+)\}", text) if ":-" not in v]
+    assert bare == [], f"variables without a local default: {bare}"
+    services = COMPOSE["services"]
+    assert {"postgres", "redis", "web", "worker", "mailpit"} <= set(services)
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert all("healthcheck" in services[name] for name in ("postgres", "redis", "mailpit", "web"))
+
+
+def compose_command(service: str, port: int | None = None) -> list[str]:
+    command = COMPOSE["services"][service]["command"]
+    if port is not None:
+        command = command.replace("--host 0.0.0.0", "--host 127.0.0.1").replace("--port 8000", f"--port {port}")
+    return [sys.executable, "-m", *shlex.split(command)] if command.startswith(("uvicorn", "celery")) else shlex.split(
+        command
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
+    redis_server = RedisServer()
+    redis_server.start()
+    processes: list[subprocess.Popen] = []
+    with SMTPServer() as smtp:
+        env = production_env(
+            DATABASE_URL=worker_env()["DATABASE_URL"],
+            REDIS_URL=redis_server.url,
+            EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
+            WEB_CONCURRENCY="2",
+            WELCOME_EMAIL_DRAIN_INTERVAL="1",
+            WELCOME_EMAIL_DRAIN_GRACE="1",
+            DATABASE_POOL_MAX_SIZE="3",
+        )
+        port = free_port()
+        try:
+            for service, service_port in (("web", port), ("worker", None)):
+                processes.append(subprocess.Popen(
+                    compose_command(service, service_port), cwd=ROOT, env=env,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))
+            wait_for_port(port, timeout=30, process=processes[0])
+            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+            wait_until(lambda: client.get("/health/").status_code == 200, timeout=30)
+
+            first = client.post("/api/v1/users/", json={
+                "username": "compose", "email": "compose@example.com", "password": "correct-horse-battery-9"
+            })
+            assert first.status_code == 201, first.text
+            wait_until(lambda: smtp.inbox.to("compose@example.com"), timeout=30)
+            assert client.get("/api/docs/").status_code == 200
+
+            redis_server.stop()  # the broker goes away mid-run
+            started = time.monotonic()
+            second = client.post("/api/v1/users/", json={
+                "username": "outage", "email": "outage@example.com", "password": "correct-horse-battery-9"
+            })
+            assert second.status_code == 201, second.text
+            assert time.monotonic() - started < 5
+            assert client.get(f"/api/v1/users/{second.json()['id']}/").status_code == 200
+            assert WelcomeEmail.objects.get(user_id=second.json()["id"]).status == WelcomeEmail.Status.PENDING
+
+            redis_server.start()
+            wait_until(lambda: smtp.inbox.to("outage@example.com"), timeout=60)
+            time.sleep(3)  # a few more drain rounds: still exactly one email each
+            assert len(smtp.inbox.to("compose@example.com")) == 1
+            assert len(smtp.inbox.to("outage@example.com")) == 1
+            assert WelcomeEmail.objects.filter(status=WelcomeEmail.Status.SENT).count() == 2
+            client.close()
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            redis_server.close()
+
+
+def wait_until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)

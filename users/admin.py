@@ -1,0 +1,78 @@
+"""Staff manage users here. Delete is a soft delete (with restore); nothing removes a row."""
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from users import services
+from users.models import User, WelcomeEmail
+
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    title = "deleted"
+    parameter_name = "deleted"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Not deleted"), ("yes", "Deleted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.deleted()
+        if self.value() == "no":
+            return queryset.alive()
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "deleted_at")
+    list_filter = (DeletedFilter, "is_staff", "is_superuser", "is_active", "groups")
+    search_fields = ("username", "email", "first_name", "last_name")
+    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined")
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        ("Profile", {"fields": ("bio", "updated_at", "deleted_at")}),
+    )
+    actions = ("soft_delete", "restore")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        # Only superusers hand out privileges: staff cannot raise their own (or a friend's).
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else fields + PRIVILEGE_FIELDS
+
+    # The standard delete view and delete action both end here: keep the row.
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.user_soft_delete(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        services.users_soft_delete(user_ids=queryset.values_list("pk", flat=True))
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list, dict, set, list]:
+        # A soft delete touches nothing else (tokens, outbox rows stay): list only the users.
+        to_delete = [str(obj) for obj in objs]
+        return to_delete, {User._meta.verbose_name_plural: len(to_delete)}, set(), []
+
+    @admin.action(description="Soft delete selected users", permissions=["delete"])
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = services.users_soft_delete(user_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Soft-deleted {count} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Restore selected users", permissions=["change"])
+    def restore(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = services.users_restore(user_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Restored {count} user(s).", messages.SUCCESS)
+
+
+@admin.register(WelcomeEmail)
+class WelcomeEmailAdmin(admin.ModelAdmin):
+    list_display = ("user", "status", "created_at", "sent_at")
+    list_filter = ("status",)
+    search_fields = ("user__username", "user__email")
+    readonly_fields = ("user", "status", "created_at", "sent_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
