@@ -6,14 +6,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WEB_CONCURRENCY=4
 
-WORKDIR /app
 RUN useradd --create-home --uid 10001 sidus
+WORKDIR /app
+RUN chown sidus:sidus /app
 
 # Dependencies first: this layer is rebuilt only when requirements.txt changes.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-COPY . .
+COPY --chown=sidus:sidus . .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0
 
 USER sidus

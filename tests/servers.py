@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +35,10 @@ def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen | 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
+
+
+# Tests that stop a Redis server need one of their own (not in the app's Docker image).
+needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 
 class RedisServer:
@@ -93,10 +99,16 @@ class Worker:
         return Path(self.log.name).read_text()
 
 
+def child_database_url() -> str:
+    """The URL of the test database, for processes started by the tests."""
+    db = connection.settings_dict
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{db['USER'] or 'postgres'}{password}@{host}:{port}/{db['NAME']}"
+
+
 def worker_env(**overrides: str) -> dict[str, str]:
-    settings = connection.settings_dict
-    database_url = f"postgres://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:" \
-                   f"{settings['PORT'] or 5432}/{settings['NAME']}"
+    database_url = child_database_url()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url,
            "DATABASE_POOL_MAX_SIZE": "4", "PYTHONPATH": str(ROOT)}
     env.update(overrides)

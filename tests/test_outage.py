@@ -10,13 +10,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.conftest import PASSWORD, bearer
-from tests.servers import RedisServer, running_workers
+from tests.servers import RedisServer, needs_redis_server, running_workers
 from tests.test_cache import wait_for
 from tests.test_workers import seen_everywhere, warm
 from users import cache, services
 from users.models import User
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from tests.servers import ROOT, RedisServer, free_port, wait_for_port, worker_env
+from tests.servers import ROOT, RedisServer, child_database_url, free_port, needs_redis_server, wait_for_port
 from tests.smtp import SMTPServer
 from users.models import User, WelcomeEmail
 
@@ -96,6 +96,7 @@ def compose_command(service: str, port: int | None = None) -> list[str]:
     )
 
 
+@needs_redis_server
 @pytest.mark.django_db(transaction=True)
 def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
     redis_server = RedisServer()
@@ -103,7 +104,7 @@ def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
     processes: list[subprocess.Popen] = []
     with SMTPServer() as smtp:
         env = production_env(
-            DATABASE_URL=worker_env()["DATABASE_URL"],
+            DATABASE_URL=child_database_url(),
             REDIS_URL=redis_server.url,
             EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
             WEB_CONCURRENCY="2",
