@@ -4,13 +4,12 @@ Each test starts a redis-server of its own so that it can stop it.
 """
 import asyncio
 import logging
-import time
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from tests.conftest import PASSWORD, bearer
-from tests.servers import RedisServer, needs_redis_server, running_workers
+from tests.servers import RedisServer, needs_redis_server, running_workers, wait_until
 from tests.test_cache import wait_for
 from tests.test_workers import seen_everywhere, warm
 from users import cache, services
@@ -106,10 +105,3 @@ def test_workers_survive_a_redis_restart_without_serving_stale_profiles(own_redi
             log = worker.output()
             assert "Traceback" not in log
             assert log.count("Redis unavailable") <= 1
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)

@@ -18,7 +18,15 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from tests.servers import ROOT, RedisServer, child_database_url, free_port, needs_redis_server, wait_for_port
+from tests.servers import (
+    ROOT,
+    RedisServer,
+    child_database_url,
+    free_port,
+    needs_redis_server,
+    wait_for_port,
+    wait_until,
+)
 from tests.smtp import SMTPServer
 from users.models import User, WelcomeEmail
 
@@ -156,15 +164,3 @@ def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
                 except subprocess.TimeoutExpired:
                     process.kill()
             redis_server.close()
-
-
-def wait_until(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)

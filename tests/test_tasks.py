@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from sidus.celery import app as celery_app
 from tests.conftest import PASSWORD
+from tests.servers import wait_until
 from tests.smtp import SMTPServer
 from users import services, tasks
 from users.models import User, WelcomeEmail
@@ -27,13 +28,6 @@ def celery_worker():
 
 def broker_queue_length() -> int:
     return redis.Redis.from_url(settings.CELERY_BROKER_URL).llen("celery")
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def register(**fields):
