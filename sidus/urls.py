@@ -24,3 +24,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", health, name="health"),
 ]
+
+# JSON, not HTML, for errors raised outside the API views.
+handler400 = "rest_framework.exceptions.bad_request"
+handler404 = "sidus.exception_handler.not_found"
+handler500 = "rest_framework.exceptions.server_error"

@@ -290,3 +290,16 @@ def test_openapi_schema_and_swagger_ui(api_client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower()
+
+
+def test_unknown_url_is_a_json_404(api_client, settings):
+    settings.DEBUG = False
+    response = api_client.get("/api/v1/nothing-here/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_null_characters_and_wrong_types_are_field_errors(api_client):
+    response = register(api_client, username="nul\x00l", bio=["not", "text"])
+    assert response.status_code == 400
+    assert {"username", "bio"} <= set(response.json())

@@ -61,3 +61,17 @@ def test_django_validation_error_becomes_a_400_field_error():
     response = exception_handler(DjangoValidationError({"bio": ["Too long."]}), {})
     assert response.status_code == 400
     assert response.data == {"bio": ["Too long."]}
+
+
+def test_database_outage_is_a_503_not_a_500():
+    from django.db import OperationalError
+
+    response = exception_handler(OperationalError("connection refused"), {})
+    assert response.status_code == 503
+    assert response.data == {"detail": "Service temporarily unavailable, try again later."}
+
+
+def test_empty_patch_writes_nothing(user):
+    before = User.objects.get(pk=user.pk).updated_at
+    services.user_update(user=user, data={})
+    assert User.objects.get(pk=user.pk).updated_at == before

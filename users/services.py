@@ -60,6 +60,8 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
     unknown = set(data) - UPDATABLE_FIELDS
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not data:
+        return user
     for field, value in data.items():
         setattr(user, field, value)
     try:
