@@ -115,8 +115,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            # channels-redis blocks 5 s per receive: the socket timeout must be longer than that.
-            "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 15, "socket_connect_timeout": 1}],
+            # channels-redis blocks 5 s per receive: the socket timeout must be a little longer, and
+            # short enough that a hung Redis is noticed (and L1 switched off) within seconds.
+            "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 7, "socket_connect_timeout": 1}],
             "capacity": 1000,
             "expiry": 60,
             "group_expiry": 86400,

@@ -34,7 +34,7 @@ def on_own_redis(own_redis, settings):
     layers = {"default": {**settings.CHANNEL_LAYERS["default"]}}
     layers["default"]["CONFIG"] = {
         **layers["default"]["CONFIG"],
-        "hosts": [{"address": own_redis.url.replace("/0", "/1"), "socket_timeout": 15, "socket_connect_timeout": 1}],
+        "hosts": [{"address": own_redis.url.replace("/0", "/1"), "socket_timeout": 7, "socket_connect_timeout": 1}],
     }
     settings.CHANNEL_LAYERS = layers
     return own_redis
