@@ -1,4 +1,4 @@
-from adrf.routers import DefaultRouter
+from adrf.routers import SimpleRouter
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -7,7 +7,7 @@ from sidus.health import health
 from users.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 from users.views import UserViewSet
 
-router = DefaultRouter()
+router = SimpleRouter()
 router.register("users", UserViewSet, basename="user")
 
 api_v1 = [
