@@ -2,6 +2,7 @@
 
 Secrets have no production default: with DJANGO_DEBUG=false, DJANGO_SECRET_KEY must be set.
 """
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -83,6 +84,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the apps' static folders too, so a checkout works without collectstatic.
 WHITENOISE_USE_FINDERS = True
+# whitenoise streams files with a sync iterator; under ASGI Django warns on every static file.
+# Only the admin and Swagger UI use static files, so the cost is fine and the warning is noise.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 # --- Database ---------------------------------------------------------------------------------
 # Under ASGI every request runs in a new thread: without a pool each one would open a connection.
@@ -145,6 +149,7 @@ WELCOME_EMAIL_DRAIN_GRACE = env.float("WELCOME_EMAIL_DRAIN_GRACE", default=10.0)
 
 # --- Email ------------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.local>")
 
 # --- Passwords --------------------------------------------------------------------------------

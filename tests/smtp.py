@@ -8,11 +8,18 @@ from tests.servers import free_port
 
 
 class Inbox:
-    """aiosmtpd handler: keeps every accepted message; answers 451 to the first `refuse` ones."""
+    """aiosmtpd handler: keeps accepted messages; 451 to the first `refuse` ones, 550 to `unknown` addresses."""
 
-    def __init__(self, refuse: int = 0) -> None:
+    def __init__(self, refuse: int = 0, unknown: tuple[str, ...] = ()) -> None:
         self.refuse = refuse
+        self.unknown = set(unknown)
         self.messages: list[Message] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.unknown:
+            return "550 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.refuse > 0:
@@ -26,8 +33,8 @@ class Inbox:
 
 
 class SMTPServer:
-    def __init__(self, refuse: int = 0) -> None:
-        self.inbox = Inbox(refuse)
+    def __init__(self, refuse: int = 0, unknown: tuple[str, ...] = ()) -> None:
+        self.inbox = Inbox(refuse, unknown)
         self.port = free_port()
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
 

@@ -303,3 +303,11 @@ def test_null_characters_and_wrong_types_are_field_errors(api_client):
     response = register(api_client, username="nul\x00l", bio=["not", "text"])
     assert response.status_code == 400
     assert {"username", "bio"} <= set(response.json())
+
+
+def test_refresh_token_of_soft_deleted_user_is_refused(api_client, user):
+    from users.services import user_soft_delete
+
+    tokens = api_client.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}).json()
+    user_soft_delete(user=user)
+    assert api_client.post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}).status_code == 401

@@ -117,3 +117,20 @@ def test_deleted_user_gets_no_welcome_email():
     assert tasks.send_welcome_email(welcome.pk) is False
     welcome.refresh_from_db()
     assert welcome.status == WelcomeEmail.Status.SKIPPED and mail.outbox == []
+
+
+def test_a_refused_address_fails_alone_and_does_not_block_the_outbox(settings, caplog):
+    settings.WELCOME_EMAIL_DRAIN_GRACE = 0
+    with SMTPServer(unknown=("nobody@example.com",)) as smtp:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+        bad = WelcomeEmail.objects.create(user=User.objects.create_user("nobody", "nobody@example.com", PASSWORD))
+        good = WelcomeEmail.objects.create(user=User.objects.create_user("somebody", "somebody@example.com", PASSWORD))
+
+        assert tasks.drain_welcome_emails() == 1
+        assert tasks.drain_welcome_emails() == 0
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert (bad.status, good.status) == (WelcomeEmail.Status.FAILED, WelcomeEmail.Status.SENT)
+    assert len(smtp.inbox.to("somebody@example.com")) == 1
+    assert "nobody@example.com" not in caplog.text

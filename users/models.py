@@ -54,7 +54,8 @@ class WelcomeEmail(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         SENT = "sent"
-        SKIPPED = "skipped"
+        SKIPPED = "skipped"  # the user was deleted first
+        FAILED = "failed"  # the mail server refused the address for good
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="welcome_email")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

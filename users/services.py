@@ -2,6 +2,7 @@
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
+from smtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
 from typing import Any
 
 from django.conf import settings
@@ -124,11 +125,19 @@ def welcome_email_queue(*, welcome_id: int) -> None:
         logger.warning("Broker unavailable, welcome email %s waits in the outbox: %r", welcome_id, exc)
 
 
+def _is_permanent_smtp_error(exc: Exception) -> bool:
+    """A refused address (5xx) will not get better: retrying it forever would block the outbox."""
+    if isinstance(exc, SMTPRecipientsRefused):
+        return True
+    return isinstance(exc, SMTPResponseException) and exc.smtp_code >= 500
+
+
 def welcome_email_send(*, welcome_id: int) -> bool:
     """Send one pending welcome email; False if sent, skipped or being sent elsewhere already.
 
     The row stays locked while the mail goes out, so a drain and a task racing for it send once.
-    An SMTP error rolls back and leaves it pending for the task's retry or the next drain.
+    A transient SMTP error rolls back and leaves it pending for the task's retry or the next
+    drain; a permanent one marks it failed. Logs never name the address.
     """
     with transaction.atomic():
         welcome = (
@@ -152,7 +161,15 @@ def welcome_email_send(*, welcome_id: int) -> bool:
             to=[user.email],
         )
         message.attach_alternative(render_to_string("users/welcome_email.html", context), "text/html")
-        message.send()
+        try:
+            message.send()
+        except SMTPException as exc:
+            if not _is_permanent_smtp_error(exc):
+                raise
+            logger.warning("Welcome email %s refused by the mail server (%s)", welcome_id, type(exc).__name__)
+            welcome.status = WelcomeEmail.Status.FAILED
+            welcome.save(update_fields=["status"])
+            return False
         welcome.status, welcome.sent_at = WelcomeEmail.Status.SENT, timezone.now()
         welcome.save(update_fields=["status", "sent_at"])
         return True

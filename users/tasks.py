@@ -4,22 +4,28 @@ from datetime import timedelta
 from smtplib import SMTPException
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
 from users import services
 
 logger = logging.getLogger(__name__)
 
+MAX_RETRIES = 8
 
-@shared_task(
-    autoretry_for=(SMTPException, OSError),
-    retry_backoff=2,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=8,
-)
-def send_welcome_email(welcome_id: int) -> bool:
-    return services.welcome_email_send(welcome_id=welcome_id)
+
+class WelcomeEmailNotSent(Exception):
+    """Carries only the error's type: SMTP errors can quote the recipient's address into logs."""
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def send_welcome_email(self, welcome_id: int) -> bool:
+    try:
+        return services.welcome_email_send(welcome_id=welcome_id)
+    except (SMTPException, OSError) as exc:
+        countdown = get_exponential_backoff_interval(2, self.request.retries, maximum=600, full_jitter=True)
+        # After the last retry the row stays pending and the outbox drain tries again later.
+        raise self.retry(exc=WelcomeEmailNotSent(type(exc).__name__), countdown=countdown)
 
 
 @shared_task
@@ -31,7 +37,7 @@ def drain_welcome_emails() -> int:
         try:
             sent += services.welcome_email_send(welcome_id=welcome_id)
         except (SMTPException, OSError) as exc:
-            logger.warning("Welcome email %s not sent, stays pending: %r", welcome_id, exc)
+            logger.warning("Welcome email %s not sent, stays pending (%s)", welcome_id, type(exc).__name__)
             break  # the mail server is away: try the rest on the next round
     return sent
 
