@@ -6,7 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WEB_CONCURRENCY=4
 
-RUN useradd --create-home --uid 10001 sidus
+# redis-server only for the tests that stop a Redis of their own (docker compose run --rm web pytest).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends redis-server \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 sidus
 WORKDIR /app
 RUN chown sidus:sidus /app
 
