@@ -40,7 +40,7 @@ def serve(app: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env={**os.environ, **(env or {})},
+        cwd=ROOT, env={**os.environ, "WEB_CONCURRENCY": "1", **(env or {})},
     )
     wait_for_port(port, process=process)
     return process, f"http://127.0.0.1:{port}"

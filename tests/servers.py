@@ -123,7 +123,8 @@ def child_database_url() -> str:
 def worker_env(**overrides: str) -> dict[str, str]:
     database_url = child_database_url()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url,
-           "DATABASE_POOL_MAX_SIZE": "4", "PYTHONPATH": str(ROOT)}
+           "DATABASE_POOL_MAX_SIZE": "4", "PYTHONPATH": str(ROOT),
+           "WEB_CONCURRENCY": "1"}  # one process per port: the tests talk to each worker by its port
     env.update(overrides)
     return env
 
