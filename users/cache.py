@@ -232,8 +232,9 @@ async def user_public_data(
     return data, "MISS"
 
 
-def response_headers(user_id: int, source: str) -> dict[str, str]:
-    return {"X-Cache": source, CACHEABLE_HEADER: str(user_id)}
+def cacheable_headers(user_id: int) -> dict[str, str]:
+    """Marks a response as the public representation of `user_id`, for the ASGI layer to keep."""
+    return {CACHEABLE_HEADER: str(user_id)}
 
 
 # --- Invalidation -------------------------------------------------------------------------------

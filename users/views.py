@@ -65,11 +65,12 @@ class UserViewSet(GenericViewSet):
 
     @extend_schema(responses={200: UserPublicSerializer})
     async def aretrieve(self, request: Request, pk: str) -> Response:
+        self.headers["X-Cache"] = "MISS"  # also on the 404s: every GET says where it came from
         user_id = parse_user_id(pk)
-        data, source = await cache.user_public_data(user_id, self._load_public)
+        data, self.headers["X-Cache"] = await cache.user_public_data(user_id, self._load_public)
         if data is None:
             raise NotFound()
-        return Response(data, headers=cache.response_headers(user_id, source))
+        return Response(data, headers=cache.cacheable_headers(user_id))
 
     async def _load_public(self, user_id: int) -> dict[str, Any] | None:
         user = await self.get_queryset().filter(pk=user_id).afirst()
