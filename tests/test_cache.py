@@ -251,6 +251,9 @@ async def test_l1_hit_repeats_djangos_bytes_and_headers(listening, asgi_client):
         ({"format": "json"}, {}),
         ({}, {"Accept": "application/json; indent=4"}),
         ({}, {"Accept": "text/html"}),
+        ({}, {"Accept": "text/html, application/*"}),
+        ({}, {"Accept": "text/*"}),
+        ({}, {"Accept": "application/json; q=0.9"}),
     ],
 )
 async def test_only_plain_json_requests_take_the_hit_path(listening, asgi_client, params, headers):
@@ -261,6 +264,18 @@ async def test_only_plain_json_requests_take_the_hit_path(listening, asgi_client
 
     response = await asgi_client.get(url, params=params, headers=headers)
     assert response.status_code == 200 and response.headers["x-cache"] == "L2"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("accept", ["application/json", "application/json, text/plain, */*", "*/*", "application/*"])
+async def test_common_json_accept_headers_take_the_hit_path_with_djangos_bytes(listening, asgi_client, accept):
+    user = await sync_to_async(User.objects.create_user)("accept", "accept@example.com", PASSWORD)
+    url = f"/api/v1/users/{user.pk}/"
+    through_django = await asgi_client.get(url, headers={"Accept": accept})
+    hit = await asgi_client.get(url, headers={"Accept": accept})
+    assert hit.headers["x-cache"] == "L1"
+    assert hit.content == through_django.content
+    assert hit.headers["content-type"] == through_django.headers["content-type"] == "application/json"
 
 
 @pytest.mark.django_db(transaction=True)

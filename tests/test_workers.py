@@ -113,3 +113,25 @@ def test_concurrent_writers_and_readers_converge_on_the_last_committed_value(wor
     for worker in workers:
         for _ in range(2):
             assert worker.client.get(url).json()["bio"] == user.bio
+
+
+def test_concurrent_registrations_of_one_username_give_one_201_and_400s(workers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    def attempt(n: int) -> httpx.Response:
+        with httpx.Client(base_url=workers[n % WORKERS].url, timeout=10) as client:
+            return client.post("/api/v1/users/", json={
+                "username": "Contested" if n % 2 else "contested", "email": f"c{n}@example.com",
+                "password": PASSWORD,
+            })
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(attempt, range(12)))
+
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [400] * 11, [r.text for r in responses]
+    assert all(r.json() == {"username": ["A user with that username already exists."]}
+               for r in responses if r.status_code == 400)
+    assert User.objects.filter(username__iexact="contested").count() == 1

@@ -11,6 +11,7 @@ Every Redis and Channels call of sidus lives here.
   storing it after the invalidation.
 """
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -424,7 +425,22 @@ class CachedResponse:
     secure: bool
 
 
-_SIMPLE_ACCEPT = {b"", b"*/*", b"application/json"}
+# Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
+_JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
+_HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
+
+
+@functools.lru_cache(maxsize=256)
+def accepts_plain_json(accept: bytes) -> bool:
+    """True if Django would answer this Accept header with the JSON bytes L1 holds.
+
+    Anything with parameters (`; indent=4`, `; q=0.9` changes DRF's output) or that could pick
+    the browsable API (text/html, text/*) goes to Django.
+    """
+    if not accept.strip():
+        return True
+    ranges = {part.strip() for part in accept.lower().split(b",")}
+    return all(b";" not in r for r in ranges) and ranges <= _HARMLESS_RANGES and bool(ranges & _JSON_RANGES)
 
 
 class UserCacheMiddleware:
@@ -462,8 +478,8 @@ class UserCacheMiddleware:
             if name == b"host":
                 host = value
             elif name == b"accept":
-                accept = value.strip()
-        if accept not in _SIMPLE_ACCEPT:
+                accept = value
+        if not accepts_plain_json(accept):
             return None
         domain, _ = split_domain_port(host.decode("latin-1"))
         if not domain or not validate_host(domain, self._allowed_hosts):
