@@ -446,9 +446,9 @@ def accepts_plain_json(accept: bytes) -> bool:
 class UserCacheMiddleware:
     """Serves L1 hits of GET /api/v1/users/{id}/ before Django; fills L1 from Django's answers.
 
-    Only plain JSON GET/HEAD requests take this path (no query string, Accept absent, */* or
-    application/json, an allowed Host): everything else, and every miss, goes to Django, whose
-    bytes and headers are what L1 stores.
+    Only plain JSON GET/HEAD requests take this path (no query string, `accepts_plain_json`, an
+    allowed Host): everything else, and every miss, goes to Django, whose bytes and headers are
+    what L1 stores.
     """
 
     def __init__(self, app: Callable) -> None:
