@@ -135,3 +135,22 @@ def test_concurrent_registrations_of_one_username_give_one_201_and_400s(workers)
     assert all(r.json() == {"username": ["A user with that username already exists."]}
                for r in responses if r.status_code == 400)
     assert User.objects.filter(username__iexact="contested").count() == 1
+
+
+def test_shell_and_admin_bulk_changes_reach_every_worker(workers):
+    from users import services
+
+    users = [User.objects.create_user(f"bulk{i}", f"bulk{i}@example.com", PASSWORD) for i in range(3)]
+    for user in users:
+        warm(workers, user.pk)
+
+    # What the shell or the admin change view does: a save, then the signal's on_commit.
+    users[0].bio = "edited in the shell"
+    users[0].save()
+    seen_everywhere(workers, users[0].pk, "edited in the shell")
+
+    # What the admin bulk action does: QuerySet.update() plus one explicit invalidation.
+    services.users_soft_delete(user_ids=[u.pk for u in users])
+    deadline = time.monotonic() + 1.0
+    while any(w.client.get(f"/api/v1/users/{u.pk}/").status_code != 404 for w in workers for u in users):
+        assert time.monotonic() < deadline, "a worker still serves a deleted user"
