@@ -92,21 +92,20 @@ def user_restore(*, user: User) -> User:
 
 
 def users_soft_delete(*, user_ids: Iterable[int]) -> int:
-    """Bulk soft delete (admin action). `update()` fires no signal: invalidate explicitly."""
-    ids = list(user_ids)
-    with transaction.atomic():
-        count = User.objects.filter(pk__in=ids, deleted_at__isnull=True).update(
-            deleted_at=timezone.now(), is_active=False, updated_at=timezone.now()
-        )
-        transaction.on_commit(lambda: cache.invalidate_users(ids))
-    return count
+    """Bulk soft delete (admin action)."""
+    return _users_bulk_update(user_ids, deleted=False, deleted_at=timezone.now(), is_active=False)
 
 
 def users_restore(*, user_ids: Iterable[int]) -> int:
+    return _users_bulk_update(user_ids, deleted=True, deleted_at=None, is_active=True)
+
+
+def _users_bulk_update(user_ids: Iterable[int], *, deleted: bool, **values: Any) -> int:
+    """Update the users now (not) deleted. `update()` fires no signal: invalidate explicitly."""
     ids = list(user_ids)
     with transaction.atomic():
-        count = User.objects.filter(pk__in=ids, deleted_at__isnull=False).update(
-            deleted_at=None, is_active=True, updated_at=timezone.now()
+        count = User.objects.filter(pk__in=ids, deleted_at__isnull=not deleted).update(
+            updated_at=timezone.now(), **values
         )
         transaction.on_commit(lambda: cache.invalidate_users(ids))
     return count
