@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -285,26 +285,13 @@ def invalidate_users(user_ids: Iterable[int]) -> None:
         redis_health.succeeded()
 
 
-async def _resend_pending() -> None:
-    ids = _take_pending(())
-    if not ids:
-        return
-    try:
-        client, message = redis_client(), {"type": INVALIDATION_MESSAGE, "ids": ids}
-        await _once_more_async(lambda: _queue_invalidation(client.pipeline(transaction=True), ids).execute())
-        await _once_more_async(lambda: get_channel_layer().group_send(INVALIDATION_GROUP, message))
-    except (RedisError, OSError) as exc:
-        _keep_pending(ids, exc)
-
-
 def clear_all_users() -> int:
     """Drop every L2 entry and tell every worker to empty its L1 (operator command)."""
     connection = get_redis_connection("default")
-    removed = 0
-    for key in connection.scan_iter(match=user_cache_key("*"), count=1000):
-        if not key.endswith(b":gen"):
-            user_id = int(key.rsplit(b":", 1)[1])
-            removed += _queue_invalidation(connection.pipeline(), [user_id]).execute()[-1]
+    keys = connection.scan_iter(match=user_cache_key("*"), count=1000)
+    ids = [int(key.rsplit(b":", 1)[1]) for key in keys if not key.endswith(b":gen")]
+    results = _queue_invalidation(connection.pipeline(), ids).execute()
+    removed = sum(results[2::3])  # each id queues incr, expire, delete
     local_cache.clear()
     async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, {"type": INVALIDATION_MESSAGE, "all": True})
     return removed
@@ -372,7 +359,7 @@ class InvalidationListener:
 
     async def _join(self, layer: Any) -> None:
         await layer.group_add(INVALIDATION_GROUP, self._channel)
-        await _resend_pending()
+        await sync_to_async(invalidate_users)(())  # resend what failed while Redis was away
         self.cache.clear()
         self.cache.enable()
         self.joined.set()
