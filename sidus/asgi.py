@@ -8,6 +8,9 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidus.settings")
 django_application = get_asgi_application()
 
+from sidus.body_limit import BodySizeLimitMiddleware  # noqa: E402  (needs the settings)
 from users.cache import UserCacheMiddleware, lifespan  # noqa: E402  (needs the apps loaded)
 
-application = ProtocolTypeRouter({"http": UserCacheMiddleware(django_application), "lifespan": lifespan})
+application = ProtocolTypeRouter(
+    {"http": UserCacheMiddleware(BodySizeLimitMiddleware(django_application)), "lifespan": lifespan}
+)

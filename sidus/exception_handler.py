@@ -1,7 +1,10 @@
-"""Errors in DRF's shapes: Django's ValidationError is a 400, a database outage a 503, never a 500."""
+"""Errors in DRF's shapes: Django's ValidationError is a 400, a body over the limit a 413, a
+database outage a 503, never a 500."""
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import HttpRequest, JsonResponse
@@ -19,9 +22,21 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "request_too_large"
+
+
+def request_too_large_detail() -> str:
+    return f"Request body too large: the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(request_too_large_detail())
     elif isinstance(exc, OperationalError):
         logger.warning("Database unavailable: %r", exc)
         exc = ServiceUnavailable()

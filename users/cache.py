@@ -37,8 +37,10 @@ logger = logging.getLogger(__name__)
 
 INVALIDATION_GROUP = "sidus.users.invalidate"
 INVALIDATION_MESSAGE = "users.invalidate"
-# Set by the view on a cacheable public representation; the ASGI layer strips it.
+# Set by the view on a cacheable public representation, only when the ASGI layer asked for it
+# (CAPTURE_SCOPE_KEY in the scope); the layer strips it, so no client ever sees it.
 CACHEABLE_HEADER = "X-Sidus-Cacheable"
+CAPTURE_SCOPE_KEY = "sidus.capture"
 GENERATION_TTL = 7 * 86400
 REJOIN_INTERVAL = 3600.0  # well inside the channel layer's group_expiry (86400 s)
 STARTUP_JOIN_TIMEOUT = 2.0
@@ -233,9 +235,10 @@ async def user_public_data(
     return data, "MISS"
 
 
-def cacheable_headers(user_id: int) -> dict[str, str]:
-    """Marks a response as the public representation of `user_id`, for the ASGI layer to keep."""
-    return {CACHEABLE_HEADER: str(user_id)}
+def cacheable_headers(request: Any, user_id: int) -> dict[str, str]:
+    """Marks a response as the public representation of `user_id`, if the ASGI layer will keep it."""
+    scope = getattr(request, "scope", None) or {}
+    return {CACHEABLE_HEADER: str(user_id)} if scope.get(CAPTURE_SCOPE_KEY) else {}
 
 
 # --- Invalidation -------------------------------------------------------------------------------
@@ -463,6 +466,8 @@ class UserCacheMiddleware:
         host = accept = b""
         for name, value in scope["headers"]:
             if name == b"host":
+                if host:
+                    return None  # Django joins repeated Host headers and refuses the result: so do we
                 host = value
             elif name == b"accept":
                 accept = value
@@ -496,7 +501,7 @@ class UserCacheMiddleware:
             return
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
-        await self.app(scope, receive, self._capturing_send(send, user_id, secure))
+        await self.app({**scope, CAPTURE_SCOPE_KEY: True}, receive, self._capturing_send(send, user_id, secure))
 
     def _capturing_send(self, send: Callable, user_id: int, secure: bool) -> Callable:
         token = self.cache.token(user_id)

@@ -1,8 +1,10 @@
 """The user API. Thin: parse, call a service inside one thread hop, serialize."""
+import re
 from typing import Any
 
 from adrf.viewsets import GenericViewSet
 from asgiref.sync import sync_to_async
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -22,13 +24,16 @@ from users.serializers import (
 )
 
 _MAX_ID = 2**63 - 1
-# Actions anyone may call. They skip authentication too: retrieve must not depend on who asks.
-_PUBLIC_ACTIONS = {"acreate", "aretrieve"}
+# Only the canonical decimal form names a user: "05", "+5" or "٥" would be second URLs of a profile.
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+# Actions anyone may call, and methods no action serves (None: 405 rather than a 401 that
+# suggests logging in would help). They skip authentication: retrieve must not depend on who asks.
+_PUBLIC_ACTIONS = {"acreate", "aretrieve", None}
 
 
 def parse_user_id(value: str) -> int:
-    """A 404, not a database error, for ids that cannot exist."""
-    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= _MAX_ID:
+    """A 404, not a database error, for ids that cannot exist; the length is checked before int()."""
+    if not _CANONICAL_ID.fullmatch(value) or int(value) > _MAX_ID:
         raise NotFound()
     return int(value)
 
@@ -52,6 +57,12 @@ class UserViewSet(GenericViewSet):
             return [AllowAny()]
         return [IsAuthenticated(), IsSelf()]
 
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.action != "aretrieve":  # everything else carries an email address or nothing to keep
+            add_never_cache_headers(response)
+        return response
+
     @extend_schema(request=UserCreateSerializer, responses={201: UserPrivateSerializer})
     async def acreate(self, request: Request) -> Response:
         data = await sync_to_async(self._create)(request.data)
@@ -70,7 +81,7 @@ class UserViewSet(GenericViewSet):
         data, self.headers["X-Cache"] = await cache.user_public_data(user_id, self._load_public)
         if data is None:
             raise NotFound()
-        return Response(data, headers=cache.cacheable_headers(user_id))
+        return Response(data, headers=cache.cacheable_headers(request, user_id))
 
     async def _load_public(self, user_id: int) -> dict[str, Any] | None:
         user = await self.get_queryset().filter(pk=user_id).afirst()
