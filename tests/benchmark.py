@@ -25,10 +25,10 @@ django.setup()
 
 import httpx  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from rest_framework_simplejwt.tokens import RefreshToken  # noqa: E402
 
 from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
 from users.models import User  # noqa: E402
+from users.tokens import token_pair  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
@@ -121,7 +121,7 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
 def invalidation_across_workers(user: User, count: int = 4) -> None:
     servers = [serve("sidus.asgi:application") for _ in range(count)]
     try:
-        auth = {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
+        auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
         delays = sorted(asyncio.run(invalidation_delays(user, [base for _, base in servers], auth)))
     finally:
         for process, _ in servers:

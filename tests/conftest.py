@@ -3,9 +3,9 @@ from collections.abc import Callable
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from users.models import User
+from users.tokens import token_pair
 
 PASSWORD = "correct-horse-battery-9"
 _counter = itertools.count(1)
@@ -35,7 +35,7 @@ def user(make_user) -> User:
 
 def bearer(user: User) -> dict[str, str]:
     """The Authorization header of a fresh access token for `user`."""
-    return {"HTTP_AUTHORIZATION": f"Bearer {RefreshToken.for_user(user).access_token}"}
+    return {"HTTP_AUTHORIZATION": f"Bearer {token_pair(user)['access']}"}
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""JWT authentication that treats a soft-deleted user like a missing one."""
+"""JWT authentication that refuses deleted users, tokens older than the password, ended sessions."""
 from typing import Any
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
@@ -12,12 +12,20 @@ def user_can_authenticate(user: Any) -> bool:
 
 
 class JWTAuthentication(BaseJWTAuthentication):
-    """Tokens issued before a soft delete stop working at once (401)."""
+    """Tokens issued before a soft delete, a password change or a logout answer 401 at once.
+
+    The user row is loaded on every authenticated request anyway; the logout check is one Redis
+    read (and passes while Redis is down: the refresh token is blacklisted in PostgreSQL).
+    """
 
     def get_user(self, validated_token: Any) -> Any:
+        from users.tokens import token_is_current
+
         user = super().get_user(validated_token)
         if not user_can_authenticate(user):
             raise AuthenticationFailed("User is inactive", code="user_inactive")
+        if not token_is_current(validated_token, user):
+            raise AuthenticationFailed("Token is no longer valid.", code="token_not_valid")
         return user
 
 

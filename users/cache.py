@@ -21,6 +21,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -74,6 +75,7 @@ class _RedisHealth:
             logger.warning("Redis unavailable, serving users from PostgreSQL: %r", exc)
 
     def succeeded(self) -> None:
+        self._down_until = 0.0
         if self._down:
             self._down = False
             logger.warning("Redis is back, user cache resumed")
@@ -298,6 +300,32 @@ def clear_all_users() -> int:
     local_cache.clear()
     async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, {"type": INVALIDATION_MESSAGE, "all": True})
     return removed
+
+
+# --- Ended sessions (logout) ---------------------------------------------------------------------
+
+
+def revoked_session_key(session_id: str) -> str:
+    return f"sidus:session:{session_id}:revoked"
+
+
+def session_revoke(session_id: str, *, ttl: timedelta) -> None:
+    """Remember a logged-out session for as long as one of its access tokens can still be valid."""
+    try:
+        get_redis_connection("default").set(revoked_session_key(session_id), 1, ex=ttl)
+    except (RedisError, OSError) as exc:
+        redis_health.failed(exc)  # its refresh token is blacklisted anyway; the access token ages out
+
+
+def session_is_revoked(session_id: str) -> bool:
+    """Fails open while Redis is away: one warning per outage, no 5xx for every logged-in user."""
+    if not redis_health.available():
+        return False
+    try:
+        return bool(get_redis_connection("default").exists(revoked_session_key(session_id)))
+    except (RedisError, OSError) as exc:
+        redis_health.failed(exc)
+        return False
 
 
 # --- The per-worker listener --------------------------------------------------------------------

@@ -1,10 +1,16 @@
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
+from django.db.models import Value
 from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 
 
 class UserQuerySet(models.QuerySet):
+    def iexact(self, field: str, value: str) -> "UserQuerySet":
+        """Rows whose `field` equals `value` whatever the case, compared as the Lower() constraints do."""
+        return self.filter(Exact(Lower(field), Lower(Value(value))))
+
     def alive(self) -> "UserQuerySet":
         return self.filter(deleted_at__isnull=True)
 
@@ -14,6 +20,10 @@ class UserQuerySet(models.QuerySet):
 
 class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):
     """Unfiltered on purpose: the admin and uniqueness checks must see deleted users too."""
+
+    def get_by_natural_key(self, username: str) -> "User":
+        """Login (API and admin) finds "Ada" as "ada" and "ａｄａ": uniqueness ignores case too."""
+        return self.iexact(self.model.USERNAME_FIELD, self.model.normalize_username(username)).get()
 
 
 class User(AbstractUser):

@@ -8,21 +8,46 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from users.models import User
+from users.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS
 
 PUBLIC_FIELDS = ("id", "username", "first_name", "last_name", "bio", "date_joined")
 PRIVATE_FIELDS = ("id", "username", "email", "first_name", "last_name", "bio", "date_joined")
 
 
-class StrictFieldsMixin:
-    """Reject keys the client may not write (is_staff, id, ...) instead of dropping them silently."""
+class StrictInputMixin:
+    """Refuse what DRF would quietly accept: keys the client may not write (is_staff, id, ...),
+    and numbers where the schema says string (DRF's CharField turns 12 into "12")."""
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            refused = sorted(set(data) - writable)
-            if refused:
-                raise serializers.ValidationError({name: ["This field cannot be written."] for name in refused})
-        return super().to_internal_value(data)
+        errors = {}
+        for name, value in data.items() if isinstance(data, Mapping) else ():
+            field = self.fields.get(name)
+            if field is None or field.read_only:
+                errors[name] = ["This field cannot be written."]
+            elif isinstance(field, serializers.CharField) and value is not None and not isinstance(value, str):
+                errors[name] = [serializers.CharField.default_error_messages["invalid"]]
+        try:
+            validated = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not errors:
+                raise
+            errors = {**exc.detail, **errors}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return validated
+
+
+class UsernameField(serializers.CharField):
+    """NFKC-normalized before any validator runs, as Django's own forms do ("ａｄａ" is "ada")."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 150)
+        kwargs.setdefault("validators", [UnicodeUsernameValidator(), *USERNAME_VALIDATORS])
+        kwargs.setdefault("help_text", "Letters, digits and @/./+/-/_ only; unique whatever its case.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return User.normalize_username(super().to_internal_value(data))
 
 
 class UserPublicSerializer(serializers.ModelSerializer):
@@ -39,11 +64,13 @@ class UserPrivateSerializer(serializers.ModelSerializer):
         read_only_fields = PRIVATE_FIELDS
 
 
-class _UserWriteSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class _UserWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
     """Shared rules of create and update: uniqueness of username and email ignores case."""
 
+    username = UsernameField()
+
     def _unique_ci(self, field: str, value: str) -> str:
-        others = User.objects.filter(**{f"{field}__iexact": value})
+        others = User.objects.iexact(field, value)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
         if others.exists():
@@ -54,7 +81,10 @@ class _UserWriteSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return self._unique_ci("username", value)
 
     def validate_email(self, value: str) -> str:
-        return self._unique_ci("email", User.objects.normalize_email(value))
+        value = User.objects.normalize_email(value)
+        for validator in EMAIL_VALIDATORS:
+            validator(value)
+        return self._unique_ci("email", value)
 
 
 class UserCreateSerializer(_UserWriteSerializer):
@@ -63,11 +93,7 @@ class UserCreateSerializer(_UserWriteSerializer):
     class Meta:
         model = User
         fields = ("username", "email", "password", "first_name", "last_name", "bio")
-        extra_kwargs = {
-            # Our validate_username replaces the case-sensitive UniqueValidator DRF would add.
-            "username": {"validators": [UnicodeUsernameValidator()]},
-            "email": {"required": True, "allow_blank": False},
-        }
+        extra_kwargs = {"email": {"required": True, "allow_blank": False}}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         candidate = User(**{k: v for k, v in attrs.items() if k != "password"})
@@ -82,7 +108,4 @@ class UserUpdateSerializer(_UserWriteSerializer):
     class Meta:
         model = User
         fields = ("username", "email", "first_name", "last_name", "bio")
-        extra_kwargs = {
-            "username": {"validators": [UnicodeUsernameValidator()]},
-            "email": {"allow_blank": False},
-        }
+        extra_kwargs = {"username": {"required": False}, "email": {"allow_blank": False}}

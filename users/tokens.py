@@ -1,12 +1,113 @@
-"""simplejwt's token views on adrf: the async handler runs the serializer in one thread hop."""
+"""JWT pairs that die with the password and with logout, on simplejwt's views.
+
+Every pair carries two claims besides the user id:
+- `pwd`, a fingerprint of the password hash (Django's session auth hash, an HMAC under
+  SECRET_KEY, never the hash itself): any password change (API, admin, `changepassword`, shell
+  `set_password` + save) makes every token issued before it answer 401, the same rule Django
+  applies to sessions. simplejwt's own CHECK_REVOKE_TOKEN puts an MD5 of the hash in the token
+  instead, readable by anyone holding it.
+- `sid`, one id per login, kept across refreshes: logout denylists it in Redis for the access
+  token's lifetime, so that session's access token stops at once, not only its refresh token.
+"""
+import uuid
 from typing import Any
 
 from adrf.views import APIView
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.utils.cache import add_never_cache_headers
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework_simplejwt import serializers as jwt_serializers
+from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.settings import api_settings
+
+from users import cache
+from users.models import User
+from users.serializers import StrictInputMixin
+
+PASSWORD_CLAIM = "pwd"
+SESSION_CLAIM = "sid"
+
+
+def password_fingerprint(user: User) -> str:
+    """Changes whenever the password does; reveals nothing about it."""
+    return user.get_session_auth_hash()[:32]
+
+
+def token_is_current(token: Any, user: User) -> bool:
+    """False for a token issued before the user's last password change, or for a logged-out session."""
+    if token.get(PASSWORD_CLAIM) != password_fingerprint(user):
+        return False
+    session = token.get(SESSION_CLAIM)
+    return isinstance(session, str) and not cache.session_is_revoked(session)
+
+
+class RefreshToken(jwt_tokens.RefreshToken):
+    @classmethod
+    def for_user(cls, user: User) -> "RefreshToken":
+        token = super().for_user(user)
+        token[SESSION_CLAIM] = uuid.uuid4().hex
+        token[PASSWORD_CLAIM] = password_fingerprint(user)
+        return token
+
+
+def token_pair(user: User) -> dict[str, str]:
+    """A fresh {access, refresh} pair: a new session for `user`."""
+    refresh = RefreshToken.for_user(user)
+    return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+# --- Serializers ----------------------------------------------------------------------------------
+
+
+class TokenObtainPairSerializer(StrictInputMixin, jwt_serializers.TokenObtainPairSerializer):
+    """Login. The password is taken as typed: registration does not trim it either."""
+
+    token_class = RefreshToken
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["password"] = jwt_serializers.PasswordField(trim_whitespace=False, max_length=4096)
+
+
+class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSerializer):
+    """A new pair for the same session, if the user may still log in and has the same password."""
+
+    token_class = RefreshToken
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        refresh = self.token_class(attrs["refresh"])
+        user = User.objects.filter(pk=refresh.get(api_settings.USER_ID_CLAIM)).first()
+        if user is None or not api_settings.USER_AUTHENTICATION_RULE(user) or not token_is_current(refresh, user):
+            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        data = {"access": str(refresh.access_token)}
+        refresh.blacklist()  # rotation: the token just used never works again
+        refresh.set_jti()
+        refresh.set_exp()
+        refresh.set_iat()
+        refresh.outstand()
+        data["refresh"] = str(refresh)
+        return data
+
+
+class TokenBlacklistSerializer(StrictInputMixin, jwt_serializers.TokenBlacklistSerializer):
+    """Logout: the refresh token is blacklisted and the session's access tokens denylisted."""
+
+    token_class = RefreshToken
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        refresh = self.token_class(attrs["refresh"])
+        refresh.blacklist()
+        session = refresh.get(SESSION_CLAIM)
+        if isinstance(session, str):
+            cache.session_revoke(session, ttl=settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"])
+        return {}
+
+
+# --- Views ----------------------------------------------------------------------------------------
 
 
 class _AsyncTokenMixin:
@@ -20,12 +121,12 @@ class _AsyncTokenMixin:
 
 
 class TokenObtainPairView(_AsyncTokenMixin, APIView, jwt_views.TokenObtainPairView):
-    pass
+    serializer_class = TokenObtainPairSerializer
 
 
 class TokenRefreshView(_AsyncTokenMixin, APIView, jwt_views.TokenRefreshView):
-    pass
+    serializer_class = TokenRefreshSerializer
 
 
 class TokenBlacklistView(_AsyncTokenMixin, APIView, jwt_views.TokenBlacklistView):
-    pass
+    serializer_class = TokenBlacklistSerializer

@@ -1,0 +1,113 @@
+"""Tokens die with the password (any way it changes) and with logout; refresh keeps the session."""
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+from users import cache
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/v1/users/me/"
+NEW_PASSWORD = "another-horse-battery-7"
+
+
+def login(client, user, password=PASSWORD) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token/", {"username": user.username, "password": password}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def me(client, access: str) -> int:
+    return client.get(ME, HTTP_AUTHORIZATION=f"Bearer {access}").status_code
+
+
+def refresh(client, refresh_token: str):
+    return client.post("/api/v1/auth/token/refresh/", {"refresh": refresh_token}, format="json")
+
+
+def change_in_shell(user) -> None:
+    user.set_password(NEW_PASSWORD)
+    user.save()
+
+
+def change_with_command(user, monkeypatch) -> None:
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW_PASSWORD)
+    call_command("changepassword", user.username)
+
+
+def change_in_admin(user, make_user) -> None:
+    admin = Client()
+    admin.force_login(make_user(is_staff=True, is_superuser=True))
+    response = admin.post(
+        reverse("admin:auth_user_password_change", args=[user.pk]),
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+
+@pytest.mark.parametrize("how", ["shell", "command", "admin"])
+def test_a_password_change_ends_every_earlier_token(api_client, user, make_user, monkeypatch, how):
+    tokens = login(api_client, user)
+    assert me(api_client, tokens["access"]) == 200
+
+    {"shell": lambda: change_in_shell(user), "command": lambda: change_with_command(user, monkeypatch),
+     "admin": lambda: change_in_admin(user, make_user)}[how]()
+
+    assert me(api_client, tokens["access"]) == 401
+    assert refresh(api_client, tokens["refresh"]).status_code == 401
+    fresh = login(api_client, user, NEW_PASSWORD)
+    assert me(api_client, fresh["access"]) == 200
+
+
+def test_saving_other_fields_keeps_tokens_valid(api_client, user):
+    tokens = login(api_client, user)
+    user.bio = "still me"
+    user.save()
+    assert me(api_client, tokens["access"]) == 200
+    assert refresh(api_client, tokens["refresh"]).status_code == 200
+
+
+def test_logout_ends_that_sessions_access_token_at_once_and_no_other(api_client, user):
+    laptop, phone = login(api_client, user), login(api_client, user)
+    rotated = refresh(api_client, laptop["refresh"]).json()
+
+    response = api_client.post("/api/v1/auth/token/blacklist/", {"refresh": rotated["refresh"]}, format="json")
+    assert response.status_code == 200
+
+    assert me(api_client, laptop["access"]) == 401  # issued before the refresh, same session
+    assert me(api_client, rotated["access"]) == 401
+    assert refresh(api_client, rotated["refresh"]).status_code == 401
+    assert me(api_client, phone["access"]) == 200
+
+
+def test_the_logout_denylist_lives_only_as_long_as_an_access_token(api_client, user):
+    tokens = login(api_client, user)
+    api_client.post("/api/v1/auth/token/blacklist/", {"refresh": tokens["refresh"]}, format="json")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    (key,) = client.keys("sidus:session:*")
+    lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
+    assert lifetime - 5 < client.ttl(key) <= lifetime
+
+
+def test_a_token_without_the_session_claims_is_refused(api_client, user):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    bare = RefreshToken.for_user(user)  # as issued before this release: no pwd, no sid
+    assert me(api_client, str(bare.access_token)) == 401
+    assert refresh(api_client, str(bare)).status_code == 401
+
+
+def test_refresh_of_a_hard_deleted_user_is_401_not_500(api_client, user):
+    tokens = login(api_client, user)
+    user.delete()
+    assert refresh(api_client, tokens["refresh"]).status_code == 401
+
+
+def test_with_redis_down_logged_in_users_still_get_answers(api_client, user, settings):
+    tokens = login(api_client, user)
+    cache.redis_health.failed(ConnectionError("test: Redis is away"))
+    assert me(api_client, tokens["access"]) == 200
