@@ -163,6 +163,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+AUTHENTICATION_BACKENDS = ["users.backends.RateLimitedModelBackend"]
+
+# --- Rate limits (users/ratelimits.py): django-allauth's syntax and defaults ----------------------
+# "<amount>/<[n]s|m|h|d>/<ip|user|key>", several separated by commas; counters live in Redis and
+# the limits fail open while it is away. Behind proxies, TRUSTED_PROXY_COUNT says how many
+# X-Forwarded-For entries (from the right) were appended by proxies of ours.
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
+RATE_LIMITS = {
+    "login_failed": env("RATE_LIMIT_LOGIN_FAILED", default="10/m/ip,5/5m/key"),
+    "login": env("RATE_LIMIT_LOGIN", default="30/m/ip"),
+    "signup": env("RATE_LIMIT_SIGNUP", default="20/m/ip"),
+    "refresh": env("RATE_LIMIT_REFRESH", default="60/m/ip"),
+    "update": env("RATE_LIMIT_UPDATE", default="30/m/user"),
+}
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+RATELIMIT_USE_CACHE = "default"
+
 # --- REST framework, JWT, OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.JWTAuthentication"],

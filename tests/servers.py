@@ -124,7 +124,8 @@ def worker_env(**overrides: str) -> dict[str, str]:
     database_url = child_database_url()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url,
            "DATABASE_POOL_MAX_SIZE": "4", "PYTHONPATH": str(ROOT),
-           "WEB_CONCURRENCY": "1"}  # one process per port: the tests talk to each worker by its port
+           "WEB_CONCURRENCY": "1",  # one process per port: the tests talk to each worker by its port
+           "RATE_LIMITS_ENABLED": "false"}  # load tests; tests/test_ratelimits.py switches them on
     env.update(overrides)
     return env
 

@@ -2,14 +2,31 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from users import services
 from users.models import User, WelcomeEmail
+from users.ratelimits import RateLimited
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+class RateLimitedAdminLoginForm(AdminAuthenticationForm):
+    """The admin login under the same failed-login limit as the API (users/backends.py)."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except RateLimited as exc:
+            message = "Too many failed logins. Try again in %(wait)s seconds."
+            raise ValidationError(message, code="rate_limited", params={"wait": exc.wait})
+
+
+admin.site.login_form = RateLimitedAdminLoginForm
 
 
 class DeletedFilter(admin.SimpleListFilter):

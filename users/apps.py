@@ -6,4 +6,4 @@ class UsersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from users import signals  # noqa: F401  (connects the cache invalidation receivers)
+        from users import ratelimits, signals  # noqa: F401  (receivers and the rate-limit check)

@@ -26,6 +26,7 @@ from rest_framework_simplejwt.settings import api_settings
 
 from users import cache
 from users.models import User
+from users.ratelimits import ActionThrottle
 from users.serializers import StrictInputMixin
 
 PASSWORD_CLAIM = "pwd"
@@ -123,9 +124,15 @@ class _AsyncTokenMixin:
 class TokenObtainPairView(_AsyncTokenMixin, APIView, jwt_views.TokenObtainPairView):
     serializer_class = TokenObtainPairSerializer
 
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("login")]  # failed logins are limited in users/backends.py
+
 
 class TokenRefreshView(_AsyncTokenMixin, APIView, jwt_views.TokenRefreshView):
     serializer_class = TokenRefreshSerializer
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("refresh")]
 
 
 class TokenBlacklistView(_AsyncTokenMixin, APIView, jwt_views.TokenBlacklistView):

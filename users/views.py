@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from users import cache, services
 from users.models import User
 from users.permissions import IsSelf
+from users.ratelimits import ActionThrottle
 from users.serializers import (
     UserCreateSerializer,
     UserPrivateSerializer,
@@ -56,6 +57,13 @@ class UserViewSet(GenericViewSet):
         if self.action in _PUBLIC_ACTIONS:
             return [AllowAny()]
         return [IsAuthenticated(), IsSelf()]
+
+    def get_throttles(self) -> list[Any]:
+        if self.action == "acreate":
+            return [ActionThrottle("signup")]
+        if self.action == "partial_aupdate" or (self.action == "me" and self.request.method == "PATCH"):
+            return [ActionThrottle("update")]
+        return []
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)

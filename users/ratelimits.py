@@ -1,0 +1,172 @@
+"""Rate limits per action, declared as django-allauth declares them ("10/m/ip,5/5m/key").
+
+Counting is django-ratelimit's `get_usage` on the Redis cache: atomic add/incr per window, a
+peek that does not count, and the time left in the window for Retry-After. What it does not do,
+and this module does: parse allauth's syntax (several rates per action, each per ip, user or an
+action-specific key), count failed logins only when they fail (a DRF throttle counts every
+request), find the client IP behind a known number of proxies, and fail open when Redis is away
+(django-ratelimit's own fail-open covers caches that return None, not ones that raise).
+"""
+import functools
+import ipaddress
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django_ratelimit.core import get_usage
+from redis.exceptions import RedisError
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import BaseThrottle
+
+from users.cache import redis_health
+
+logger = logging.getLogger(__name__)
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    amount: int
+    seconds: int
+    per: str  # "ip", "user" or "key"
+
+
+@functools.lru_cache(maxsize=64)
+def parse_rates(spec: str) -> tuple[Rate, ...]:
+    """"10/m/ip,5/5m/key" -> two rates; the period is [n]s|m|h|d, `per` defaults to ip."""
+    rates = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        amount, duration, *per = part.split("/")
+        count, unit = duration[:-1] or "1", duration[-1:]
+        if unit not in _UNITS or not count.isdigit() or not amount.isdigit() or per[1:]:
+            raise ValueError(f"bad rate {part!r}: expected e.g. 10/m/ip or 5/5m/key")
+        who = per[0] if per else "ip"
+        if who not in ("ip", "user", "key"):
+            raise ValueError(f"bad rate {part!r}: per must be ip, user or key")
+        rates.append(Rate(int(amount), int(count) * _UNITS[unit], who))
+    return tuple(rates)
+
+
+def rates_for(action: str) -> tuple[Rate, ...]:
+    if not settings.RATE_LIMITS_ENABLED:
+        return ()
+    return parse_rates(settings.RATE_LIMITS.get(action, ""))
+
+
+def client_ip(request: Any) -> str:
+    """REMOTE_ADDR, or the X-Forwarded-For entry appended by the outermost of
+    TRUSTED_PROXY_COUNT proxies; IPv6 clients count per /64, as one host usually holds one."""
+    address = request.META.get("REMOTE_ADDR") or ""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [e.strip() for e in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if e.strip()]
+        if len(forwarded) >= proxies:
+            address = forwarded[-proxies]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64] or "unknown"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return str(ip)
+
+
+def _key_value(request: Any, rate: Rate, key: str | None) -> str | None:
+    if rate.per == "ip":
+        return client_ip(request)
+    if rate.per == "user":
+        user = getattr(request, "user", None)
+        return str(user.pk) if user is not None and user.is_authenticated else None
+    return key
+
+
+def _usage(request: Any, action: str, rates: Iterable[Rate], key: str | None, *, count: bool) -> list[dict]:
+    """The usage of every rate of `action`; empty (allowed) while Redis is unreachable."""
+    if not redis_health.available():
+        return []
+    usages = []
+    try:
+        for rate in rates:
+            value = _key_value(request, rate, key)
+            if value is None:
+                continue
+            usage = get_usage(request, group=f"sidus.{action}.{rate.per}", key=lambda group, request: value,
+                              rate=(rate.amount, rate.seconds), increment=count)
+            if usage is not None:
+                usages.append(usage)
+    except (RedisError, OSError) as exc:
+        redis_health.failed(exc)  # fail open: one warning per outage, never a 5xx
+        return []
+    return usages
+
+
+def _retry_after(usages: Iterable[dict]) -> int:
+    return max(1, math.ceil(max(u["time_left"] for u in usages)))
+
+
+def hit(request: Any, action: str, key: str | None = None) -> int | None:
+    """Count one attempt of `action`; the seconds to wait if that exceeded a rate, else None."""
+    over = [u for u in _usage(request, action, rates_for(action), key, count=True) if u["count"] > u["limit"]]
+    return _retry_after(over) if over else None
+
+
+def blocked_for(request: Any, action: str, key: str | None = None) -> int | None:
+    """Peek without counting: the seconds to wait if `action` used up a rate already, else None."""
+    full = [u for u in _usage(request, action, rates_for(action), key, count=False) if u["count"] >= u["limit"]]
+    return _retry_after(full) if full else None
+
+
+class RateLimited(Throttled):
+    """429 with Retry-After and a JSON detail (DRF's exception handler writes both)."""
+
+    default_detail = "Too many requests."
+
+
+class ActionThrottle(BaseThrottle):
+    """A DRF throttle counting every request of one action."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        self._wait: int | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self._wait = hit(request, self.action)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+# --- Failed logins: counted when authentication fails, checked before it runs --------------------
+
+
+def login_key(username: Any) -> str | None:
+    """The username as login compares it: NFKC-normalized, case-folded."""
+    from users.models import User
+
+    return User.normalize_username(username).casefold() if isinstance(username, str) else None
+
+
+def login_failed(request: Any, username: Any) -> None:
+    hit(request, "login_failed", login_key(username))
+
+
+def login_blocked_for(request: Any, username: Any) -> int | None:
+    return blocked_for(request, "login_failed", login_key(username))
+
+
+@checks.register(checks.Tags.security)
+def check_rate_limits(**kwargs: Any) -> list[checks.CheckMessage]:
+    """A typo in RATE_LIMIT_* fails `manage.py check` and startup, not the first login."""
+    errors = []
+    for action, spec in settings.RATE_LIMITS.items():
+        try:
+            parse_rates(spec)
+        except ValueError as exc:
+            errors.append(checks.Error(str(exc), obj=f"RATE_LIMIT_{action.upper()}", id="users.E001"))
+    return errors
