@@ -24,4 +24,4 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinpu
 USER sidus
 EXPOSE 8000
 # uvicorn reads the number of worker processes from WEB_CONCURRENCY.
-CMD ["uvicorn", "sidus.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "sidus.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]

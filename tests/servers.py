@@ -94,7 +94,7 @@ class Worker:
         self.log = tempfile.NamedTemporaryFile(prefix="sidus-worker-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "sidus.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", "--no-proxy-headers"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.client = httpx.Client(base_url=self.url, timeout=10)

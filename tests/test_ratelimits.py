@@ -208,7 +208,8 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit(api_client, user):
 
 # --- with a running server -----------------------------------------------------------------------
 
-SERVER_LIMITS = {"RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_LOGIN_FAILED": "50/m/ip,3/5m/key"}
+SERVER_LIMITS = {"RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_LOGIN_FAILED": "50/m/ip,3/5m/key",
+                 "RATE_LIMIT_LOGIN": "8/m/ip"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -225,6 +226,10 @@ def test_server_locks_one_username_while_another_logs_in():
         assert locked.headers["content-type"] == "application/json"
         assert "detail" in locked.json()
         assert post(TOKEN, json={"username": "bystander", "password": PASSWORD}).status_code == 200
+        # Forged X-Forwarded-For headers do not make one client many (uvicorn runs --no-proxy-headers).
+        statuses = [post(TOKEN, json={"username": "bystander", "password": PASSWORD},
+                         headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
 
 
 @needs_redis_server
