@@ -1,18 +1,24 @@
-"""The test settings: sidus.settings on Redis DBs 10-12 of the same server (so a test run never
-flushes the cache of a running stack), a fast hasher and in-memory email."""
+"""The test settings: sidus.settings with a fast hasher and in-memory email, on Redis DBs derived
+from REDIS_URL: the app takes DB n (cache), n+1 (channels) and n+2 (broker); the tests take n+3 to
+n+5 of the same server, so a test run never flushes the cache of a stack running beside it."""
 import os
 from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789")
-_redis = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-os.environ["REDIS_URL"] = urlunsplit(_redis._replace(path="/10"))
+# Derived once: the workers and servers that the tests start inherit the result (or are handed
+# a Redis of their own) and must not move it three DBs further.
+if os.environ.get("REDIS_URL_DERIVED_FOR_TESTS") != "1":
+    _redis = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    _db = int(_redis.path.strip("/") or 0) + 3
+    os.environ["REDIS_URL"] = urlunsplit(_redis._replace(path=f"/{_db}"))
+    os.environ["REDIS_URL_DERIVED_FOR_TESTS"] = "1"
 os.environ.pop("CHANNEL_LAYER_URL", None)
 os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.pop("EMAIL_URL", None)
 
 from sidus.settings import *  # noqa: E402,F401,F403
 
-# Hashing a real password costs ~0.45 s here; the tests create hundreds of users.
+# Hashing a real password costs ~0.2 s here; the tests create hundreds of users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

@@ -57,9 +57,11 @@ def test_delete_view_soft_deletes_and_the_api_stops_serving(
 
     confirm = superuser_client.get(reverse("admin:users_user_delete", args=[user.pk]))
     assert confirm.status_code == 200
+    assert "The row is kept" in confirm.content.decode() and "will be deleted" not in confirm.content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         response = superuser_client.post(reverse("admin:users_user_delete", args=[user.pk]), {"post": "yes"})
     assert response.status_code == 302
+    assert "soft-deleted (the row is kept)" in superuser_client.get(response.url).content.decode()
 
     user.refresh_from_db()
     assert user.deleted_at is not None and not user.is_active
@@ -69,17 +71,30 @@ def test_delete_view_soft_deletes_and_the_api_stops_serving(
     assert token.status_code == 401
 
 
-@pytest.mark.parametrize("action", ["delete_selected", "soft_delete"])
-def test_bulk_delete_actions_soft_delete_and_clear_every_cached_user(
-    superuser_client, make_user, action, django_capture_on_commit_callbacks
-):
+def test_one_bulk_soft_delete_and_one_restore_are_offered(superuser_client, make_user):
+    make_user()
+    page = changelist(superuser_client)
+    assert page.count('value="delete_selected"') == 1 and "Soft delete selected users" in page
+    assert page.count('value="restore"') == 1 and 'value="soft_delete"' not in page
+
+
+def test_bulk_soft_delete_confirmation_says_the_rows_are_kept(superuser_client, make_user):
+    users = [make_user() for _ in range(2)]
+    data = {"action": "delete_selected", "_selected_action": [u.pk for u in users]}
+    page = superuser_client.post(reverse("admin:users_user_changelist"), data).content.decode()
+    assert "The rows are kept" in page and "will be deleted" not in page
+    assert all(u.username in page for u in users)
+    assert User.objects.deleted().count() == 0  # nothing happens before the confirmation
+
+
+def test_bulk_soft_delete_clears_every_cached_user(superuser_client, make_user, django_capture_on_commit_callbacks):
     users = [make_user() for _ in range(3)]
     api = APIClient()
     for u in users:
         api.get(f"/api/v1/users/{u.pk}/")
     assert {user_cache_key(u.pk).encode() for u in users} <= redis_keys()
 
-    data = {"action": action, "_selected_action": [u.pk for u in users], "post": "yes"}
+    data = {"action": "delete_selected", "_selected_action": [u.pk for u in users], "post": "yes"}
     with django_capture_on_commit_callbacks(execute=True):
         response = superuser_client.post(reverse("admin:users_user_changelist"), data)
     assert response.status_code == 302

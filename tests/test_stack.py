@@ -51,6 +51,28 @@ def test_deploy_check_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
+def test_debug_logging_prints_each_line_once():
+    script = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').warning('probe-request'); "
+        "logging.getLogger('users.cache').warning('probe-users')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+        env=production_env(DJANGO_SETTINGS_MODULE="sidus.settings", DJANGO_DEBUG="true", DJANGO_LOG_LEVEL="DEBUG"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("probe-request") == 1 and result.stderr.count("probe-users") == 1
+
+
+def test_tests_take_the_three_redis_dbs_after_the_apps_own():
+    script = "from tests import settings as s; print(s.REDIS_URL, s.CHANNEL_LAYER_URL, s.CELERY_BROKER_URL)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            env=production_env(REDIS_URL="redis://127.0.0.1:6379/4"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"redis://127.0.0.1:6379/{n}" for n in (7, 8, 9)]
+
+
 def test_secret_key_is_required_without_debug():
     env = production_env(DJANGO_DEBUG="false")
     del env["DJANGO_SECRET_KEY"]

@@ -2,6 +2,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
@@ -54,7 +55,7 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.fieldsets,
         ("Profile", {"fields": ("bio", "updated_at", "deleted_at")}),
     )
-    actions = ("soft_delete", "restore")
+    actions = ("delete_selected", "restore")
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
         # Only superusers hand out privileges: staff cannot raise their own (or a friend's).
@@ -74,9 +75,15 @@ class UserAdmin(DjangoUserAdmin):
         return to_delete, {User._meta.verbose_name_plural: len(to_delete)}, set(), []
 
     @admin.action(description="Soft delete selected users", permissions=["delete"])
-    def soft_delete(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = services.users_soft_delete(user_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"Soft-deleted {count} user(s).", messages.SUCCESS)
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        """Django's own action (confirmation page, then `delete_queryset`) under a name that tells."""
+        return admin_actions.delete_selected(self, request, queryset)
+
+    def message_user(self, request: HttpRequest, message: Any, *args: Any, **kwargs: Any) -> None:
+        # Django's delete view and action report the rows "deleted": say what happened to them.
+        message = str(message).replace("was deleted successfully", "was soft-deleted (the row is kept)")
+        message = message.replace("Successfully deleted", "Soft-deleted (rows kept):")
+        super().message_user(request, message, *args, **kwargs)
 
     @admin.action(description="Restore selected users", permissions=["change"])
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:
