@@ -1,5 +1,5 @@
-"""Errors in DRF's shapes: Django's ValidationError is a 400, a body over the limit a 413, a
-database outage a 503, never a 500."""
+"""Errors in DRF's shapes: Django's ValidationError is a 400, a taken username or email a 409, a
+body over the limit a 413, a database outage a 503, never a 500."""
 import logging
 from typing import Any
 
@@ -32,9 +32,25 @@ def request_too_large_detail() -> str:
     return f"Request body too large: the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
 
 
+class Conflict(exceptions.ValidationError):
+    """Field errors that are all "already taken": nothing is wrong with the input but the state."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+
+def _leaf_codes(codes: Any) -> set[str]:
+    if isinstance(codes, dict):
+        return set().union(*map(_leaf_codes, codes.values()))
+    if isinstance(codes, list):
+        return set().union(*map(_leaf_codes, codes))
+    return {codes}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    if isinstance(exc, exceptions.ValidationError) and _leaf_codes(exc.get_codes()) == {"unique"}:
+        exc = Conflict(exc.detail)
     elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(request_too_large_detail())
     elif isinstance(exc, OperationalError):

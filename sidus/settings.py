@@ -209,10 +209,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "User service: registration, public profiles, owner-only updates.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # the schema is public: a stale Bearer token must not make it a 401
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sidus.openapi.strict_request_bodies",
+    ],
 }
 
 # --- HTTPS (switch on behind TLS; off for the local stack and the tests) ----------------------

@@ -71,15 +71,22 @@ def test_register_requires_field(api_client, missing):
 
 
 @pytest.mark.parametrize("field, value", [("username", "GRACE"), ("email", "Grace@Example.COM")])
-def test_duplicate_username_or_email_is_400_whatever_the_case(api_client, field, value):
+def test_duplicate_username_or_email_is_409_whatever_the_case(api_client, field, value):
     assert register(api_client).status_code == 201
     other = {"username": "other", "email": "other@example.com", field: value}
 
     response = register(api_client, **other)
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {field: [f"A user with that {field} already exists."]}
     assert User.objects.count() == 1
+
+
+def test_a_taken_username_beside_another_bad_field_is_a_400_naming_both(api_client):
+    assert register(api_client).status_code == 201
+    response = register(api_client, email="not-an-email")
+    assert response.status_code == 400
+    assert set(response.json()) == {"username", "email"}
 
 
 def test_malformed_json_is_400(api_client):
@@ -187,12 +194,12 @@ def test_patch_refuses_fields_the_client_may_not_write(api_client, user, field, 
     assert user.check_password(PASSWORD)
 
 
-def test_patch_to_taken_email_is_400(api_client, user, make_user):
+def test_patch_to_taken_email_is_409(api_client, user, make_user):
     other = make_user()
     response = api_client.patch(
         f"{USERS}{user.pk}/", {"email": other.email.upper()}, format="json", **bearer(user)
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert list(response.json()) == ["email"]
 
 

@@ -58,7 +58,7 @@ def test_fullwidth_username_is_stored_normalized_and_collides(api_client):
     response = register(api_client, username="ｇｒａｃｅ")
     assert response.status_code == 201 and response.json()["username"] == "grace"
     again = register(api_client, username="GRACE", email="other@example.com")
-    assert again.status_code == 400 and "username" in again.json()
+    assert again.status_code == 409 and "username" in again.json()
 
 
 @pytest.mark.parametrize("username", ["аda", "pаypal", "ΑDA"])  # Cyrillic а, Greek Α

@@ -20,6 +20,7 @@ def test_create_racing_a_duplicate_gets_a_field_error_not_a_500(user, field):
         services.user_create(password=PASSWORD, **fields)
 
     assert caught.value.detail == {field: [f"A user with that {field} already exists."]}
+    assert caught.value.get_codes() == {field: ["unique"]}  # a 409 through the exception handler
     assert User.objects.count() == 1
 
 

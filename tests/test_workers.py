@@ -115,7 +115,7 @@ def test_concurrent_writers_and_readers_converge_on_the_last_committed_value(wor
             assert worker.client.get(url).json()["bio"] == user.bio
 
 
-def test_concurrent_registrations_of_one_username_give_one_201_and_400s(workers):
+def test_concurrent_registrations_of_one_username_give_one_201_and_409s(workers):
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
@@ -131,9 +131,9 @@ def test_concurrent_registrations_of_one_username_give_one_201_and_400s(workers)
         responses = list(pool.map(attempt, range(12)))
 
     codes = sorted(r.status_code for r in responses)
-    assert codes == [201] + [400] * 11, [r.text for r in responses]
+    assert codes == [201] + [409] * 11, [r.text for r in responses]
     assert all(r.json() == {"username": ["A user with that username already exists."]}
-               for r in responses if r.status_code == 400)
+               for r in responses if r.status_code == 409)
     assert User.objects.filter(username__iexact="contested").count() == 1
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth import password_validation
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from users.models import User
@@ -74,7 +75,7 @@ class _UserWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
         if others.exists():
-            raise serializers.ValidationError(f"A user with that {field} already exists.")
+            raise serializers.ValidationError(f"A user with that {field} already exists.", code="unique")
         return value
 
     def validate_username(self, value: str) -> str:
@@ -87,8 +88,25 @@ class _UserWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
         return self._unique_ci("email", value)
 
 
+def _password_min_length() -> int:
+    for validator in password_validation.get_default_password_validators():
+        if isinstance(validator, password_validation.MinimumLengthValidator):
+            return validator.min_length
+    return 1
+
+
+def password_field() -> serializers.CharField:
+    """A new password, its rules in the schema: a length, not only digits, and the validators' own words."""
+    return serializers.CharField(
+        write_only=True, trim_whitespace=False, min_length=_password_min_length(), max_length=128,
+        validators=[RegexValidator(r"\D", "This password is entirely numeric.", code="password_entirely_numeric")],
+        help_text=" ".join(password_validation.password_validators_help_texts()),
+        style={"input_type": "password"},
+    )
+
+
 class UserCreateSerializer(_UserWriteSerializer):
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    password = password_field()
 
     class Meta:
         model = User

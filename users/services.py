@@ -32,7 +32,7 @@ def _raise_for_integrity_error(exc: IntegrityError) -> None:
     field = _CONSTRAINT_FIELDS.get(constraint or "")
     if field is None:
         raise exc
-    raise ValidationError({field: [f"A user with that {field} already exists."]}) from exc
+    raise ValidationError({field: [f"A user with that {field} already exists."]}, code="unique") from exc
 
 
 def user_create(

@@ -16,6 +16,8 @@ from adrf.views import APIView
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils.cache import add_never_cache_headers
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +26,7 @@ from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.settings import api_settings
 
+from sidus.openapi import RETRY_AFTER, api_responses
 from users import cache
 from users.models import User
 from users.ratelimits import ActionThrottle
@@ -108,6 +111,13 @@ class TokenBlacklistSerializer(StrictInputMixin, jwt_serializers.TokenBlacklistS
         return {}
 
 
+class TokenPairSerializer(serializers.Serializer):
+    """The answer of login and refresh (documentation only)."""
+
+    access = serializers.CharField(help_text=f"Bearer token, valid {settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME']}.")
+    refresh = serializers.CharField(help_text=f"Single use, valid {settings.SIMPLE_JWT['REFRESH_TOKEN_LIFETIME']}.")
+
+
 # --- Views ----------------------------------------------------------------------------------------
 
 
@@ -121,6 +131,13 @@ class _AsyncTokenMixin:
         return response
 
 
+@extend_schema(
+    summary="Log in",
+    description="A new session: an access and a refresh token. The username is compared as at registration "
+                "(NFKC, any case); the password as typed. After RATE_LIMIT_LOGIN_FAILED failures a username "
+                "(or client) is refused with 429, even with the right password, until its window passes.",
+    parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+)
 class TokenObtainPairView(_AsyncTokenMixin, APIView, jwt_views.TokenObtainPairView):
     serializer_class = TokenObtainPairSerializer
 
@@ -128,6 +145,12 @@ class TokenObtainPairView(_AsyncTokenMixin, APIView, jwt_views.TokenObtainPairVi
         return [ActionThrottle("login")]  # failed logins are limited in users/backends.py
 
 
+@extend_schema(
+    summary="Refresh the pair",
+    description="A new access and refresh token for the same session; the refresh token sent is used up. "
+                "401 after logout, a password change or a soft delete.",
+    parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+)
 class TokenRefreshView(_AsyncTokenMixin, APIView, jwt_views.TokenRefreshView):
     serializer_class = TokenRefreshSerializer
 
@@ -135,5 +158,12 @@ class TokenRefreshView(_AsyncTokenMixin, APIView, jwt_views.TokenRefreshView):
         return [ActionThrottle("refresh")]
 
 
+@extend_schema(
+    summary="Log out",
+    description="Ends the session of this refresh token: the token and every access token of the session "
+                "answer 401 from now on. Other sessions of the user go on.",
+    responses=api_responses({200: OpenApiResponse({"type": "object"}, description="Logged out.")}, 400, 401, 413,
+                            415),
+)
 class TokenBlacklistView(_AsyncTokenMixin, APIView, jwt_views.TokenBlacklistView):
     serializer_class = TokenBlacklistSerializer

@@ -5,7 +5,7 @@ from typing import Any
 from adrf.viewsets import GenericViewSet
 from asgiref.sync import sync_to_async
 from django.utils.cache import add_never_cache_headers
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from sidus.openapi import RETRY_AFTER, api_responses
 from users import cache, services
 from users.models import User
 from users.permissions import IsSelf
@@ -32,6 +33,16 @@ _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
 _PUBLIC_ACTIONS = {"acreate", "aretrieve", None}
 
 
+USER_ID = OpenApiParameter(
+    "id", {"type": "integer", "minimum": 1, "maximum": _MAX_ID}, OpenApiParameter.PATH,
+    description="The user's id in canonical decimal form (`5`, never `05`).",
+)
+X_CACHE = OpenApiParameter(
+    "X-Cache", {"type": "string", "enum": ["L1", "L2", "MISS"]}, OpenApiParameter.HEADER, response=[200, 404],
+    description="Where the answer came from: this worker's memory, Redis, or PostgreSQL.",
+)
+
+
 def parse_user_id(value: str) -> int:
     """A 404, not a database error, for ids that cannot exist; the length is checked before int()."""
     if not _CANONICAL_ID.fullmatch(value) or int(value) > _MAX_ID:
@@ -40,6 +51,8 @@ def parse_user_id(value: str) -> int:
 
 
 class UserViewSet(GenericViewSet):
+    """Registration, public profiles, and each user's own private profile."""
+
     queryset = User.objects.alive()
     serializer_class = UserPublicSerializer
 
@@ -71,7 +84,14 @@ class UserViewSet(GenericViewSet):
             add_never_cache_headers(response)
         return response
 
-    @extend_schema(request=UserCreateSerializer, responses={201: UserPrivateSerializer})
+    @extend_schema(
+        summary="Register",
+        description="Creates a user and queues a welcome email. Answers the private representation "
+                    "(with the email). Usernames are NFKC-normalized and unique whatever their case; "
+                    "mixed-script look-alikes and reserved names (admin, root, support, ...) are refused.",
+        request=UserCreateSerializer, parameters=[RETRY_AFTER],
+        responses=api_responses({201: UserPrivateSerializer}, 400, 409, 413, 415, 429),
+    )
     async def acreate(self, request: Request) -> Response:
         data = await sync_to_async(self._create)(request.data)
         return Response(data, status=status.HTTP_201_CREATED)
@@ -82,7 +102,13 @@ class UserViewSet(GenericViewSet):
         user = services.user_create(**serializer.validated_data)
         return UserPrivateSerializer(user).data
 
-    @extend_schema(responses={200: UserPublicSerializer})
+    @extend_schema(
+        summary="Read a public profile",
+        description="Anyone may read it; no email. Served from memory or Redis when cached; a token, "
+                    "valid or not, changes nothing.",
+        auth=[], parameters=[USER_ID, X_CACHE],
+        responses=api_responses({200: UserPublicSerializer}, 404),
+    )
     async def aretrieve(self, request: Request, pk: str) -> Response:
         self.headers["X-Cache"] = "MISS"  # also on the 404s: every GET says where it came from
         user_id = parse_user_id(pk)
@@ -95,7 +121,13 @@ class UserViewSet(GenericViewSet):
         user = await self.get_queryset().filter(pk=user_id).afirst()
         return None if user is None else UserPublicSerializer(user).data
 
-    @extend_schema(request=UserUpdateSerializer, responses={200: UserPrivateSerializer})
+    @extend_schema(
+        summary="Update a profile",
+        description="Only the user may change their own fields, and only those in the body. "
+                    "Answers the private representation.",
+        request=UserUpdateSerializer, parameters=[USER_ID, RETRY_AFTER],
+        responses=api_responses({200: UserPrivateSerializer}, 400, 401, 403, 404, 409, 413, 415, 429),
+    )
     async def partial_aupdate(self, request: Request, pk: str) -> Response:
         user_id = parse_user_id(pk)
         return Response(await sync_to_async(self._update)(request, user_id))
@@ -114,8 +146,17 @@ class UserViewSet(GenericViewSet):
         user = services.user_update(user=user, data=serializer.validated_data)
         return UserPrivateSerializer(user).data
 
-    @extend_schema(methods=["GET"], responses={200: UserPrivateSerializer})
-    @extend_schema(methods=["PATCH"], request=UserUpdateSerializer, responses={200: UserPrivateSerializer})
+    @extend_schema(
+        methods=["GET"], summary="Read my profile",
+        description="The private representation of the token's user, email included.",
+        responses=api_responses({200: UserPrivateSerializer}, 401),
+    )
+    @extend_schema(
+        methods=["PATCH"], summary="Update my profile",
+        description="The same as updating `/users/{id}/` with one's own id.",
+        request=UserUpdateSerializer, parameters=[RETRY_AFTER],
+        responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 413, 415, 429),
+    )
     @action(detail=False, methods=["get", "patch"])
     async def me(self, request: Request) -> Response:
         if request.method == "GET":

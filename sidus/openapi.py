@@ -1,0 +1,83 @@
+"""The OpenAPI contract's shared parts: error bodies, the statuses an operation can answer, and a
+hook that says in the schema what DRF enforces but drf-spectacular does not write down.
+
+Views declare their answers with `api_responses(...)`; `tests/test_contract.py` runs
+schemathesis against a live server to keep schema and behaviour identical.
+"""
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+DETAIL_ERROR = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "messages": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["detail"],
+}
+FIELD_ERRORS = {
+    "type": "object",
+    "description": "Each key names a field (or `non_field_errors`) and lists what is wrong with it; "
+                   "a body that is not JSON gets `detail` instead.",
+    "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
+}
+
+_ERRORS: dict[int, tuple[dict[str, Any], str]] = {
+    400: (FIELD_ERRORS, "Invalid input: field errors, or a body that is not JSON (`detail`)."),
+    401: (DETAIL_ERROR, "No valid token: missing, malformed or expired, issued before the last password change "
+                        "or logout, or the user is deleted."),
+    403: (DETAIL_ERROR, "The token's user is someone else: only users change their own profile."),
+    404: (DETAIL_ERROR, "No such user: unknown, deleted, or the id is not in canonical form."),
+    409: (FIELD_ERRORS, "The username or email is taken by another user (whatever its case)."),
+    413: (DETAIL_ERROR, "The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE (64 KiB by default)."),
+    415: (DETAIL_ERROR, "The body is not `application/json`."),
+    429: (DETAIL_ERROR, "Rate limited: try again after `Retry-After` seconds."),
+    503: (DETAIL_ERROR, "PostgreSQL is unreachable: try again later."),
+}
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429], required=True,
+    description="Seconds until the rate limit lets this client (or username) try again.",
+)
+
+
+def api_responses(success: dict[int, Any], *errors: int) -> dict[int, Any]:
+    """`success` plus the error answers `errors`, each with its body's schema; 503 is always possible."""
+    responses = dict(success)
+    for status in sorted({*errors, 503}):
+        schema, description = _ERRORS[status]
+        responses[status] = OpenApiResponse(response=schema, description=description)
+    return responses
+
+
+# Strings DRF refuses although they are valid JSON strings: NUL anywhere (every CharField), and
+# whitespace only where blank is not allowed (CharField trims before it checks).
+_NO_NUL = r"^[^\u0000]*$"
+_NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
+def _strict_request_component(schema: dict[str, Any]) -> None:
+    schema["additionalProperties"] = False  # unknown keys are a 400, not silently dropped
+    for prop in schema.get("properties", {}).values():
+        if prop.get("type") != "string" or "format" in prop:
+            continue
+        if "pattern" in prop:
+            prop["not"] = {"pattern": r"\u0000"}
+        else:
+            prop["pattern"] = _NOT_BLANK if prop.get("minLength", 0) >= 1 else _NO_NUL
+
+
+def strict_request_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: request bodies are closed and their strings honest."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                component = schemas.get(ref.rsplit("/", 1)[-1])
+                if component is not None:
+                    _strict_request_component(component)
+    return result

@@ -1,0 +1,114 @@
+"""The OpenAPI schema against the running server: schemathesis (`--checks all`) finds nothing.
+
+One uvicorn worker with production settings; two runs, without a token (rate limits on, as
+shipped) and with one (rate limits off, so that the fuzzer reaches the handlers behind them).
+"""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import running_workers, wait_until
+from users.models import User
+from users.tokens import token_pair
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXAMPLES = "40"
+SEED = "20261128"
+
+
+def schemathesis(base_url: str, *args: str) -> tuple[int, str]:
+    command = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()", "run",
+               f"{base_url}/api/schema/", "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
+               "--continue-on-failure", "--no-color", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    return result.returncode, result.stdout + result.stderr
+
+
+def assert_no_failures(code: int, output: str) -> None:
+    assert code == 0, output[-6000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert cases and int(cases.group(1)) >= 300, output[-2000:]  # it did run, and not a handful
+    print(f"schemathesis: {cases.group(0)}")
+
+
+@pytest.fixture
+def schema(client) -> dict:
+    return client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+def operations(schema: dict):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_every_operation_has_its_own_summary_and_description(schema):
+    seen = set()
+    for name, operation in operations(schema):
+        assert operation.get("summary") and operation.get("description"), name
+        assert "This is the magic" not in operation["description"], name
+        seen.add(operation["summary"])
+    assert len(seen) == len(list(operations(schema)))
+
+
+def test_every_operation_documents_its_errors_with_a_body(schema):
+    expected = {
+        "POST /api/v1/users/": {"201", "400", "409", "413", "415", "429", "503"},
+        "GET /api/v1/users/{id}/": {"200", "404", "503"},
+        "PATCH /api/v1/users/{id}/": {"200", "400", "401", "403", "404", "409", "413", "415", "429", "503"},
+        "GET /api/v1/users/me/": {"200", "401", "503"},
+        "PATCH /api/v1/users/me/": {"200", "400", "401", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/token/": {"200", "400", "401", "413", "415", "429", "503"},
+        "POST /api/v1/auth/token/refresh/": {"200", "400", "401", "413", "415", "429", "503"},
+        "POST /api/v1/auth/token/blacklist/": {"200", "400", "401", "413", "415", "503"},
+    }
+    assert {name: set(operation["responses"]) for name, operation in operations(schema)} == expected
+    for name, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            assert "application/json" in response.get("content", {}), (name, status)
+        if "429" in operation["responses"]:
+            assert "Retry-After" in operation["responses"]["429"]["headers"], name
+
+
+def test_request_bodies_are_closed_and_the_password_rules_visible(schema):
+    components = schema["components"]["schemas"]
+    for name, operation in operations(schema):
+        if "requestBody" in operation:
+            ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            assert components[ref.rsplit("/", 1)[-1]]["additionalProperties"] is False, name
+    password = components["UserCreateRequest"]["properties"]["password"]
+    assert password["minLength"] == 8 and password["maxLength"] == 128
+    assert "commonly used" in password["description"] and "numeric" in password["description"]
+
+
+def production_settings(**extra: str) -> dict[str, str]:
+    return {"DJANGO_DEBUG": "false", "DJANGO_SETTINGS_MODULE": "sidus.settings", **extra}
+
+
+def test_schemathesis_finds_nothing_without_a_token():
+    from django.conf import settings
+
+    env = production_settings(RATE_LIMITS_ENABLED="true", REDIS_URL=settings.REDIS_URL,
+                              DJANGO_SECRET_KEY="contract-test-secret-key-0123456789-abcdefghijklmnop")
+    with running_workers(1, **env) as (worker,):
+        wait_until(lambda: worker.client.get("/health/").status_code == 200)
+        assert_no_failures(*schemathesis(worker.url))
+        assert "Traceback" not in worker.output()
+
+
+def test_schemathesis_finds_nothing_with_a_token():
+    from django.conf import settings
+
+    user = User.objects.create_user("contract", "contract@example.com", "correct-horse-battery-9")
+    access = token_pair(user)["access"]
+    env = production_settings(RATE_LIMITS_ENABLED="false", REDIS_URL=settings.REDIS_URL,
+                              DJANGO_SECRET_KEY=settings.SECRET_KEY)
+    with running_workers(1, **env) as (worker,):
+        wait_until(lambda: worker.client.get("/health/").status_code == 200)
+        code, output = schemathesis(worker.url, "-H", f"Authorization: Bearer {access}")
+        assert_no_failures(code, output)
+        assert "Authentication failed" not in output  # the token opened the private operations
+        assert "Traceback" not in worker.output()
