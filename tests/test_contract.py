@@ -6,6 +6,7 @@ shipped) and with one (rate limits off, so that the fuzzer reaches the handlers 
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -23,7 +24,8 @@ def schemathesis(base_url: str, *args: str) -> tuple[int, str]:
     command = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()", "run",
                f"{base_url}/api/schema/", "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
                "--continue-on-failure", "--no-color", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    with tempfile.TemporaryDirectory() as scratch:  # its cache of crashes stays out of the checkout
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=scratch)
     return result.returncode, result.stdout + result.stderr
 
 
