@@ -3,6 +3,7 @@
 One uvicorn worker with production settings; two runs, without a token (rate limits on, as
 shipped) and with one (rate limits off, so that the fuzzer reaches the handlers behind them).
 """
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import tempfile
 
 import pytest
 
-from tests.servers import running_workers, wait_until
+from tests.servers import ROOT, running_workers, wait_until
 from users.models import User
 from users.tokens import token_pair
 
@@ -24,8 +25,9 @@ def schemathesis(base_url: str, *args: str) -> tuple[int, str]:
     command = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()", "run",
                f"{base_url}/api/schema/", "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
                "--continue-on-failure", "--no-color", *args]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as scratch:  # its cache of crashes stays out of the checkout
-        result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=scratch)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=scratch, env=env)
     return result.returncode, result.stdout + result.stderr
 
 

@@ -6,6 +6,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from users.models import User
@@ -38,13 +39,21 @@ class StrictInputMixin:
         return validated
 
 
+@extend_schema_field({
+    "type": "string", "minLength": 1, "maxLength": 150,
+    # Django's rule is r"^[\w.@+-]+\Z" with Python's Unicode \w; JSON Schema regexes are ECMA's, where
+    # \w is ASCII only. Say what both read alike (no spaces), and the whole rule in words.
+    "pattern": r"^\S+$",
+    "description": "Letters and digits of any one script, and @ . + - _; NFKC-normalized (ｇｒａｃｅ is grace), "
+                   "unique whatever its case; reserved names (admin, root, support, ...) and mixed-script "
+                   "look-alikes are refused.",
+})
 class UsernameField(serializers.CharField):
     """NFKC-normalized before any validator runs, as Django's own forms do ("ａｄａ" is "ada")."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 150)
         kwargs.setdefault("validators", [UnicodeUsernameValidator(), *USERNAME_VALIDATORS])
-        kwargs.setdefault("help_text", "Letters, digits and @/./+/-/_ only; unique whatever its case.")
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
