@@ -1,0 +1,34 @@
+"""The user cache: every Redis and Channels call of sidus lives in this package.
+
+- `local`: L1, a bounded LRU in each worker process.
+- `asgi`: the layer before Django that answers from L1, so a hit costs no thread hop and no
+  network round trip, and keeps the exact bytes and headers Django produced.
+- `shared`: L2, Redis, shared by every worker, read with redis.asyncio on the request path.
+- `invalidation`: after a change commits, bump the user's generation, delete L2, and send one
+  group message; generations (in Redis and in L1) stop a reader that read the row before the
+  write from storing it after. `listener`: each worker applies those messages to its L1, and
+  keeps L1 off while it may miss one.
+- `connection`: the Redis clients and their health; `keys`: every key; `sessions`: logouts.
+"""
+from users.cache.asgi import UserCacheMiddleware
+from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health
+from users.cache.invalidation import _pending, clear_all_users, invalidate_users
+from users.cache.keys import (
+    CACHEABLE_HEADER,
+    CAPTURE_SCOPE_KEY,
+    INVALIDATION_GROUP,
+    INVALIDATION_MESSAGE,
+    user_cache_key,
+    user_generation_key,
+)
+from users.cache.listener import InvalidationListener, lifespan, listener
+from users.cache.local import LocalCache, local_cache
+from users.cache.sessions import session_is_revoked, session_revoke
+from users.cache.shared import cacheable_headers, user_public_data
+
+__all__ = [
+    "CACHEABLE_HEADER", "CAPTURE_SCOPE_KEY", "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener",
+    "LocalCache", "UserCacheMiddleware", "_pending", "cacheable_headers", "clear_all_users", "invalidate_users",
+    "lifespan", "listener", "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health",
+    "session_is_revoked", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
+]

@@ -1,0 +1,76 @@
+"""After a change commits: drop the writer's L1 entry, bump the generation, delete L2, and tell
+every worker. Sync, for on_commit callbacks, the admin and the shell."""
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from users.cache.connection import _once_more, redis_health
+from users.cache.keys import (
+    GENERATION_TTL,
+    INVALIDATION_GROUP,
+    INVALIDATION_MESSAGE,
+    user_cache_key,
+    user_generation_key,
+)
+from users.cache.local import local_cache
+
+# Ids whose L2 entry or group message could not be sent (Redis down); resent when it is back.
+_pending: set[int] = set()
+_pending_lock = threading.Lock()
+
+
+def _take_pending(user_ids: Iterable[int]) -> list[int]:
+    with _pending_lock:
+        ids = sorted(_pending.union(user_ids))
+        _pending.clear()
+    return ids
+
+
+def _keep_pending(user_ids: Iterable[int], exc: BaseException) -> None:
+    with _pending_lock:
+        _pending.update(user_ids)
+    redis_health.failed(exc)
+
+
+def _queue_invalidation(pipe: Any, user_ids: Iterable[int]) -> Any:
+    """Bump each generation (failing in-flight stores), then drop the value; sync or async pipe."""
+    for user_id in user_ids:
+        pipe.incr(user_generation_key(user_id))
+        pipe.expire(user_generation_key(user_id), GENERATION_TTL)
+        pipe.delete(user_cache_key(user_id))
+    return pipe
+
+
+def invalidate_users(user_ids: Iterable[int]) -> None:
+    """Forget users everywhere after their change committed. Sync: for on_commit, admin, shell."""
+    user_ids = list(user_ids)
+    local_cache.invalidate(user_ids)
+    ids = _take_pending(user_ids)
+    if not ids:
+        return
+    try:
+        connection = get_redis_connection("default")
+        _once_more(lambda: _queue_invalidation(connection.pipeline(transaction=True), ids).execute())
+        message = {"type": INVALIDATION_MESSAGE, "ids": ids}
+        _once_more(lambda: async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, message))
+    except (RedisError, OSError) as exc:
+        _keep_pending(ids, exc)
+    else:
+        redis_health.succeeded()
+
+
+def clear_all_users() -> int:
+    """Drop every L2 entry and tell every worker to empty its L1 (operator command)."""
+    connection = get_redis_connection("default")
+    keys = connection.scan_iter(match=user_cache_key("*"), count=1000)
+    ids = [int(key.rsplit(b":", 1)[1]) for key in keys if not key.endswith(b":gen")]
+    results = _queue_invalidation(connection.pipeline(), ids).execute()
+    removed = sum(results[2::3])  # each id queues incr, expire, delete
+    local_cache.clear()
+    async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, {"type": INVALIDATION_MESSAGE, "all": True})
+    return removed

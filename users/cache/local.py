@@ -1,0 +1,82 @@
+"""L1: each worker's own bounded LRU of answers, read by the ASGI layer with no I/O."""
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+
+
+class LocalCache:
+    """A bounded, thread-safe LRU with a TTL and a generation per key.
+
+    `token(key)` taken before reading the source, passed to `set()`, makes the store a no-op if
+    the key was invalidated (or the cache cleared) meanwhile. on_commit callbacks invalidate from
+    worker threads while the event loop reads, hence the lock.
+    """
+
+    def __init__(self, max_entries: int, ttl: float, max_generations: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.max_generations = max_generations
+        self.enabled = False
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[int, tuple[float, Any]] = OrderedDict()
+        self._generations: dict[int, int] = {}
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def token(self, key: int) -> tuple[int, int]:
+        with self._lock:
+            return self._epoch, self._generations.get(key, 0)
+
+    def get(self, key: int) -> Any:
+        with self._lock:
+            item = self._entries.get(key)
+            if item is None:
+                return None
+            if item[0] <= time.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return item[1]
+
+    def set(self, key: int, value: Any, token: tuple[int, int]) -> bool:
+        with self._lock:
+            if not self.enabled or token != (self._epoch, self._generations.get(key, 0)):
+                return False
+            self._entries[key] = (time.monotonic() + self.ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+            return True
+
+    def invalidate(self, keys: Iterable[int]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+                self._generations[key] = self._generations.get(key, 0) + 1
+            if len(self._generations) > self.max_generations:
+                # Forget the generations; a new epoch still fails every token taken before.
+                self._generations.clear()
+                self._epoch += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generations.clear()
+            self._epoch += 1
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def disable(self) -> None:
+        """While invalidations may be missed (no listener), keep nothing."""
+        self.enabled = False
+        self.clear()
+
+
+local_cache = LocalCache(settings.USER_CACHE_L1_MAX_ENTRIES, settings.USER_CACHE_L1_TTL)
