@@ -32,6 +32,7 @@ _ERRORS: dict[int, tuple[dict[str, Any], str]] = {
     403: (DETAIL_ERROR, "The token's user is someone else: only users change their own profile."),
     404: (DETAIL_ERROR, "No such user: unknown, deleted, or the id is not in canonical form."),
     409: (FIELD_ERRORS, "The username or email is taken by another user (whatever its case)."),
+    412: (DETAIL_ERROR, "`If-Match` names a version that is no longer current: read again, then retry."),
     413: (DETAIL_ERROR, "The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE (64 KiB by default)."),
     415: (DETAIL_ERROR, "The body is not `application/json`."),
     429: (DETAIL_ERROR, "Rate limited: try again after `Retry-After` seconds."),
@@ -42,6 +43,22 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429], required=True,
     description="Seconds until the rate limit lets this client (or username) try again.",
 )
+
+
+ETAG = OpenApiParameter(
+    "ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 304],
+    description="Strong tag of this version of the profile: send it back in If-None-Match or If-Match.",
+)
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="ETags you hold (or `*`): a 304 with no body if one is current.",
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="The ETag you read (from this profile or /users/me/), or `*`: a 412, writing nothing, "
+                "if the profile changed since.",
+)
+NOT_MODIFIED = OpenApiResponse(description="Not modified: the ETag you sent is current. No body.")
 
 
 def api_responses(success: dict[int, Any], *errors: int) -> dict[int, Any]:

@@ -33,6 +33,33 @@ def user(make_user) -> User:
     return make_user(first_name="Ada", last_name="Lovelace")
 
 
+def asgi_get(path: str, **headers: str):
+    """GET through the whole ASGI application, the cache layer included, from a sync test.
+
+    Its database calls run on this thread (async_to_sync), so they see the test's transaction;
+    as Django's test client does, it keeps request signals from closing that connection.
+    """
+    import httpx
+    from asgiref.sync import async_to_sync
+    from django.core import signals
+    from django.db import close_old_connections
+
+    from sidus.asgi import application
+
+    async def get():
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.get(path, headers=headers)
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        return async_to_sync(get)()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
 def bearer(user: User) -> dict[str, str]:
     """The Authorization header of a fresh access token for `user`."""
     return {"HTTP_AUTHORIZATION": f"Bearer {token_pair(user)['access']}"}

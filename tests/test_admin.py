@@ -4,7 +4,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD, asgi_get, bearer
 from tests.test_cache import redis_keys
 from users.cache import user_cache_key
 from users.models import User
@@ -53,7 +53,7 @@ def test_delete_view_soft_deletes_and_the_api_stops_serving(
 ):
     api = APIClient()
     headers = bearer(user)
-    assert api.get(f"/api/v1/users/{user.pk}/").status_code == 200  # now in L2
+    assert asgi_get(f"/api/v1/users/{user.pk}/").status_code == 200  # now in L2
 
     confirm = superuser_client.get(reverse("admin:users_user_delete", args=[user.pk]))
     assert confirm.status_code == 200
@@ -91,7 +91,7 @@ def test_bulk_soft_delete_clears_every_cached_user(superuser_client, make_user, 
     users = [make_user() for _ in range(3)]
     api = APIClient()
     for u in users:
-        api.get(f"/api/v1/users/{u.pk}/")
+        asgi_get(f"/api/v1/users/{u.pk}/")
     assert {user_cache_key(u.pk).encode() for u in users} <= redis_keys()
 
     data = {"action": "delete_selected", "_selected_action": [u.pk for u in users], "post": "yes"}

@@ -3,7 +3,6 @@
 Real Redis and PostgreSQL; the multi-worker behaviour is in test_workers.py.
 """
 import asyncio
-import json
 import time
 
 import pytest
@@ -12,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD, asgi_get, bearer
 from users import cache, services
 from users.cache import LocalCache, user_cache_key
 from users.models import User
@@ -79,67 +78,77 @@ def test_l1_stores_nothing_while_disabled():
     assert local.set(1, "v", local.token(1)) is False
 
 
-# --- L2 and X-Cache through Django (sync test client) ----------------------------------------------
+# --- L2 and X-Cache (through the ASGI application; L1 is off without the listener) ----------------
 
 
 @pytest.mark.django_db
 def test_get_is_miss_then_l2_and_l2_holds_only_the_public_fields(user):
-    client = APIClient()
     assert redis_keys() == set()
 
-    first = client.get(f"/api/v1/users/{user.pk}/")
-    second = client.get(f"/api/v1/users/{user.pk}/")
+    first = asgi_get(f"/api/v1/users/{user.pk}/")
+    second = asgi_get(f"/api/v1/users/{user.pk}/")
 
-    assert (first["X-Cache"], second["X-Cache"]) == ("MISS", "L2")
-    assert first.json() == second.json()
-    stored = redis.Redis.from_url(settings.REDIS_URL).get(user_cache_key(user.pk)).decode()
-    assert json.loads(stored) == first.json()
-    assert user.email not in stored and "password" not in stored and "pbkdf2" not in stored
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "L2")
+    assert first.content == second.content
+    assert {k: v for k, v in first.headers.items() if k != "x-cache"} == {
+        k: v for k, v in second.headers.items() if k != "x-cache"
+    }
+    stored = redis.Redis.from_url(settings.REDIS_URL).get(user_cache_key(user.pk))
+    assert stored.endswith(b"\r\n\r\n" + first.content)
+    assert user.email.encode() not in stored and b"password" not in stored and b"md5$" not in stored
+
+
+@pytest.mark.django_db
+def test_django_reads_l2_for_other_renderings_but_keeps_nothing_of_its_own(user):
+    client = APIClient()
+    assert client.get(f"/api/v1/users/{user.pk}/")["X-Cache"] == "MISS"
+    assert redis_keys() == set()  # only the ASGI layer stores, and only Django's exact answer
+    asgi_get(f"/api/v1/users/{user.pk}/")
+    html = client.get(f"/api/v1/users/{user.pk}/", HTTP_ACCEPT="text/html")
+    assert html["X-Cache"] == "L2" and user.username in html.content.decode()
 
 
 @pytest.mark.django_db
 def test_unknown_user_is_not_cached():
-    assert APIClient().get("/api/v1/users/424242/").status_code == 404
+    assert asgi_get("/api/v1/users/424242/").status_code == 404
     assert redis_keys() == set()
 
 
 @pytest.mark.django_db
 def test_patch_clears_l2_after_commit(user, django_capture_on_commit_callbacks):
-    client = APIClient()
-    client.get(f"/api/v1/users/{user.pk}/")
+    asgi_get(f"/api/v1/users/{user.pk}/")
     with django_capture_on_commit_callbacks(execute=True):
-        client.patch(f"/api/v1/users/{user.pk}/", {"bio": "new"}, **bearer(user))
+        APIClient().patch(f"/api/v1/users/{user.pk}/", {"bio": "new"}, **bearer(user))
 
-    after = client.get(f"/api/v1/users/{user.pk}/")
-    assert after["X-Cache"] == "MISS"
+    after = asgi_get(f"/api/v1/users/{user.pk}/")
+    assert after.headers["X-Cache"] == "MISS"
     assert after.json()["bio"] == "new"
 
 
 @pytest.mark.django_db
 def test_shell_save_and_delete_clear_l2(user, django_capture_on_commit_callbacks):
-    client = APIClient()
-    client.get(f"/api/v1/users/{user.pk}/")
+    asgi_get(f"/api/v1/users/{user.pk}/")
     with django_capture_on_commit_callbacks(execute=True):
         user.first_name = "Shell"
         user.save()
-    assert client.get(f"/api/v1/users/{user.pk}/").json()["first_name"] == "Shell"
+    assert asgi_get(f"/api/v1/users/{user.pk}/").json()["first_name"] == "Shell"
 
     with django_capture_on_commit_callbacks(execute=True):
         services.user_soft_delete(user=user)
-    assert client.get(f"/api/v1/users/{user.pk}/").status_code == 404
+    assert asgi_get(f"/api/v1/users/{user.pk}/").status_code == 404
 
-    client.get(f"/api/v1/users/{user.pk}/")
+    asgi_get(f"/api/v1/users/{user.pk}/")
     pk = user.pk
     with django_capture_on_commit_callbacks(execute=True):
         User.objects.filter(pk=pk).update(deleted_at=None, is_active=True)  # no signal...
         cache.invalidate_users([pk])  # ...so bulk writers invalidate explicitly
         user.delete()
-    assert client.get(f"/api/v1/users/{pk}/").status_code == 404
+    assert asgi_get(f"/api/v1/users/{pk}/").status_code == 404
 
 
 @pytest.mark.django_db
 def test_rolled_back_change_invalidates_nothing(user, django_capture_on_commit_callbacks):
-    APIClient().get(f"/api/v1/users/{user.pk}/")
+    asgi_get(f"/api/v1/users/{user.pk}/")
     with django_capture_on_commit_callbacks() as callbacks:
         pass
     from django.db import transaction
@@ -154,64 +163,51 @@ def test_rolled_back_change_invalidates_nothing(user, django_capture_on_commit_c
 
 @pytest.mark.django_db
 def test_operator_clear_drops_every_l2_entry(make_user):
-    client = APIClient()
     users = [make_user() for _ in range(3)]
     for u in users:
-        client.get(f"/api/v1/users/{u.pk}/")
+        asgi_get(f"/api/v1/users/{u.pk}/")
     assert cache.clear_all_users() == 3
-    assert all(client.get(f"/api/v1/users/{u.pk}/")["X-Cache"] == "MISS" for u in users)
+    assert all(asgi_get(f"/api/v1/users/{u.pk}/").headers["X-Cache"] == "MISS" for u in users)
 
 
 # --- The race: a reader paused between its database read and its cache store -------------------
 
 
 async def paused_loader(read_done: asyncio.Event, release: asyncio.Event):
+    original = UserViewSet._load_public  # taken before the test patches it
+
     async def load(user_id):
-        user = await User.objects.alive().filter(pk=user_id).afirst()
+        loaded = await original(UserViewSet(), user_id)
         read_done.set()
         await release.wait()
-        return {"id": user.pk, "bio": user.bio}
+        return loaded
 
     return load
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_reader_paused_across_a_committed_write_leaves_no_stale_l2(close_db_connections):
-    user = await sync_to_async(User.objects.create_user)("racer", "racer@example.com", PASSWORD, bio="old")
+@pytest.mark.parametrize("tier", ["L1", "L2"])
+async def test_reader_paused_across_a_committed_write_stores_nothing_stale(
+    listening, asgi_client, monkeypatch, tier
+):
+    user = await sync_to_async(User.objects.create_user)(f"racer{tier}", f"r{tier}@example.com", PASSWORD, bio="old")
+    if tier == "L2":
+        cache.local_cache.disable()  # the L2 path alone
     read_done, release = asyncio.Event(), asyncio.Event()
-    reader = asyncio.create_task(cache.user_public_data(user.pk, await paused_loader(read_done, release)))
+    monkeypatch.setattr(UserViewSet, "_load_public", _as_method(await paused_loader(read_done, release)))
+    reader = asyncio.create_task(asgi_client.get(f"/api/v1/users/{user.pk}/"))
     await read_done.wait()  # the reader holds the old row
 
     await sync_to_async(services.user_update)(user=user, data={"bio": "new"})  # commits, invalidates
     release.set()
-    stale, _ = await reader
-
-    assert stale["bio"] == "old"  # that one request raced; nothing may keep its answer
-    assert user_cache_key(user.pk).encode() not in redis_keys()
-    view = UserViewSet()
-    data, source = await cache.user_public_data(user.pk, view._load_public)
-    assert (data["bio"], source) == ("new", "MISS")
-    data, source = await cache.user_public_data(user.pk, view._load_public)
-    assert (data["bio"], source) == ("new", "L2")
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_reader_paused_across_a_committed_write_leaves_no_stale_l1(listening, asgi_client, monkeypatch):
-    user = await sync_to_async(User.objects.create_user)("racer1", "racer1@example.com", PASSWORD, bio="old")
-    read_done, release = asyncio.Event(), asyncio.Event()
-    monkeypatch.setattr(UserViewSet, "_load_public", _as_method(await paused_loader(read_done, release)))
-    reader = asyncio.create_task(asgi_client.get(f"/api/v1/users/{user.pk}/"))
-    await read_done.wait()
-
-    await sync_to_async(services.user_update)(user=user, data={"bio": "new"})
-    release.set()
-    assert (await reader).json()["bio"] == "old"
+    assert (await reader).json()["bio"] == "old"  # that one request raced; nothing may keep its answer
     monkeypatch.undo()
+    assert user_cache_key(user.pk).encode() not in redis_keys()
 
     after = await asgi_client.get(f"/api/v1/users/{user.pk}/")
     assert after.headers["x-cache"] == "MISS" and after.json()["bio"] == "new"
     again = await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    assert again.headers["x-cache"] == "L1" and again.json()["bio"] == "new"
+    assert again.headers["x-cache"] == tier and again.json()["bio"] == "new"
 
 
 def _as_method(load):

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
+from tests.conftest import asgi_get
 from tests.servers import (
     ROOT,
     RedisServer,
@@ -95,14 +96,12 @@ def test_createsuperuser_works_non_interactively(monkeypatch):
 
 @pytest.mark.django_db
 def test_clear_user_cache_command(user):
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.get(f"/api/v1/users/{user.pk}/")
+    assert asgi_get(f"/api/v1/users/{user.pk}/").headers["X-Cache"] == "MISS"
+    assert asgi_get(f"/api/v1/users/{user.pk}/").headers["X-Cache"] == "L2"
     out = StringIO()
     call_command("clear_user_cache", stdout=out)
     assert "Removed 1 cached profile" in out.getvalue()
-    assert client.get(f"/api/v1/users/{user.pk}/")["X-Cache"] == "MISS"
+    assert asgi_get(f"/api/v1/users/{user.pk}/").headers["X-Cache"] == "MISS"
 
 
 def test_compose_file_runs_without_an_env_file():

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.conftest import PASSWORD, bearer
-from tests.servers import running_workers
+from tests.servers import running_workers, wait_until
 from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,3 +154,23 @@ def test_shell_and_admin_bulk_changes_reach_every_worker(workers):
     deadline = time.monotonic() + 1.0
     while any(w.client.get(f"/api/v1/users/{u.pk}/").status_code != 404 for w in workers for u in users):
         assert time.monotonic() < deadline, "a worker still serves a deleted user"
+
+
+def test_etags_agree_across_workers_304_everywhere_and_412_after_a_write(workers):
+    created = workers[0].client.post(
+        "/api/v1/users/", json={"username": "tagged", "email": "tagged@example.com", "password": PASSWORD}
+    )
+    user = User.objects.get(pk=created.json()["id"])
+    url, auth = f"/api/v1/users/{user.pk}/", {"Authorization": bearer(user)["HTTP_AUTHORIZATION"]}
+    etag = workers[0].client.get(url).headers["etag"]
+    for worker in workers:  # a MISS or an L2 answer first, then L1: the same tag and a 304 on each
+        for _ in range(2):
+            response = worker.client.get(url, headers={"If-None-Match": etag})
+            assert response.status_code == 304 and response.headers["etag"] == etag
+    assert workers[1].client.patch(url, json={"bio": "tab one"}, headers={**auth, "If-Match": etag}).status_code == 200
+    stale = workers[2].client.patch(url, json={"bio": "tab two"}, headers={**auth, "If-Match": etag})
+    assert stale.status_code == 412
+    for worker in workers:  # within the invalidation delay, every worker has the new version
+        wait_until(lambda: worker.client.get(url, headers={"If-None-Match": etag}).status_code == 200, timeout=1)
+        fresh = worker.client.get(url, headers={"If-None-Match": etag})
+        assert fresh.json()["bio"] == "tab one" and fresh.headers["etag"] != etag

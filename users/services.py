@@ -1,6 +1,6 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from smtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
 from typing import Any
@@ -56,17 +56,26 @@ def user_create(
     return user
 
 
-def user_update(*, user: User, data: dict[str, Any]) -> User:
-    """Write only the changed columns, so a concurrent soft delete is never undone."""
+def user_update(
+    *, user: User, data: dict[str, Any], precondition: Callable[[User], None] | None = None
+) -> User:
+    """Write only the changed columns, so a concurrent soft delete is never undone.
+
+    With a `precondition` (If-Match), the row is locked and re-read first and the check runs on
+    it: nobody can write between the check and this write. It raises to refuse.
+    """
     unknown = set(data) - UPDATABLE_FIELDS
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    if not data:
-        return user
-    for field, value in data.items():
-        setattr(user, field, value)
     try:
         with transaction.atomic():
+            if precondition is not None:
+                user = User.objects.select_for_update().get(pk=user.pk)
+                precondition(user)
+            if not data:
+                return user
+            for field, value in data.items():
+                setattr(user, field, value)
             user.save(update_fields=[*data, "updated_at"])
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)

@@ -4,7 +4,7 @@ from typing import Any
 
 from adrf.viewsets import GenericViewSet
 from asgiref.sync import sync_to_async
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, get_conditional_response
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -13,8 +13,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from sidus.openapi import RETRY_AFTER, api_responses
-from users import cache, services
+from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
+from users import cache, etags, services
 from users.models import User
 from users.permissions import IsSelf
 from users.ratelimits import ActionThrottle
@@ -41,6 +41,10 @@ X_CACHE = OpenApiParameter(
     "X-Cache", {"type": "string", "enum": ["L1", "L2", "MISS"]}, OpenApiParameter.HEADER, response=[200, 404],
     description="Where the answer came from: this worker's memory, Redis, or PostgreSQL.",
 )
+
+
+def _is_plain_json(response: Response) -> bool:
+    return response.accepted_renderer.format == "json" and ";" not in (response.accepted_media_type or "")
 
 
 def parse_user_id(value: str) -> int:
@@ -82,6 +86,13 @@ class UserViewSet(GenericViewSet):
         response = super().finalize_response(request, response, *args, **kwargs)
         if self.action != "aretrieve":  # everything else carries an email address or nothing to keep
             add_never_cache_headers(response)
+        elif response.status_code == 200 and _is_plain_json(response):
+            # The ETag names the plain JSON bytes; other renderings (HTML, indent=4) get none.
+            response["ETag"] = self.etag
+            not_modified = get_conditional_response(request, etag=self.etag, response=response)
+            if not_modified is not response:
+                not_modified["X-Cache"] = response["X-Cache"]
+                return not_modified
         return response
 
     @extend_schema(
@@ -106,33 +117,40 @@ class UserViewSet(GenericViewSet):
         summary="Read a public profile",
         description="Anyone may read it; no email. Served from memory or Redis when cached; a token, "
                     "valid or not, changes nothing.",
-        auth=[], parameters=[USER_ID, X_CACHE],
-        responses=api_responses({200: UserPublicSerializer}, 404),
+        auth=[], parameters=[USER_ID, X_CACHE, IF_NONE_MATCH, ETAG],
+        responses=api_responses({200: UserPublicSerializer, 304: NOT_MODIFIED}, 404),
     )
     async def aretrieve(self, request: Request, pk: str) -> Response:
         self.headers["X-Cache"] = "MISS"  # also on the 404s: every GET says where it came from
         user_id = parse_user_id(pk)
-        data, self.headers["X-Cache"] = await cache.user_public_data(user_id, self._load_public)
+        # The ASGI layer asks only after it found nothing in L2: no second look.
+        data, self.etag, self.headers["X-Cache"] = await cache.user_public_data(
+            user_id, self._load_public, read_l2=not cache.capturing(request)
+        )
         if data is None:
             raise NotFound()
         return Response(data, headers=cache.cacheable_headers(request, user_id))
 
-    async def _load_public(self, user_id: int) -> dict[str, Any] | None:
+    async def _load_public(self, user_id: int) -> tuple[dict[str, Any], str] | None:
         user = await self.get_queryset().filter(pk=user_id).afirst()
-        return None if user is None else UserPublicSerializer(user).data
+        if user is None:
+            return None
+        data = UserPublicSerializer(user).data
+        return data, etags.representation_etag(data, user.updated_at)
 
     @extend_schema(
         summary="Update a profile",
         description="Only the user may change their own fields, and only those in the body. "
-                    "Answers the private representation.",
-        request=UserUpdateSerializer, parameters=[USER_ID, RETRY_AFTER],
-        responses=api_responses({200: UserPrivateSerializer}, 400, 401, 403, 404, 409, 413, 415, 429),
+                    "Answers the private representation. With If-Match, a profile changed since it was "
+                    "read is not overwritten (412).",
+        request=UserUpdateSerializer, parameters=[USER_ID, IF_MATCH, ETAG, RETRY_AFTER],
+        responses=api_responses({200: UserPrivateSerializer}, 400, 401, 403, 404, 409, 412, 413, 415, 429),
     )
     async def partial_aupdate(self, request: Request, pk: str) -> Response:
         user_id = parse_user_id(pk)
-        return Response(await sync_to_async(self._update)(request, user_id))
+        return await sync_to_async(self._update)(request, user_id)
 
-    def _update(self, request: Request, user_id: int) -> dict[str, Any]:
+    def _update(self, request: Request, user_id: int) -> Response:
         # The token already loaded the caller; only someone else's id needs a query (404 or 403).
         if user_id == request.user.pk:
             user = request.user
@@ -143,22 +161,30 @@ class UserViewSet(GenericViewSet):
         self.check_object_permissions(request, user)
         serializer = UserUpdateSerializer(user, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        user = services.user_update(user=user, data=serializer.validated_data)
-        return UserPrivateSerializer(user).data
+        if_match = request.headers.get("If-Match")
+        precondition = etags.require_if_match(if_match) if if_match else None
+        user = services.user_update(user=user, data=serializer.validated_data, precondition=precondition)
+        return self._private(user)
+
+    @staticmethod
+    def _private(user: User) -> Response:
+        """The private representation, tagged with its version for the next If-Match."""
+        data = UserPrivateSerializer(user).data
+        return Response(data, headers={"ETag": etags.representation_etag(data, user.updated_at)})
 
     @extend_schema(
         methods=["GET"], summary="Read my profile",
         description="The private representation of the token's user, email included.",
-        responses=api_responses({200: UserPrivateSerializer}, 401),
+        parameters=[ETAG], responses=api_responses({200: UserPrivateSerializer}, 401),
     )
     @extend_schema(
         methods=["PATCH"], summary="Update my profile",
         description="The same as updating `/users/{id}/` with one's own id.",
-        request=UserUpdateSerializer, parameters=[RETRY_AFTER],
-        responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 413, 415, 429),
+        request=UserUpdateSerializer, parameters=[IF_MATCH, ETAG, RETRY_AFTER],
+        responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 412, 413, 415, 429),
     )
     @action(detail=False, methods=["get", "patch"])
     async def me(self, request: Request) -> Response:
         if request.method == "GET":
-            return Response(UserPrivateSerializer(request.user).data)
-        return Response(await sync_to_async(self._update)(request, request.user.pk))
+            return self._private(request.user)
+        return await sync_to_async(self._update)(request, request.user.pk)

@@ -1,9 +1,10 @@
 """The user cache: every Redis and Channels call of sidus lives in this package.
 
+- `asgi`: the layer before Django. It answers plain JSON reads of a profile from L1 (no I/O),
+  else from L2 (one Redis round trip), 304s included, with no thread hop; on a miss it keeps the
+  exact status, headers and body Django produced (`answers`) in both tiers.
 - `local`: L1, a bounded LRU in each worker process.
-- `asgi`: the layer before Django that answers from L1, so a hit costs no thread hop and no
-  network round trip, and keeps the exact bytes and headers Django produced.
-- `shared`: L2, Redis, shared by every worker, read with redis.asyncio on the request path.
+- `shared`: L2, Redis, shared by every worker, read with redis.asyncio.
 - `invalidation`: after a change commits, bump the user's generation, delete L2, and send one
   group message; generations (in Redis and in L1) stop a reader that read the row before the
   write from storing it after. `listener`: each worker applies those messages to its L1, and
@@ -24,11 +25,12 @@ from users.cache.keys import (
 from users.cache.listener import InvalidationListener, lifespan, listener
 from users.cache.local import LocalCache, local_cache
 from users.cache.sessions import session_is_revoked, session_revoke
-from users.cache.shared import cacheable_headers, user_public_data
+from users.cache.shared import cacheable_headers, capturing, user_public_data
 
 __all__ = [
     "CACHEABLE_HEADER", "CAPTURE_SCOPE_KEY", "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener",
-    "LocalCache", "UserCacheMiddleware", "_pending", "cacheable_headers", "clear_all_users", "invalidate_users",
+    "LocalCache", "UserCacheMiddleware", "_pending", "cacheable_headers", "capturing", "clear_all_users",
+    "invalidate_users",
     "lifespan", "listener", "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health",
     "session_is_revoked", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
 ]

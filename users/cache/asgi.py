@@ -1,26 +1,17 @@
-"""The ASGI layer before Django: answers plain JSON reads of a public profile from L1, and fills
-L1 with the exact bytes and headers Django produced."""
+"""The ASGI layer before Django: answers plain JSON reads of a public profile from L1, then L2,
+with no thread hop, 304 included; on a miss it keeps the exact bytes and headers Django produced."""
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
+from users.cache import shared
+from users.cache.answers import CachedResponse, etag_matches
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY
 from users.cache.local import local_cache
-
-
-@dataclass(frozen=True)
-class CachedResponse:
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    secure: bool
-
 
 # Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
 _JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
@@ -41,11 +32,11 @@ def accepts_plain_json(accept: bytes) -> bool:
 
 
 class UserCacheMiddleware:
-    """Serves L1 hits of GET /api/v1/users/{id}/ before Django; fills L1 from Django's answers.
+    """Serves GET/HEAD /api/v1/users/{id}/ from L1, else L2, before Django; fills both from Django.
 
-    Only plain JSON GET/HEAD requests take this path (no query string, `accepts_plain_json`, an
-    allowed Host): everything else, and every miss, goes to Django, whose bytes and headers are
-    what L1 stores.
+    Only plain JSON requests take this path (no query string, `accepts_plain_json`, an allowed
+    Host): everything else goes to Django untouched. `If-None-Match` is answered here on every
+    tier: Django is asked without it, so that the answer it gives can be kept.
     """
 
     def __init__(self, app: Callable) -> None:
@@ -100,36 +91,63 @@ class UserCacheMiddleware:
         if user_id is None:
             return await self.app(scope, receive, send)
         secure = self._is_secure(scope)
-        cached = self.cache.get(user_id)
-        if cached is not None and cached.secure == secure:
-            await send({"type": "http.response.start", "status": cached.status, "headers": cached.headers})
-            body = b"" if scope["method"] == "HEAD" else cached.body
-            await send({"type": "http.response.body", "body": body})
-            return
+        answer = self.cache.get(user_id)
+        if answer is not None and answer.secure == secure:
+            return await _send(send, scope, answer, b"L1")
+        token = self.cache.token(user_id)
+        answer, generation = await shared.read_answer(user_id)
+        if answer is not None and answer.secure == secure:
+            self.cache.set(user_id, answer, token)
+            return await _send(send, scope, answer, b"L2")
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
-        await self.app({**scope, CAPTURE_SCOPE_KEY: True}, receive, self._capturing_send(send, user_id, secure))
+        messages, marked = await self._ask_django(scope, receive, user_id)
+        answer = _answer_of(messages, secure) if marked else None
+        if answer is None:
+            for message in messages:
+                await send(message)
+            return
+        self.cache.set(user_id, answer, token)
+        await shared.store_answer(user_id, answer, generation)
+        await _send(send, scope, answer, b"MISS")
 
-    def _capturing_send(self, send: Callable, user_id: int, secure: bool) -> Callable:
-        token = self.cache.token(user_id)
-        marker = CACHEABLE_HEADER.lower().encode()
-        expected = str(user_id).encode()
-        state: dict[str, Any] = {"headers": None, "body": []}
+    async def _ask_django(self, scope: dict, receive: Callable, user_id: int) -> tuple[list[dict], bool]:
+        """Django's whole answer, asked without conditional headers (the layer answers those), and
+        whether the view marked it as the public representation of `user_id`."""
+        headers = [(n, v) for n, v in scope["headers"] if n not in _CONDITIONAL_HEADERS]
+        messages: list[dict] = []
 
-        async def capture(message: dict) -> None:
+        async def keep(message: dict) -> None:
+            messages.append(message)
+
+        await self.app({**scope, "headers": headers, CAPTURE_SCOPE_KEY: True}, receive, keep)
+        marker, marked = CACHEABLE_HEADER.lower().encode(), False
+        for message in messages:
             if message["type"] == "http.response.start":
-                headers = [(n, v) for n, v in message.get("headers", []) if n.lower() != marker]
-                if message["status"] == 200 and (marker, expected) in (
-                    (n.lower(), v) for n, v in message.get("headers", [])
-                ):
-                    state["headers"] = [(n, b"L1" if n.lower() == b"x-cache" else v) for n, v in headers]
-                    state["status"] = message["status"]
-                message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body" and state["headers"] is not None:
-                state["body"].append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    response = CachedResponse(state["status"], state["headers"], b"".join(state["body"]), secure)
-                    self.cache.set(user_id, response, token)
-            await send(message)
+                kept = [(n, v) for n, v in message.get("headers", []) if n.lower() != marker]
+                marked = (marker, str(user_id).encode()) in ((n.lower(), v) for n, v in message.get("headers", []))
+                message["headers"] = kept
+        return messages, marked
 
-        return capture
+
+_CONDITIONAL_HEADERS = frozenset({b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since"})
+
+
+def _answer_of(messages: list[dict], secure: bool) -> CachedResponse | None:
+    start = messages[0] if messages and messages[0]["type"] == "http.response.start" else None
+    if start is None or start["status"] != 200:
+        return None
+    body = b"".join(m.get("body", b"") for m in messages[1:] if m["type"] == "http.response.body")
+    return CachedResponse.of(start["status"], start["headers"], body, secure)
+
+
+async def _send(send: Callable, scope: dict, answer: CachedResponse, tier: bytes) -> None:
+    if_none_match = next((v for n, v in scope["headers"] if n == b"if-none-match"), None)
+    if if_none_match is not None and etag_matches(if_none_match, answer.etag):
+        await send({"type": "http.response.start", "status": 304,
+                    "headers": [*answer.not_modified_headers, (b"X-Cache", tier)]})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = [*answer.headers, (b"X-Cache", tier)]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer.body})

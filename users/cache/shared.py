@@ -1,5 +1,5 @@
-"""L2: the public representation in Redis, shared by every worker, stored only if no write
-committed since it was read (a Lua check-and-set on the user's generation)."""
+"""L2: the answers of the ASGI layer in Redis, shared by every worker, stored only if no write
+committed since the generation was read (a Lua check-and-set), and read with one MGET."""
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from users.cache.answers import CachedResponse, decode, encode
 from users.cache.connection import _once_more_async, redis_client, redis_health
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY, user_cache_key, user_generation_key
 
@@ -20,36 +21,64 @@ end
 return 0
 """
 
+Generation = bytes | None
+UNREACHABLE = object()  # the generation when Redis did not answer: store nothing
 
-async def user_public_data(
-    user_id: int, load: Callable[[int], Awaitable[dict[str, Any] | None]]
-) -> tuple[dict[str, Any] | None, str]:
-    """The public representation and where it came from ("L2" or "MISS"); None if no such user."""
+
+async def read_answer(user_id: int) -> tuple[CachedResponse | None, Any]:
+    """The stored answer (or None) and the generation to store a fresh one under; one round trip."""
     if not redis_health.available():
-        return await load(user_id), "MISS"
+        return None, UNREACHABLE
     client = redis_client()
-    key, generation_key = user_cache_key(user_id), user_generation_key(user_id)
     try:
-        cached, generation = await _once_more_async(lambda: client.mget(key, generation_key))
+        stored, generation = await _once_more_async(
+            lambda: client.mget(user_cache_key(user_id), user_generation_key(user_id))
+        )
     except RedisError as exc:
         redis_health.failed(exc)
-        return await load(user_id), "MISS"
+        return None, UNREACHABLE
     redis_health.succeeded()
-    if cached is not None:
-        return json.loads(cached), "L2"
-    data = await load(user_id)
-    if data is not None:
-        try:
-            await client.eval(
-                _SET_IF_GENERATION, 2, key, generation_key,
-                generation or b"0", json.dumps(data), settings.USER_CACHE_L2_TTL,
-            )
-        except RedisError as exc:
-            redis_health.failed(exc)
-    return data, "MISS"
+    return (decode(stored) if stored is not None else None), generation
+
+
+async def store_answer(user_id: int, answer: CachedResponse, generation: Any) -> None:
+    """Keep `answer` unless the user changed after `generation` was read."""
+    if generation is UNREACHABLE:
+        return
+    try:
+        await redis_client().eval(
+            _SET_IF_GENERATION, 2, user_cache_key(user_id), user_generation_key(user_id),
+            generation or b"0", encode(answer), settings.USER_CACHE_L2_TTL,
+        )
+    except RedisError as exc:
+        redis_health.failed(exc)
+
+
+async def user_public_data(
+    user_id: int, load: Callable[[int], Awaitable[tuple[dict[str, Any], str] | None]], *, read_l2: bool = True
+) -> tuple[dict[str, Any] | None, str | None, str]:
+    """For Django's own path: the public data, its ETag and where it came from ("L2" or "MISS").
+
+    Django's answers to other media types are not stored: L2 holds only what the ASGI layer
+    serves, and the layer has read it already when it asks Django (`read_l2=False`).
+    """
+    if read_l2:
+        answer, _ = await read_answer(user_id)
+        if answer is not None:
+            return json.loads(answer.body), (answer.etag or b"").decode() or None, "L2"
+    loaded = await load(user_id)
+    if loaded is None:
+        return None, None, "MISS"
+    data, etag = loaded
+    return data, etag, "MISS"
+
+
+def capturing(request: Any) -> bool:
+    """True when the ASGI layer will keep this answer (it asked for it in the scope)."""
+    scope = getattr(request, "scope", None) or {}
+    return bool(scope.get(CAPTURE_SCOPE_KEY))
 
 
 def cacheable_headers(request: Any, user_id: int) -> dict[str, str]:
     """Marks a response as the public representation of `user_id`, if the ASGI layer will keep it."""
-    scope = getattr(request, "scope", None) or {}
-    return {CACHEABLE_HEADER: str(user_id)} if scope.get(CAPTURE_SCOPE_KEY) else {}
+    return {CACHEABLE_HEADER: str(user_id)} if capturing(request) else {}

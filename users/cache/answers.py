@@ -1,0 +1,48 @@
+"""A stored answer: the status, headers and body Django produced for a public profile, as both
+tiers keep it (L1 as the object, L2 as bytes), and its conditional (304) form."""
+from dataclasses import dataclass, field
+
+# Kept in a 304, as Django's own `get_conditional_response` keeps them (RFC 9110 15.4.5), plus the
+# security headers every answer carries.
+_NOT_MODIFIED_DROPS = frozenset({b"content-type", b"content-length", b"allow"})
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    status: int
+    headers: list[tuple[bytes, bytes]]  # without X-Cache, which says the tier at send time
+    body: bytes
+    secure: bool
+    etag: bytes | None = field(default=None, compare=False)
+    not_modified_headers: list[tuple[bytes, bytes]] = field(default_factory=list, compare=False)
+
+    @classmethod
+    def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
+        headers = [(n, v) for n, v in headers if n.lower() != b"x-cache"]
+        etag = next((v for n, v in headers if n.lower() == b"etag"), None)
+        not_modified = [(n, v) for n, v in headers if n.lower() not in _NOT_MODIFIED_DROPS]
+        return cls(status, headers, body, secure, etag, not_modified)
+
+
+def encode(answer: CachedResponse) -> bytes:
+    """HTTP/1-like bytes for Redis: a status line, the headers, a blank line, the body."""
+    head = b"%d %d\r\n" % (answer.status, answer.secure) + b"".join(n + b": " + v + b"\r\n" for n, v in answer.headers)
+    return head + b"\r\n" + answer.body
+
+
+def decode(data: bytes) -> CachedResponse:
+    head, body = data.split(b"\r\n\r\n", 1)
+    status_line, *lines = head.split(b"\r\n")
+    status, secure = status_line.split(b" ")
+    headers = [tuple(line.split(b": ", 1)) for line in lines]
+    return CachedResponse.of(int(status), headers, body, secure == b"1")  # type: ignore[arg-type]
+
+
+def etag_matches(if_none_match: bytes, etag: bytes | None) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 13.1.2): W/ prefixes do not count; `*` matches."""
+    if etag is None:
+        return False
+    if if_none_match.strip() == b"*":
+        return True
+    opaque = etag.removeprefix(b"W/")
+    return any(tag.strip().removeprefix(b"W/") == opaque for tag in if_none_match.split(b","))
