@@ -43,19 +43,24 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "sidus.apps.SidusConfig",
     "users",
 ]
 
+# Django's usual stack, as subclasses that cost the API no thread hop (sidus/middleware.py): the
+# session, CSRF, auth and messages middleware run for /admin/ only, static files under STATIC_URL.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "sidus.middleware.SecurityMiddleware",
+    "sidus.middleware.StaticFilesMiddleware",
+    "sidus.middleware.SessionMiddleware",
+    "sidus.middleware.CommonMiddleware",
+    "sidus.middleware.CsrfViewMiddleware",
+    "sidus.middleware.AuthenticationMiddleware",
+    "sidus.middleware.MessageMiddleware",
+    "sidus.middleware.XFrameOptionsMiddleware",
 ]
+# Django's deploy checks look for its own class names; sidus.W001 checks for these subclasses.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
 ROOT_URLCONF = "sidus.urls"
 ASGI_APPLICATION = "sidus.asgi.application"

@@ -1,10 +1,15 @@
-"""Benchmark of the cached GET path, not part of the test suite.
+"""The benchmark, not part of the test suite: each scenario against a bare ASGI app, in one run.
 
-    python -m tests.benchmark            # needs wrk (apt-get install wrk), PostgreSQL and Redis
+    python -m tests.benchmark     # needs wrk (apt-get install wrk), PostgreSQL and Redis
 
-Prints, from one run on this machine: requests/s and p50/p99 latency of a cached
-GET /api/v1/users/{id}/ through one uvicorn worker, the same for a bare ASGI app returning the
-same bytes (the ceiling), their ratio; and the invalidation delay across 4 workers.
+wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios:
+- hot user (L1), and its If-None-Match revalidation (304);
+- 50,000 users (created with SQL's generate_series), cold: each request reads a user not read
+  before, so every answer is a miss;
+- the same users read at random once every one of them was read (L2 holds them all);
+- PATCH /users/me/ rotating over 100 users;
+and the invalidation delay across 4 workers. It prints one table: req/s, p50, p99 and the ratio
+to the bare ASGI app returning the hot user's bytes, measured in the same run.
 """
 import asyncio
 import json
@@ -14,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -24,7 +30,10 @@ import django  # noqa: E402
 django.setup()
 
 import httpx  # noqa: E402
+import redis  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
 from users.models import User  # noqa: E402
@@ -33,63 +42,124 @@ from users.tokens import token_pair  # noqa: E402
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 ROUNDS = int(os.environ.get("BENCH_INVALIDATION_ROUNDS", "100"))
+USERS = int(os.environ.get("BENCH_USERS", "50000"))
+SERVER_ENV = {"WEB_CONCURRENCY": "1", "RATE_LIMITS_ENABLED": "false", "USER_CACHE_L2_TTL": "3600"}
+
+RANDOM_IDS = """
+math.randomseed(os.time())
+local lo, hi = tonumber(os.getenv("BENCH_LO")), tonumber(os.getenv("BENCH_HI"))
+request = function() return wrk.format("GET", "/api/v1/users/" .. math.random(lo, hi) .. "/") end
+"""
+NEXT_ID = """
+local next_id = tonumber(os.getenv("BENCH_LO"))
+request = function() next_id = next_id + 1; return wrk.format("GET", "/api/v1/users/" .. next_id .. "/") end
+"""
+PATCH_ROTATING = """
+local tokens, i = {}, 0
+for token in string.gmatch(os.getenv("BENCH_TOKENS"), "[^,]+") do tokens[#tokens + 1] = token end
+request = function()
+  i = i + 1
+  local headers = {["Authorization"] = "Bearer " .. tokens[i % #tokens + 1], ["Content-Type"] = "application/json"}
+  return wrk.format("PATCH", "/api/v1/users/me/", headers, '{"bio": "bench ' .. i .. '"}')
+end
+"""
 
 
 def serve(app: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env={**os.environ, "WEB_CONCURRENCY": "1", **(env or {})},
+         "--log-level", "warning", "--no-access-log", "--no-proxy-headers"],
+        cwd=ROOT, env={**os.environ, **SERVER_ENV, **(env or {})},
     )
     wait_for_port(port, process=process)
     return process, f"http://127.0.0.1:{port}"
 
 
-def wrk(url: str) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", url],
-        capture_output=True, text=True, check=True,
-    ).stdout
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait()
+
+
+def wrk(url: str, *, script: str | None = None, headers: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, seconds: int = DURATION) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        if script:
+            lua.write(script)
+            lua.flush()
+            command += ["-s", lua.name]
+        out = subprocess.run(command + [url], capture_output=True, text=True, check=True,
+                             env={**os.environ, **(env or {})}).stdout
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    assert non_2xx is None, out
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert bad is None, out
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50%"), "p99": ms("99%")}
 
 
-def hit_path_vs_ceiling(user: User) -> None:
+def create_users() -> tuple[int, int]:
+    """USERS profiles with contiguous ids (one INSERT from generate_series), made once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id), count(*) FROM \"user\" WHERE username LIKE 'bench-%%'")
+        lo, hi, count = cursor.fetchone()
+        if count != USERS:
+            cursor.execute("DELETE FROM \"user\" WHERE username LIKE 'bench-%%'")
+            cursor.execute(
+                "INSERT INTO \"user\" (password, is_superuser, username, first_name, last_name, email, is_staff, "
+                "is_active, date_joined, bio, updated_at) SELECT '!', false, 'bench-' || g, 'Bench', 'User ' || g, "
+                "'bench-' || g || '@example.com', false, true, now(), 'Profile number ' || g, now() "
+                "FROM generate_series(1, %s) g", [USERS],
+            )
+            cursor.execute("SELECT min(id), max(id) FROM \"user\" WHERE username LIKE 'bench-%%'")
+            lo, hi = cursor.fetchone()
+    assert hi - lo + 1 == USERS, (lo, hi)
+    return lo, hi
+
+
+async def read_all(base: str, lo: int, hi: int) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=32)) as client:
+        async def reader(ids: range) -> None:
+            for user_id in ids:
+                (await client.get(f"/api/v1/users/{user_id}/")).raise_for_status()
+
+        await asyncio.gather(*(reader(range(lo + k, hi + 1, 32)) for k in range(32)))
+
+
+def scenarios(hot: User, lo: int, hi: int, rows: dict[str, dict[str, float]]) -> tuple[list, str]:
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
     worker, base = serve("sidus.asgi:application")
     try:
-        url = f"{base}/api/v1/users/{user.pk}/"
+        url = f"{base}/api/v1/users/{hot.pk}/"
         httpx.get(url)
         warm = httpx.get(url)
         assert warm.headers["x-cache"] == "L1", warm.headers
+        rows["hot user, L1"] = wrk(url)
+        rows["hot user, If-None-Match (304)"] = wrk(url, headers={"If-None-Match": warm.headers["etag"]})
+        span = {"BENCH_LO": str(lo - 1), "BENCH_HI": str(hi)}
+        rows["50,000 users, cold (all misses)"] = wrk(f"{base}/", script=NEXT_ID, env=span)
+        asyncio.run(read_all(base, lo, hi))  # now L2 holds every one of them
+        rows["50,000 users, random, warm"] = wrk(f"{base}/", script=RANDOM_IDS, env={**span, "BENCH_LO": str(lo)})
+        tokens = ",".join(token_pair(user)["access"] for user in User.objects.filter(pk__gte=lo).order_by("pk")[:100])
+        rows["PATCH /users/me/, 100 users"] = wrk(f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens})
         headers = [[k, v] for k, v in warm.headers.items() if k not in ("date", "server")]
-        hit = wrk(url)
-        through_django = wrk(url + "?format=json")  # the same answer from L2, through Django
+        return headers, warm.text
     finally:
-        worker.terminate()
-        worker.wait()
-    bare, bare_base = serve(
-        "tests.bare_asgi:app", {"BARE_ASGI_RESPONSE": json.dumps({"headers": headers, "body": warm.text})}
-    )
+        stop(worker)
+
+
+def ceiling(headers: list, body: str) -> dict[str, float]:
+    bare, base = serve("tests.bare_asgi:app", {"BARE_ASGI_RESPONSE": json.dumps({"headers": headers, "body": body})})
     try:
-        assert httpx.get(bare_base).content == warm.content
-        ceiling = wrk(bare_base)
+        assert httpx.get(base).text == body
+        return wrk(base)
     finally:
-        bare.terminate()
-        bare.wait()
-    print(f"cached GET, 1 uvicorn worker, wrk -t2 -c{CONNECTIONS} -d{DURATION}s")
-    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    rows = (("sidus L1 hit", hit), ("bare ASGI (ceiling)", ceiling), ("L2 hit through Django", through_django))
-    for name, row in rows:
-        print(f"{name:24}{row['rps']:>10.0f}{row['p50']:>10.2f}{row['p99']:>10.2f}")
-    print(f"ratio L1 hit/ceiling: {hit['rps'] / ceiling['rps']:.2f}, "
-          f"through Django/ceiling: {through_django['rps'] / ceiling['rps']:.3f}")
+        stop(bare)
 
 
 async def invalidation_delays(user: User, workers: list[str], auth: dict[str, str]) -> list[float]:
@@ -118,28 +188,37 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
     return delays
 
 
-def invalidation_across_workers(user: User, count: int = 4) -> None:
+def invalidation_across_workers(user: User, count: int = 4) -> str:
     servers = [serve("sidus.asgi:application") for _ in range(count)]
     try:
         auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
         delays = sorted(asyncio.run(invalidation_delays(user, [base for _, base in servers], auth)))
     finally:
         for process, _ in servers:
-            process.terminate()
-            process.wait()
+            stop(process)
     p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    print(f"invalidation across {count} workers, {ROUNDS} updates, delay after the writer answered: "
-          f"p50 {statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {delays[-1] * 1000:.2f} ms")
+    return (f"invalidation across {count} workers, {ROUNDS} updates, from the writer's answer until every worker "
+            f"serves the new value: p50 {statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+            f"max {delays[-1] * 1000:.2f} ms")
 
 
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
     call_command("migrate", verbosity=0)
-    user, _ = User.objects.get_or_create(username="benchmark", defaults={"email": "benchmark@example.com"})
-    User.objects.filter(pk=user.pk).update(deleted_at=None, is_active=True)
-    hit_path_vs_ceiling(user)
-    invalidation_across_workers(user)
+    hot, _ = User.objects.get_or_create(username="benchmark", defaults={"email": "benchmark@example.com"})
+    User.objects.filter(pk=hot.pk).update(deleted_at=None, is_active=True)
+    lo, hi = create_users()
+    rows: dict[str, dict[str, float]] = {}
+    headers, body = scenarios(hot, lo, hi, rows)
+    bare = ceiling(headers, body)
+    print(f"wrk -t1 -c{CONNECTIONS} -d{DURATION}s, 1 uvicorn worker, rate limits off; ratio = req/s / bare ASGI app")
+    print("| scenario | req/s | p50 ms | p99 ms | ratio |\n|---|---:|---:|---:|---:|")
+    print(f"| bare ASGI app, the hot user's bytes | {bare['rps']:.0f} | {bare['p50']:.2f} | {bare['p99']:.2f} | 1 |")
+    for name, row in rows.items():
+        print(f"| {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['rps'] / bare['rps']:.3f} |")
+    if ROUNDS:
+        print(invalidation_across_workers(hot))
 
 
 if __name__ == "__main__":
