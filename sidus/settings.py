@@ -140,6 +140,8 @@ CHANNEL_LAYERS = {
 USER_CACHE_L1_MAX_ENTRIES = env.int("USER_CACHE_L1_MAX_ENTRIES", default=10_000)
 USER_CACHE_L1_TTL = env.float("USER_CACHE_L1_TTL", default=60.0)
 USER_CACHE_L2_TTL = env.int("USER_CACHE_L2_TTL", default=300)
+# Connections of each worker's miss loader (users/cache/loader.py), besides Django's own pool.
+USER_CACHE_LOADER_POOL_SIZE = env.int("USER_CACHE_LOADER_POOL_SIZE", default=4)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=redis_url_with_db(REDIS_URL, 2))

@@ -112,6 +112,16 @@ async def listening(close_db_connections):
 
 
 @pytest.fixture
+async def loading(close_db_connections):
+    """This process's miss loader, as the ASGI lifespan would run it."""
+    from users import cache
+
+    await cache.loader.start()
+    yield cache.loader
+    await cache.loader.stop()
+
+
+@pytest.fixture
 async def asgi_client():
     import httpx
 

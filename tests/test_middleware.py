@@ -59,3 +59,10 @@ def test_the_deploy_check_wants_the_security_subclasses():
     with override_settings(MIDDLEWARE=["sidus.middleware.CommonMiddleware"]):
         with pytest.raises(SystemCheckError, match="sidus.W001"):
             call_command("check", "--deploy", "--fail-level", "WARNING")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_static_files_are_served_under_static_url_only(asgi_client, close_db_connections):
+    css = await asgi_client.get("/static/admin/css/base.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert (await asgi_client.get("/static/no-such-file.css")).status_code == 404

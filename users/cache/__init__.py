@@ -9,6 +9,8 @@
   group message; generations (in Redis and in L1) stop a reader that read the row before the
   write from storing it after. `listener`: each worker applies those messages to its L1, and
   keeps L1 off while it may miss one.
+- `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
+- `lifespan`: starts and stops the listener and the loader with the worker.
 - `connection`: the Redis clients and their health; `keys`: every key; `sessions`: logouts.
 """
 from users.cache.asgi import UserCacheMiddleware
@@ -22,7 +24,9 @@ from users.cache.keys import (
     user_cache_key,
     user_generation_key,
 )
-from users.cache.listener import InvalidationListener, lifespan, listener
+from users.cache.lifespan import lifespan
+from users.cache.listener import InvalidationListener, listener
+from users.cache.loader import loader
 from users.cache.local import LocalCache, local_cache
 from users.cache.sessions import session_is_revoked, session_revoke
 from users.cache.shared import cacheable_headers, capturing, user_public_data
@@ -31,6 +35,6 @@ __all__ = [
     "CACHEABLE_HEADER", "CAPTURE_SCOPE_KEY", "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener",
     "LocalCache", "UserCacheMiddleware", "_pending", "cacheable_headers", "capturing", "clear_all_users",
     "invalidate_users",
-    "lifespan", "listener", "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health",
+    "lifespan", "listener", "loader", "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health",
     "session_is_revoked", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
 ]

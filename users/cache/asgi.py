@@ -11,6 +11,7 @@ from django.urls import reverse
 from users.cache import shared
 from users.cache.answers import CachedResponse, etag_matches
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY
+from users.cache.loader import loader
 from users.cache.local import local_cache
 
 # Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
@@ -35,8 +36,9 @@ class UserCacheMiddleware:
     """Serves GET/HEAD /api/v1/users/{id}/ from L1, else L2, before Django; fills both from Django.
 
     Only plain JSON requests take this path (no query string, `accepts_plain_json`, an allowed
-    Host): everything else goes to Django untouched. `If-None-Match` is answered here on every
-    tier: Django is asked without it, so that the answer it gives can be kept.
+    Host): everything else goes to Django untouched. A miss is read by the miss loader once Django
+    has answered one (its headers are the template), else by Django. `If-None-Match` is answered
+    here on every tier: Django is asked without it, so that the answer it gives can be kept.
     """
 
     def __init__(self, app: Callable) -> None:
@@ -101,12 +103,15 @@ class UserCacheMiddleware:
             return await _send(send, scope, answer, b"L2")
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
-        messages, marked = await self._ask_django(scope, receive, user_id)
-        answer = _answer_of(messages, secure) if marked else None
+        answer = await loader.load(user_id, secure)
         if answer is None:
-            for message in messages:
-                await send(message)
-            return
+            messages, marked = await self._ask_django(scope, receive, user_id)
+            answer = _answer_of(messages, secure) if marked else None
+            if answer is None:
+                for message in messages:
+                    await send(message)
+                return
+            loader.learn(answer)
         self.cache.set(user_id, answer, token)
         await shared.store_answer(user_id, answer, generation)
         await _send(send, scope, answer, b"MISS")

@@ -2,7 +2,6 @@
 invalidations to L1 and keeps L1 off whenever it may have missed one."""
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -104,16 +103,3 @@ class InvalidationListener:
 
 
 listener = InvalidationListener(local_cache)
-
-
-async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
-    """ASGI lifespan: the listener lives as long as the worker."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await listener.start()
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await listener.stop()
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -1,0 +1,63 @@
+"""The miss loader: a miss read on the event loop gives the very answer Django gives."""
+import pytest
+from asgiref.sync import sync_to_async
+from rest_framework.test import APIClient
+
+from tests.conftest import PASSWORD
+from users import cache, services
+from users.models import User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def without(headers, *names):
+    return {k: v for k, v in headers.items() if k not in names}
+
+
+async def make(name: str, **fields) -> User:
+    return await sync_to_async(User.objects.create_user)(name, f"{name}@example.com", PASSWORD, **fields)
+
+
+async def test_after_djangos_first_answer_misses_are_loaded_with_djangos_bytes_and_headers(loading, asgi_client):
+    first, second = await make("first", bio="one"), await make("second", bio="twö ✓", first_name="Ada")
+    assert (await asgi_client.get(f"/api/v1/users/{first.pk}/")).headers["x-cache"] == "MISS"  # Django
+    assert loading.templates  # its headers are the template now
+
+    calls = {"n": 0}
+    app = asgi_client._transport.app
+    middleware = app.application_mapping["http"]
+    django_app = middleware.app
+
+    async def counting(scope, receive, send):
+        calls["n"] += 1
+        return await django_app(scope, receive, send)
+
+    middleware.app = counting
+    try:
+        loaded = await asgi_client.get(f"/api/v1/users/{second.pk}/")
+    finally:
+        middleware.app = django_app
+    assert calls["n"] == 0 and loaded.headers["x-cache"] == "MISS"
+
+    django = await sync_to_async(APIClient().get)(f"/api/v1/users/{second.pk}/")
+    assert loaded.content == django.content
+    assert without(loaded.headers, "x-cache") == {k.lower(): v for k, v in django.headers.items() if k != "X-Cache"}
+    again = await asgi_client.get(f"/api/v1/users/{second.pk}/")
+    assert again.headers["x-cache"] == "L2" and again.content == loaded.content
+
+
+async def test_unknown_and_deleted_users_go_to_django_for_the_404(loading, asgi_client):
+    alive, gone = await make("alive"), await make("gone")
+    await asgi_client.get(f"/api/v1/users/{alive.pk}/")
+    await sync_to_async(services.user_soft_delete)(user=gone)
+    for pk in (gone.pk, 987654):
+        response = await asgi_client.get(f"/api/v1/users/{pk}/")
+        assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+async def test_when_the_loader_fails_django_answers(loading, asgi_client):
+    one, two = await make("one"), await make("two")
+    await asgi_client.get(f"/api/v1/users/{one.pk}/")
+    await cache.loader.pool.close()  # every connection attempt now fails
+    response = await asgi_client.get(f"/api/v1/users/{two.pk}/")
+    assert response.status_code == 200 and response.json()["username"] == "two"
