@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 # Kept in a 304, as Django's own `get_conditional_response` keeps them (RFC 9110 15.4.5), plus the
 # security headers every answer carries.
 _NOT_MODIFIED_DROPS = frozenset({b"content-type", b"content-length", b"allow"})
+TIERS = (b"L1", b"L2", b"MISS")
 
 
 @dataclass(frozen=True)
@@ -14,14 +15,18 @@ class CachedResponse:
     body: bytes
     secure: bool
     etag: bytes | None = field(default=None, compare=False)
-    not_modified_headers: list[tuple[bytes, bytes]] = field(default_factory=list, compare=False)
+    # Built once, sent as they are: the headers of each tier's 200 and 304, X-Cache included.
+    full: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
+    not_modified: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
         headers = [(n, v) for n, v in headers if n.lower() != b"x-cache"]
         etag = next((v for n, v in headers if n.lower() == b"etag"), None)
-        not_modified = [(n, v) for n, v in headers if n.lower() not in _NOT_MODIFIED_DROPS]
-        return cls(status, headers, body, secure, etag, not_modified)
+        kept = [(n, v) for n, v in headers if n.lower() not in _NOT_MODIFIED_DROPS]
+        full = {tier: [*headers, (b"X-Cache", tier)] for tier in TIERS}
+        not_modified = {tier: [*kept, (b"X-Cache", tier)] for tier in TIERS}
+        return cls(status, headers, body, secure, etag, full, not_modified)
 
 
 def encode(answer: CachedResponse) -> bytes:

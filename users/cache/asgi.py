@@ -19,6 +19,13 @@ _JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
 _HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
 
 
+@functools.lru_cache(maxsize=128)
+def _host_allowed(host: bytes, allowed: tuple[str, ...]) -> bool:
+    """Django's own ALLOWED_HOSTS check, remembered for the few hosts a deployment sees."""
+    domain, _ = split_domain_port(host.decode("latin-1"))
+    return bool(domain) and validate_host(domain, allowed)
+
+
 @functools.lru_cache(maxsize=256)
 def accepts_plain_json(accept: bytes) -> bool:
     """True if Django would answer this Accept header with the JSON bytes L1 holds.
@@ -45,7 +52,8 @@ class UserCacheMiddleware:
         self.app = app
         self.cache = local_cache
         self._path: re.Pattern[str] | None = None
-        self._allowed_hosts: list[str] | None = None
+        self._allowed_hosts: tuple[str, ...] = ()
+        self._proxy_ssl: tuple[bytes, bytes] | None = None
 
     def _setup(self) -> None:
         prefix, suffix = reverse("user-detail", kwargs={"pk": 123456789}).split("123456789")
@@ -53,54 +61,53 @@ class UserCacheMiddleware:
         allowed = list(settings.ALLOWED_HOSTS)
         if settings.DEBUG and not allowed:
             allowed = [".localhost", "127.0.0.1", "[::1]"]
-        self._allowed_hosts = allowed
+        self._allowed_hosts = tuple(allowed)
+        proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        if proxy_header:
+            name = proxy_header[0].removeprefix("HTTP_").replace("_", "-").lower().encode()
+            self._proxy_ssl = (name, proxy_header[1].encode("latin-1"))
 
-    def _cacheable_id(self, scope: dict) -> int | None:
-        if scope["method"] not in ("GET", "HEAD") or scope.get("query_string"):
+    def _read(self, scope: dict) -> tuple[int, bool, bytes | None] | None:
+        """(user id, secure, If-None-Match) of a request this layer may answer; None for Django's."""
+        if scope["method"] not in ("GET", "HEAD") or scope["query_string"]:
             return None
         if self._path is None:
             self._setup()
         match = self._path.match(scope["path"])
         if match is None:
             return None
-        host = accept = b""
-        for name, value in scope["headers"]:
+        host = accept = if_none_match = None
+        secure = scope.get("scheme") == "https"
+        for name, value in scope["headers"]:  # one pass over the headers
             if name == b"host":
-                if host:
+                if host is not None:
                     return None  # Django joins repeated Host headers and refuses the result: so do we
                 host = value
             elif name == b"accept":
                 accept = value
-        if not accepts_plain_json(accept):
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif self._proxy_ssl is not None and name == self._proxy_ssl[0]:
+                secure = secure or value == self._proxy_ssl[1]
+        if host is None or not _host_allowed(host, self._allowed_hosts):
             return None
-        domain, _ = split_domain_port(host.decode("latin-1"))
-        if not domain or not validate_host(domain, self._allowed_hosts):
+        if accept is not None and not accepts_plain_json(accept):
             return None
-        return int(match.group(1))
-
-    @staticmethod
-    def _is_secure(scope: dict) -> bool:
-        if scope.get("scheme") == "https":
-            return True
-        proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-        if proxy_header:
-            name = proxy_header[0].removeprefix("HTTP_").replace("_", "-").lower().encode()
-            return any(n == name and v.decode("latin-1") == proxy_header[1] for n, v in scope["headers"])
-        return False
+        return int(match.group(1)), secure, if_none_match
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        user_id = self._cacheable_id(scope) if scope["type"] == "http" else None
-        if user_id is None:
+        request = self._read(scope) if scope["type"] == "http" else None
+        if request is None:
             return await self.app(scope, receive, send)
-        secure = self._is_secure(scope)
+        user_id, secure, if_none_match = request
         answer = self.cache.get(user_id)
         if answer is not None and answer.secure == secure:
-            return await _send(send, scope, answer, b"L1")
+            return await _send(send, scope, answer, b"L1", if_none_match)
         token = self.cache.token(user_id)
         answer, generation = await shared.read_answer(user_id)
         if answer is not None and answer.secure == secure:
             self.cache.set(user_id, answer, token)
-            return await _send(send, scope, answer, b"L2")
+            return await _send(send, scope, answer, b"L2", if_none_match)
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
         answer = await loader.load(user_id, secure)
@@ -114,7 +121,7 @@ class UserCacheMiddleware:
             loader.learn(answer)
         self.cache.set(user_id, answer, token)
         await shared.store_answer(user_id, answer, generation)
-        await _send(send, scope, answer, b"MISS")
+        await _send(send, scope, answer, b"MISS", if_none_match)
 
     async def _ask_django(self, scope: dict, receive: Callable, user_id: int) -> tuple[list[dict], bool]:
         """Django's whole answer, asked without conditional headers (the layer answers those), and
@@ -146,13 +153,10 @@ def _answer_of(messages: list[dict], secure: bool) -> CachedResponse | None:
     return CachedResponse.of(start["status"], start["headers"], body, secure)
 
 
-async def _send(send: Callable, scope: dict, answer: CachedResponse, tier: bytes) -> None:
-    if_none_match = next((v for n, v in scope["headers"] if n == b"if-none-match"), None)
+async def _send(send: Callable, scope: dict, answer: CachedResponse, tier: bytes, if_none_match: bytes | None) -> None:
     if if_none_match is not None and etag_matches(if_none_match, answer.etag):
-        await send({"type": "http.response.start", "status": 304,
-                    "headers": [*answer.not_modified_headers, (b"X-Cache", tier)]})
+        await send({"type": "http.response.start", "status": 304, "headers": answer.not_modified[tier]})
         await send({"type": "http.response.body", "body": b""})
         return
-    headers = [*answer.headers, (b"X-Cache", tier)]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.full[tier]})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer.body})
