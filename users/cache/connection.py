@@ -74,16 +74,3 @@ async def _once_more_async(call: Callable[[], Awaitable[Any]]) -> Any:
         return await call()
     except RedisConnectionError:
         return await call()
-
-
-_worker_loop: asyncio.AbstractEventLoop | None = None
-
-
-def set_worker_loop(loop: asyncio.AbstractEventLoop | None) -> None:
-    """The worker's event loop (set by the lifespan), for sync code that must not wait on it."""
-    global _worker_loop
-    _worker_loop = loop
-
-
-def worker_loop() -> asyncio.AbstractEventLoop | None:
-    return _worker_loop if _worker_loop is not None and _worker_loop.is_running() else None

@@ -1,6 +1,5 @@
 """After a change commits: drop the writer's L1 entry, bump the generation, delete L2, and tell
 every worker. Sync, for on_commit callbacks, the admin and the shell."""
-import asyncio
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -10,7 +9,7 @@ from channels.layers import get_channel_layer
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from users.cache.connection import _once_more, _once_more_async, redis_health, worker_loop
+from users.cache.connection import _once_more, redis_health
 from users.cache.keys import (
     GENERATION_TTL,
     INVALIDATION_GROUP,
@@ -57,39 +56,12 @@ def invalidate_users(user_ids: Iterable[int]) -> None:
     try:
         connection = get_redis_connection("default")
         _once_more(lambda: _queue_invalidation(connection.pipeline(transaction=True), ids).execute())
+        message = {"type": INVALIDATION_MESSAGE, "ids": ids}
+        _once_more(lambda: async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, message))
     except (RedisError, OSError) as exc:
         _keep_pending(ids, exc)
-        return
-    loop = worker_loop()
-    if loop is not None and not _on_loop(loop):
-        # In a worker, from a request's thread: the loop sends it; the request does not wait.
-        asyncio.run_coroutine_threadsafe(_tell_workers(ids), loop)
-        return
-    try:
-        async_to_sync(_tell_workers_once_more)(ids)
-    except (RedisError, OSError) as exc:
-        _keep_pending(ids, exc)
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
-
-
-async def _tell_workers_once_more(ids: list[int]) -> None:
-    await _once_more_async(lambda: get_channel_layer().group_send(
-        INVALIDATION_GROUP, {"type": INVALIDATION_MESSAGE, "ids": ids}
-    ))
-    redis_health.succeeded()
-
-
-async def _tell_workers(ids: list[int]) -> None:
-    try:
-        await _tell_workers_once_more(ids)
-    except (RedisError, OSError) as exc:
-        _keep_pending(ids, exc)  # resent by the listener once it has joined again
+    else:
+        redis_health.succeeded()
 
 
 def clear_all_users() -> int:

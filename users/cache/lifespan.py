@@ -1,23 +1,28 @@
 """The ASGI lifespan of a worker: its invalidation listener and its miss loader live as long as it."""
 import asyncio
+import logging
 from collections.abc import Callable
 
-from users.cache.connection import set_worker_loop
 from users.cache.listener import listener
 from users.cache.loader import loader
+
+logger = logging.getLogger("users.cache")
+
+SHUTDOWN_TIMEOUT = 5.0
 
 
 async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            set_worker_loop(asyncio.get_running_loop())
             await listener.start()
             await loader.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await loader.stop()
-            await listener.stop()
-            set_worker_loop(None)
+            for name, stop in (("loader", loader.stop), ("listener", listener.stop)):
+                try:  # a worker must stop even if a dependency hangs
+                    await asyncio.wait_for(stop(), SHUTDOWN_TIMEOUT)
+                except Exception as exc:
+                    logger.warning("The %s did not stop cleanly: %r", name, exc)
             await send({"type": "lifespan.shutdown.complete"})
             return
