@@ -5,6 +5,24 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication as BaseJWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 
+from users import cache
+
+PASSWORD_CLAIM = "pwd"
+SESSION_CLAIM = "sid"
+
+
+def password_fingerprint(user: Any) -> str:
+    """Changes whenever the password does; reveals nothing about it."""
+    return user.get_session_auth_hash()[:32]
+
+
+def token_is_current(token: Any, user: Any) -> bool:
+    """False for a token issued before the user's last password change, or for a logged-out session."""
+    if token.get(PASSWORD_CLAIM) != password_fingerprint(user):
+        return False
+    session = token.get(SESSION_CLAIM)
+    return isinstance(session, str) and not cache.session_is_revoked(session)
+
 
 def user_can_authenticate(user: Any) -> bool:
     """simplejwt's USER_AUTHENTICATION_RULE: no token for inactive or deleted users."""
@@ -19,8 +37,6 @@ class JWTAuthentication(BaseJWTAuthentication):
     """
 
     def get_user(self, validated_token: Any) -> Any:
-        from users.tokens import token_is_current
-
         user = super().get_user(validated_token)
         if not user_can_authenticate(user):
             raise AuthenticationFailed("User is inactive", code="user_inactive")

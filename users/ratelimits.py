@@ -85,13 +85,13 @@ def _key_value(request: Any, rate: Rate, key: str | None) -> str | None:
     return key
 
 
-def _usage(request: Any, action: str, rates: Iterable[Rate], key: str | None, *, count: bool) -> list[dict]:
+def _usage(request: Any, action: str, key: str | None, *, count: bool) -> list[dict]:
     """The usage of every rate of `action`; empty (allowed) while Redis is unreachable."""
     if not redis_health.available():
         return []
     usages = []
     try:
-        for rate in rates:
+        for rate in rates_for(action):
             value = _key_value(request, rate, key)
             if value is None:
                 continue
@@ -111,13 +111,13 @@ def _retry_after(usages: Iterable[dict]) -> int:
 
 def hit(request: Any, action: str, key: str | None = None) -> int | None:
     """Count one attempt of `action`; the seconds to wait if that exceeded a rate, else None."""
-    over = [u for u in _usage(request, action, rates_for(action), key, count=True) if u["count"] > u["limit"]]
+    over = [u for u in _usage(request, action, key, count=True) if u["count"] > u["limit"]]
     return _retry_after(over) if over else None
 
 
 def blocked_for(request: Any, action: str, key: str | None = None) -> int | None:
     """Peek without counting: the seconds to wait if `action` used up a rate already, else None."""
-    full = [u for u in _usage(request, action, rates_for(action), key, count=False) if u["count"] >= u["limit"]]
+    full = [u for u in _usage(request, action, key, count=False) if u["count"] >= u["limit"]]
     return _retry_after(full) if full else None
 
 

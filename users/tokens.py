@@ -28,25 +28,10 @@ from rest_framework_simplejwt.settings import api_settings
 
 from sidus.openapi import RETRY_AFTER, api_responses
 from users import cache
+from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerprint, token_is_current
 from users.models import User
 from users.ratelimits import ActionThrottle
 from users.serializers import StrictInputMixin
-
-PASSWORD_CLAIM = "pwd"
-SESSION_CLAIM = "sid"
-
-
-def password_fingerprint(user: User) -> str:
-    """Changes whenever the password does; reveals nothing about it."""
-    return user.get_session_auth_hash()[:32]
-
-
-def token_is_current(token: Any, user: User) -> bool:
-    """False for a token issued before the user's last password change, or for a logged-out session."""
-    if token.get(PASSWORD_CLAIM) != password_fingerprint(user):
-        return False
-    session = token.get(SESSION_CLAIM)
-    return isinstance(session, str) and not cache.session_is_revoked(session)
 
 
 class RefreshToken(jwt_tokens.RefreshToken):

@@ -16,6 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 from rest_framework.renderers import JSONRenderer
 
 from users.cache.answers import CachedResponse
+from users.etags import representation_etag
+from users.models import User
+from users.serializers import UserPublicSerializer
 
 logger = logging.getLogger("users.cache")
 
@@ -65,10 +68,6 @@ class MissLoader:
 
 
 def _render(row: dict[str, Any], template: list[tuple[bytes, bytes]], secure: bool) -> CachedResponse:
-    from users.etags import representation_etag
-    from users.models import User
-    from users.serializers import UserPublicSerializer
-
     data = UserPublicSerializer(User(**row)).data
     body = JSONRenderer().render(data)
     etag = representation_etag(data, row["updated_at"])

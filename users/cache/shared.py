@@ -21,7 +21,6 @@ end
 return 0
 """
 
-Generation = bytes | None
 UNREACHABLE = object()  # the generation when Redis did not answer: store nothing
 
 
