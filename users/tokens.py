@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 from adrf.views import APIView
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -26,6 +25,7 @@ from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.settings import api_settings
 
+from sidus.dispatch import OneHopMixin
 from sidus.openapi import RETRY_AFTER, api_responses
 from users import cache
 from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerprint, token_is_current
@@ -106,9 +106,8 @@ class TokenPairSerializer(serializers.Serializer):
 # --- Views ----------------------------------------------------------------------------------------
 
 
-class _AsyncTokenMixin:
-    async def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return await sync_to_async(super().post)(request, *args, **kwargs)
+class _TokenViewMixin(OneHopMixin):
+    """simplejwt's sync views: Django runs each in one thread hop, throttles included."""
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -123,7 +122,7 @@ class _AsyncTokenMixin:
                 "(or client) is refused with 429, even with the right password, until its window passes.",
     parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
-class TokenObtainPairView(_AsyncTokenMixin, APIView, jwt_views.TokenObtainPairView):
+class TokenObtainPairView(_TokenViewMixin, APIView, jwt_views.TokenObtainPairView):
     serializer_class = TokenObtainPairSerializer
 
     def get_throttles(self) -> list[Any]:
@@ -136,7 +135,7 @@ class TokenObtainPairView(_AsyncTokenMixin, APIView, jwt_views.TokenObtainPairVi
                 "401 after logout, a password change or a soft delete.",
     parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
-class TokenRefreshView(_AsyncTokenMixin, APIView, jwt_views.TokenRefreshView):
+class TokenRefreshView(_TokenViewMixin, APIView, jwt_views.TokenRefreshView):
     serializer_class = TokenRefreshSerializer
 
     def get_throttles(self) -> list[Any]:
@@ -150,5 +149,5 @@ class TokenRefreshView(_AsyncTokenMixin, APIView, jwt_views.TokenRefreshView):
     responses=api_responses({200: OpenApiResponse({"type": "object"}, description="Logged out.")}, 400, 401, 413,
                             415),
 )
-class TokenBlacklistView(_AsyncTokenMixin, APIView, jwt_views.TokenBlacklistView):
+class TokenBlacklistView(_TokenViewMixin, APIView, jwt_views.TokenBlacklistView):
     serializer_class = TokenBlacklistSerializer

@@ -3,7 +3,6 @@ import re
 from typing import Any
 
 from adrf.viewsets import GenericViewSet
-from asgiref.sync import sync_to_async
 from django.utils.cache import add_never_cache_headers, get_conditional_response
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -13,6 +12,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from sidus.dispatch import OneHopMixin
 from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
 from users import cache, etags, services
 from users.models import User
@@ -54,11 +54,17 @@ def parse_user_id(value: str) -> int:
     return int(value)
 
 
-class UserViewSet(GenericViewSet):
-    """Registration, public profiles, and each user's own private profile."""
+class UserViewSet(OneHopMixin, GenericViewSet):
+    """Registration, public profiles, and each user's own private profile.
+
+    The router names the actions the adrf way (`acreate`, `partial_aupdate`). The public read is
+    async and stays on the loop; the others are sync, so that each runs in one thread hop together
+    with authentication, permissions and throttles (sidus/dispatch.py).
+    """
 
     queryset = User.objects.alive()
     serializer_class = UserPublicSerializer
+    view_is_async = True  # adrf would work it out with getmembers() on every request
 
     def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
         # DRF sets self.action only after building the authenticators; they depend on it here.
@@ -103,15 +109,11 @@ class UserViewSet(GenericViewSet):
         request=UserCreateSerializer, parameters=[RETRY_AFTER],
         responses=api_responses({201: UserPrivateSerializer}, 400, 409, 413, 415, 429),
     )
-    async def acreate(self, request: Request) -> Response:
-        data = await sync_to_async(self._create)(request.data)
-        return Response(data, status=status.HTTP_201_CREATED)
-
-    def _create(self, payload: Any) -> dict[str, Any]:
-        serializer = UserCreateSerializer(data=payload)
+    def acreate(self, request: Request) -> Response:
+        serializer = UserCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_create(**serializer.validated_data)
-        return UserPrivateSerializer(user).data
+        return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Read a public profile",
@@ -146,9 +148,8 @@ class UserViewSet(GenericViewSet):
         request=UserUpdateSerializer, parameters=[USER_ID, IF_MATCH, ETAG, RETRY_AFTER],
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 403, 404, 409, 412, 413, 415, 429),
     )
-    async def partial_aupdate(self, request: Request, pk: str) -> Response:
-        user_id = parse_user_id(pk)
-        return await sync_to_async(self._update)(request, user_id)
+    def partial_aupdate(self, request: Request, pk: str) -> Response:
+        return self._update(request, parse_user_id(pk))
 
     def _update(self, request: Request, user_id: int) -> Response:
         # The token already loaded the caller; only someone else's id needs a query (404 or 403).
@@ -184,7 +185,7 @@ class UserViewSet(GenericViewSet):
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 412, 413, 415, 429),
     )
     @action(detail=False, methods=["get", "patch"])
-    async def me(self, request: Request) -> Response:
+    def me(self, request: Request) -> Response:
         if request.method == "GET":
             return self._private(request.user)
-        return await sync_to_async(self._update)(request, request.user.pk)
+        return self._update(request, request.user.pk)
