@@ -102,12 +102,14 @@ async def close_db_connections():
 
 @pytest.fixture
 async def listening(close_db_connections):
-    """This process's invalidation listener, as the ASGI lifespan would run it."""
+    """This process's invalidation listener and broadcaster, as the ASGI lifespan would run them."""
     from users import cache
 
+    cache.broadcaster.start()
     await cache.listener.start()
     assert cache.listener.joined.is_set()
     yield cache.listener
+    await cache.broadcaster.stop()
     await cache.listener.stop()
 
 

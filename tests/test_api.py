@@ -1,4 +1,6 @@
 """The HTTP contract of /api/v1/users/ and /api/v1/auth/, through DRF's sync test client."""
+import re
+
 import pytest
 from django.contrib.auth.hashers import check_password
 
@@ -297,7 +299,9 @@ def test_openapi_schema_and_swagger_ui(api_client):
     docs = api_client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()
-    assert "swagger-ui" in html and "cdn" not in html.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("swagger-ui" in asset for asset in assets)
+    assert all(asset.startswith("/static/") for asset in assets), assets  # the sidecar, never a CDN
 
 
 def test_unknown_url_is_a_json_404(api_client, settings):

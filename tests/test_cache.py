@@ -355,3 +355,60 @@ async def wait_for(condition, timeout: float = 2.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+# --- The broadcaster ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def member():
+    """A channel in the invalidation group, as another worker's listener would be."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(cache.INVALIDATION_GROUP, channel)
+    yield lambda: asyncio.wait_for(layer.receive(channel), 2)
+    await layer.group_discard(cache.INVALIDATION_GROUP, channel)
+
+
+async def test_writers_invalidations_go_out_as_one_message_without_waiting(member):
+    cache.broadcaster.start()
+    try:
+        # Three writers' threads finish their commits while the loop is busy: one message.
+        await sync_to_async(lambda: [cache.broadcaster.send([user_id]) for user_id in (3, 1, 2)])()
+        assert (await member())["ids"] == [1, 2, 3]
+        await sync_to_async(cache.invalidate_users)([7])
+        assert (await member())["ids"] == [7]
+    finally:
+        await cache.broadcaster.stop()
+    assert not cache.broadcaster.send([8])  # stopped: callers send it themselves again
+
+
+async def test_broadcaster_sends_what_is_queued_when_it_stops(member):
+    cache.broadcaster.start()
+    cache.broadcaster.send([5])
+    await cache.broadcaster.stop()
+    assert (await member())["ids"] == [5]
+
+
+async def test_a_message_that_cannot_be_sent_is_kept_for_the_next_invalidation(member, monkeypatch):
+    from channels.layers import get_channel_layer
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    layer = get_channel_layer()
+
+    async def unreachable(group, message):
+        raise RedisConnectionError("Redis went away")
+
+    cache.broadcaster.start()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(layer, "group_send", unreachable)
+            cache.broadcaster.send([4])
+            await wait_for(lambda: 4 in cache._pending)
+        assert not cache.redis_health.available()
+        await sync_to_async(cache.invalidate_users)([6])  # Redis is back: both go out
+        assert (await member())["ids"] == [4, 6]
+    finally:
+        await cache.broadcaster.stop()

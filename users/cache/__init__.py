@@ -6,16 +6,17 @@
 - `local`: L1, a bounded LRU in each worker process.
 - `shared`: L2, Redis, shared by every worker, read with redis.asyncio.
 - `invalidation`: after a change commits, bump the user's generation, delete L2, and send one
-  group message; generations (in Redis and in L1) stop a reader that read the row before the
-  write from storing it after. `listener`: each worker applies those messages to its L1, and
+  group message from the worker's loop (coalesced; the writer does not wait for it).
+  Generations (in Redis and in L1) stop a reader that read the row before the write from
+  storing it after. `listener`: each worker applies other workers' messages to its L1, and
   keeps L1 off while it may miss one.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
-- `lifespan`: starts and stops the listener and the loader with the worker.
+- `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.
 - `connection`: the Redis clients and their health; `keys`: every key; `sessions`: logouts.
 """
 from users.cache.asgi import UserCacheMiddleware
 from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health
-from users.cache.invalidation import _pending, clear_all_users, invalidate_users
+from users.cache.invalidation import _pending, broadcaster, clear_all_users, invalidate_users
 from users.cache.keys import (
     CACHEABLE_HEADER,
     CAPTURE_SCOPE_KEY,
@@ -33,8 +34,8 @@ from users.cache.shared import cacheable_headers, capturing, user_public_data
 
 __all__ = [
     "CACHEABLE_HEADER", "CAPTURE_SCOPE_KEY", "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener",
-    "LocalCache", "UserCacheMiddleware", "_pending", "cacheable_headers", "capturing", "clear_all_users",
-    "invalidate_users",
-    "lifespan", "listener", "loader", "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health",
+    "LocalCache", "UserCacheMiddleware", "_pending", "broadcaster", "cacheable_headers", "capturing",
+    "clear_all_users", "invalidate_users", "lifespan", "listener", "loader", "local_cache", "ping",
+    "ping_channel_layer", "redis_client", "redis_health",
     "session_is_revoked", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
 ]

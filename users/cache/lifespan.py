@@ -1,8 +1,10 @@
-"""The ASGI lifespan of a worker: its invalidation listener and its miss loader live as long as it."""
+"""The ASGI lifespan of a worker: its invalidation listener, its broadcaster and its miss loader
+live as long as it."""
 import asyncio
 import logging
 from collections.abc import Callable
 
+from users.cache.invalidation import broadcaster
 from users.cache.listener import listener
 from users.cache.loader import loader
 
@@ -15,11 +17,13 @@ async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            broadcaster.start()
             await listener.start()
             await loader.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            for name, stop in (("loader", loader.stop), ("listener", listener.stop)):
+            stops = (("loader", loader.stop), ("broadcaster", broadcaster.stop), ("listener", listener.stop))
+            for name, stop in stops:
                 try:  # a worker must stop even if a dependency hangs
                     await asyncio.wait_for(stop(), SHUTDOWN_TIMEOUT)
                 except Exception as exc:

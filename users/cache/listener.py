@@ -7,7 +7,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from users.cache.invalidation import invalidate_users
+from users.cache.invalidation import invalidate_users, worker_origin
 from users.cache.keys import INVALIDATION_GROUP
 from users.cache.local import LocalCache, local_cache
 
@@ -86,6 +86,8 @@ class InvalidationListener:
         try:
             while True:
                 message = await layer.receive(self._channel)
+                if message.get("origin") == worker_origin():
+                    continue
                 if message.get("all"):
                     self.cache.clear()
                 else:
