@@ -11,7 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-class WelcomeEmailDrain(bootsteps.StartStopStep):
+class OutboxDrain(bootsteps.StartStopStep):
     """Queues the outbox drain on the worker's own timer, so the worker needs no beat."""
 
     requires = {"celery.worker.components:Timer"}
@@ -23,10 +23,10 @@ class WelcomeEmailDrain(bootsteps.StartStopStep):
     def start(self, worker: Any) -> None:
         from django.conf import settings
 
-        from users.tasks import queue_welcome_email_drain
+        from users.tasks import queue_outbox_drain
 
         self.timer_ref = worker.timer.call_repeatedly(
-            settings.WELCOME_EMAIL_DRAIN_INTERVAL, queue_welcome_email_drain
+            settings.EMAIL_OUTBOX_DRAIN_INTERVAL, queue_outbox_drain
         )
 
     def stop(self, worker: Any) -> None:
@@ -34,4 +34,4 @@ class WelcomeEmailDrain(bootsteps.StartStopStep):
             self.timer_ref.cancel()
 
 
-app.steps["worker"].add(WelcomeEmailDrain)
+app.steps["worker"].add(OutboxDrain)

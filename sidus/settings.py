@@ -154,15 +154,26 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # A publish must fail fast when the broker is away; the outbox sends the email later.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 0}
 CELERY_TASK_PUBLISH_RETRY = False
-WELCOME_EMAIL_DRAIN_INTERVAL = env.float("WELCOME_EMAIL_DRAIN_INTERVAL", default=30.0)
-WELCOME_EMAIL_DRAIN_GRACE = env.float("WELCOME_EMAIL_DRAIN_GRACE", default=10.0)
+EMAIL_OUTBOX_DRAIN_INTERVAL = env.float("EMAIL_OUTBOX_DRAIN_INTERVAL", default=30.0)
+EMAIL_OUTBOX_DRAIN_GRACE = env.float("EMAIL_OUTBOX_DRAIN_GRACE", default=10.0)
 
 # --- Email ------------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.local>")
+# Where the links in emails point: the page that reads uid and token and calls the API.
+FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:8000")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also email verification links
 
 # --- Passwords --------------------------------------------------------------------------------
+# Argon2id with OWASP's parameters first; the others still verify older hashes, which Django
+# rehashes with Argon2id at the user's next login.
+PASSWORD_HASHERS = [
+    "users.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -183,6 +194,12 @@ RATE_LIMITS = {
     "signup": env("RATE_LIMIT_SIGNUP", default="20/m/ip"),
     "refresh": env("RATE_LIMIT_REFRESH", default="60/m/ip"),
     "update": env("RATE_LIMIT_UPDATE", default="30/m/user"),
+    "password_change": env("RATE_LIMIT_PASSWORD_CHANGE", default="5/m/user"),
+    "password_reset": env("RATE_LIMIT_PASSWORD_RESET", default="20/m/ip,5/m/key"),
+    "password_reset_confirm": env("RATE_LIMIT_PASSWORD_RESET_CONFIRM", default="20/m/ip"),
+    "email_verify": env("RATE_LIMIT_EMAIL_VERIFY", default="20/m/ip"),
+    "email_verify_resend": env("RATE_LIMIT_EMAIL_VERIFY_RESEND", default="1/3m/user"),
+    "account_delete": env("RATE_LIMIT_ACCOUNT_DELETE", default="5/m/user"),
 }
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 RATELIMIT_USE_CACHE = "default"
@@ -196,7 +213,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["sidus.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "sidus.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sidus.exception_handler.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

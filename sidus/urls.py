@@ -4,6 +4,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sidus.health import health
+from users.account_views import (
+    EmailVerificationResendView,
+    EmailVerifyView,
+    PasswordChangeView,
+    PasswordResetConfirmView,
+    PasswordResetView,
+)
 from users.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 from users.views import UserViewSet
 
@@ -15,6 +22,11 @@ api_v1 = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/token/blacklist/", TokenBlacklistView.as_view(), name="token_blacklist"),
+    path("auth/password/change/", PasswordChangeView.as_view(), name="password_change"),
+    path("auth/password/reset/", PasswordResetView.as_view(), name="password_reset"),
+    path("auth/password/reset/confirm/", PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("auth/email/verify/", EmailVerifyView.as_view(), name="email_verify"),
+    path("auth/email/verify/resend/", EmailVerificationResendView.as_view(), name="email_verify_resend"),
 ]
 
 urlpatterns = [

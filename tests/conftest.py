@@ -132,3 +132,16 @@ async def asgi_client():
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
+
+
+@pytest.fixture
+def celery_worker():
+    """A real Celery worker in this process, on the test broker (Redis) and the test database."""
+    from celery.contrib.testing.worker import start_worker
+    from django.db import connections
+
+    from sidus.celery import app as celery_app
+
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+    connections.close_all()

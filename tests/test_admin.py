@@ -159,10 +159,13 @@ def test_admin_add_user_with_duplicate_username_in_other_case_is_a_form_error(su
     assert User.objects.filter(username__iexact=user.username).count() == 1
 
 
-def test_welcome_email_outbox_is_visible_read_only(superuser_client, user):
-    from users.models import WelcomeEmail
+def test_the_outbox_is_visible_read_only(superuser_client, user):
+    from users.models import OutboxEmail
 
-    WelcomeEmail.objects.create(user=user)
-    response = superuser_client.get(reverse("admin:users_welcomeemail_changelist"))
+    email = OutboxEmail.objects.create(user=user, kind="welcome", to=user.email)
+    response = superuser_client.get(reverse("admin:users_outboxemail_changelist"))
     assert response.status_code == 200 and user.username in response.content.decode()
-    assert superuser_client.get(reverse("admin:users_welcomeemail_add")).status_code == 403
+    assert superuser_client.get(reverse("admin:users_outboxemail_add")).status_code == 403
+    page = superuser_client.get(reverse("admin:users_outboxemail_change", args=[email.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()  # a view, not a form
+    assert superuser_client.get(reverse("admin:users_outboxemail_delete", args=[email.pk])).status_code == 403

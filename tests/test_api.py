@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 USERS = "/api/v1/users/"
 PUBLIC_KEYS = {"id", "username", "first_name", "last_name", "bio", "date_joined"}
-PRIVATE_KEYS = PUBLIC_KEYS | {"email"}
+PRIVATE_KEYS = PUBLIC_KEYS | {"email", "email_verified"}
 
 
 def register(client, **overrides):
@@ -184,7 +184,8 @@ def test_patch_unknown_user_is_404(api_client, user):
 @pytest.mark.parametrize(
     "field, value",
     [("is_staff", True), ("is_superuser", True), ("is_active", False), ("password", "n3w-Passw0rd!"),
-     ("id", 5), ("date_joined", "2020-01-01T00:00:00Z"), ("deleted_at", None), ("nickname", "x")],
+     ("id", 5), ("date_joined", "2020-01-01T00:00:00Z"), ("deleted_at", None), ("nickname", "x"),
+     ("email_verified", True)],
 )
 def test_patch_refuses_fields_the_client_may_not_write(api_client, user, field, value):
     response = api_client.patch(f"{USERS}{user.pk}/", {field: value, "bio": "new"}, format="json", **bearer(user))

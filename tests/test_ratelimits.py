@@ -262,4 +262,7 @@ def test_the_default_limits_are_allauths(settings):
     assert settings.RATE_LIMITS == {
         "login_failed": "10/m/ip,5/5m/key", "login": "30/m/ip", "signup": "20/m/ip",
         "refresh": "60/m/ip", "update": "30/m/user",
+        # The account lifecycle (issue 9): allauth's where it has one, the issue's otherwise.
+        "password_change": "5/m/user", "password_reset": "20/m/ip,5/m/key", "password_reset_confirm": "20/m/ip",
+        "email_verify": "20/m/ip", "email_verify_resend": "1/3m/user", "account_delete": "5/m/user",
     }

@@ -29,7 +29,7 @@ from tests.servers import (
     wait_until,
 )
 from tests.smtp import SMTPServer
-from users.models import User, WelcomeEmail
+from users.models import OutboxEmail, User
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
@@ -137,8 +137,8 @@ def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
             REDIS_URL=redis_server.url,
             EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
             WEB_CONCURRENCY="2",
-            WELCOME_EMAIL_DRAIN_INTERVAL="1",
-            WELCOME_EMAIL_DRAIN_GRACE="1",
+            EMAIL_OUTBOX_DRAIN_INTERVAL="1",
+            EMAIL_OUTBOX_DRAIN_GRACE="1",
             DATABASE_POOL_MAX_SIZE="3",
         )
         port = free_port()
@@ -167,14 +167,15 @@ def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
             assert second.status_code == 201, second.text
             assert time.monotonic() - started < 5
             assert client.get(f"/api/v1/users/{second.json()['id']}/").status_code == 200
-            assert WelcomeEmail.objects.get(user_id=second.json()["id"]).status == WelcomeEmail.Status.PENDING
+            welcome = OutboxEmail.objects.get(user_id=second.json()["id"], kind=OutboxEmail.Kind.WELCOME)
+            assert welcome.status == OutboxEmail.Status.PENDING
 
             redis_server.start()
             wait_until(lambda: smtp.inbox.to("outage@example.com"), timeout=60)
             time.sleep(3)  # a few more drain rounds: still exactly one email each
             assert len(smtp.inbox.to("compose@example.com")) == 1
             assert len(smtp.inbox.to("outage@example.com")) == 1
-            assert WelcomeEmail.objects.filter(status=WelcomeEmail.Status.SENT).count() == 2
+            assert OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT).count() == 2
             client.close()
         finally:
             for process in processes:

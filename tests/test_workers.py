@@ -174,3 +174,18 @@ def test_etags_agree_across_workers_304_everywhere_and_412_after_a_write(workers
         wait_until(lambda: worker.client.get(url, headers={"If-None-Match": etag}).status_code == 200, timeout=1)
         fresh = worker.client.get(url, headers={"If-None-Match": etag})
         assert fresh.json()["bio"] == "tab one" and fresh.headers["etag"] != etag
+
+
+def test_leaving_through_one_worker_is_a_404_on_every_worker_and_every_token_401(workers):
+    user = User.objects.create_user("leaver", "leaver@example.com", PASSWORD)
+    warm(workers, user.pk)
+    auth = {"Authorization": bearer(user)["HTTP_AUTHORIZATION"]}
+
+    wrong = workers[1].client.request("DELETE", "/api/v1/users/me/", json={"current_password": "nope"}, headers=auth)
+    assert wrong.status_code == 400 and "current_password" in wrong.json()
+    left = workers[1].client.request("DELETE", "/api/v1/users/me/", json={"current_password": PASSWORD}, headers=auth)
+    assert left.status_code == 204, left.text
+    deadline = time.monotonic() + 1.0
+    while any(w.client.get(f"/api/v1/users/{user.pk}/").status_code != 404 for w in workers):
+        assert time.monotonic() < deadline, "a worker still serves a user who left"
+    assert all(w.client.get("/api/v1/users/me/", headers=auth).status_code == 401 for w in workers)

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from users import services
-from users.models import User, WelcomeEmail
+from users.models import OutboxEmail, User
 from users.ratelimits import RateLimited
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
@@ -48,14 +48,14 @@ class DeletedFilter(admin.SimpleListFilter):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "deleted_at")
-    list_filter = (DeletedFilter, "is_staff", "is_superuser", "is_active", "groups")
+    list_filter = (DeletedFilter, "email_verified", "is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("username", "email", "first_name", "last_name")
     readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined")
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Profile", {"fields": ("bio", "updated_at", "deleted_at")}),
+        ("Profile", {"fields": ("email_verified", "bio", "updated_at", "deleted_at")}),
     )
-    actions = ("delete_selected", "restore")
+    actions = ("delete_selected", "restore", "send_password_reset")
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
         # Only superusers hand out privileges: staff cannot raise their own (or a friend's).
@@ -85,18 +85,35 @@ class UserAdmin(DjangoUserAdmin):
         message = message.replace("Successfully deleted", "Soft-deleted (rows kept):")
         super().message_user(request, message, *args, **kwargs)
 
+    @admin.action(description="Send password reset email", permissions=["change"])
+    def send_password_reset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        users = list(queryset.alive().filter(is_active=True))
+        for user in users:
+            services.password_reset_send(user=user)
+        skipped = queryset.count() - len(users)
+        note = f" {skipped} deleted or inactive user(s) skipped." if skipped else ""
+        self.message_user(request, f"Queued a password reset email to {len(users)} user(s).{note}", messages.SUCCESS)
+
     @admin.action(description="Restore selected users", permissions=["change"])
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = services.users_restore(user_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Restored {count} user(s).", messages.SUCCESS)
 
 
-@admin.register(WelcomeEmail)
-class WelcomeEmailAdmin(admin.ModelAdmin):
-    list_display = ("user", "status", "created_at", "sent_at")
-    list_filter = ("status",)
-    search_fields = ("user__username", "user__email")
-    readonly_fields = ("user", "status", "created_at", "sent_at")
+@admin.register(OutboxEmail)
+class OutboxEmailAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by services and sent by the worker."""
+
+    list_display = ("kind", "user", "to", "status", "created_at", "sent_at")
+    list_filter = ("kind", "status")
+    search_fields = ("user__username", "to")
+    readonly_fields = ("kind", "user", "to", "status", "created_at", "sent_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: OutboxEmail | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: OutboxEmail | None = None) -> bool:
         return False

@@ -28,6 +28,7 @@ class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):
 
 class User(AbstractUser):
     email = models.EmailField("email address")
+    email_verified = models.BooleanField(default=False)
     bio = models.TextField(max_length=500, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -54,28 +55,38 @@ class User(AbstractUser):
         return self.deleted_at is not None
 
 
-class WelcomeEmail(models.Model):
-    """The outbox row of a welcome email, written in the registration's own transaction.
+class OutboxEmail(models.Model):
+    """One email to send, written in the same transaction as the change that calls for it.
 
     It outlives a broker outage: whatever the publish after commit did, the worker's periodic
-    drain sends every pending row, and the row lock plus `status` send each email once.
+    drain sends every pending row, and the row lock plus `status` send each email once. `to` is
+    the address when the row was written: a link meant for one address never goes to another.
     """
+
+    class Kind(models.TextChoices):
+        WELCOME = "welcome"  # with the link that verifies the address
+        VERIFY_EMAIL = "verify_email"
+        PASSWORD_RESET = "password_reset"
+        PASSWORD_CHANGED = "password_changed"
+        EMAIL_CHANGED = "email_changed"  # to the old address
 
     class Status(models.TextChoices):
         PENDING = "pending"
         SENT = "sent"
-        SKIPPED = "skipped"  # the user was deleted first
+        SKIPPED = "skipped"  # no longer wanted: the user was deleted, or the address changed
         FAILED = "failed"  # the mail server refused the address for good
 
-    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="welcome_email")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    to = models.EmailField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
-            models.Index(fields=["created_at"], name="welcome_pending_idx", condition=models.Q(status="pending"))
+            models.Index(fields=["created_at"], name="outbox_pending_idx", condition=models.Q(status="pending"))
         ]
 
     def __str__(self) -> str:
-        return f"welcome email to user {self.user_id} ({self.status})"
+        return f"{self.get_kind_display()} email to user {self.user_id} ({self.status})"

@@ -11,7 +11,7 @@ import functools
 import ipaddress
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,14 +128,16 @@ class RateLimited(Throttled):
 
 
 class ActionThrottle(BaseThrottle):
-    """A DRF throttle counting every request of one action."""
+    """A DRF throttle counting every request of one action; `key` finds the value of its "key"
+    rates in the request (the email of a password reset), None to count none of them."""
 
-    def __init__(self, action: str) -> None:
+    def __init__(self, action: str, key: Callable[[Any], str | None] | None = None) -> None:
         self.action = action
+        self.key = key
         self._wait: int | None = None
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        self._wait = hit(request, self.action)
+        self._wait = hit(request, self.action, self.key(request) if self.key else None)
         return self._wait is None
 
     def wait(self) -> float | None:

@@ -13,7 +13,7 @@ from users.models import User
 from users.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS
 
 PUBLIC_FIELDS = ("id", "username", "first_name", "last_name", "bio", "date_joined")
-PRIVATE_FIELDS = ("id", "username", "email", "first_name", "last_name", "bio", "date_joined")
+PRIVATE_FIELDS = ("id", "username", "email", "email_verified", "first_name", "last_name", "bio", "date_joined")
 
 
 class StrictInputMixin:

@@ -1,21 +1,14 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
-import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
-from smtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
 from typing import Any
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from users import cache
-from users.models import User, WelcomeEmail
-
-logger = logging.getLogger(__name__)
+from users.models import OutboxEmail, User
+from users.outbox import email_queue
 
 # Database constraints behind the serializers' checks: a concurrent writer can still trip them.
 _CONSTRAINT_FIELDS = {
@@ -49,8 +42,7 @@ def user_create(
     try:
         with transaction.atomic():
             user.save()
-            welcome = WelcomeEmail.objects.create(user=user)
-            transaction.on_commit(lambda: welcome_email_queue(welcome_id=welcome.pk))
+            email_queue(user=user, kind=OutboxEmail.Kind.WELCOME)
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)
     return user
@@ -60,6 +52,8 @@ def user_update(
     *, user: User, data: dict[str, Any], precondition: Callable[[User], None] | None = None
 ) -> User:
     """Write only the changed columns, so a concurrent soft delete is never undone.
+
+    A new email address is unverified: a link goes to it, and a notice to the old one.
 
     With a `precondition` (If-Match), the row is locked and re-read first and the check runs on
     it: nobody can write between the check and this write. It raises to refuse.
@@ -74,9 +68,16 @@ def user_update(
                 precondition(user)
             if not data:
                 return user
+            old_email = user.email
             for field, value in data.items():
                 setattr(user, field, value)
-            user.save(update_fields=[*data, "updated_at"])
+            fields = [*data, "updated_at"]
+            if "email" in data and user.email != old_email:
+                user.email_verified = False
+                fields.append("email_verified")
+                email_queue(user=user, kind=OutboxEmail.Kind.VERIFY_EMAIL)
+                email_queue(user=user, kind=OutboxEmail.Kind.EMAIL_CHANGED, to=old_email)
+            user.save(update_fields=fields)
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)
     return user
@@ -120,74 +121,42 @@ def _users_bulk_update(user_ids: Iterable[int], *, deleted: bool, **values: Any)
     return count
 
 
-# --- Welcome email ---------------------------------------------------------------------------
+# --- Passwords and email verification --------------------------------------------------------
 
 
-def welcome_email_queue(*, welcome_id: int) -> None:
-    """Publish after commit. Never raises: with the broker down the outbox drain sends it later."""
-    from users.tasks import send_welcome_email
-
-    try:
-        send_welcome_email.apply_async((welcome_id,), retry=False)
-    except Exception as exc:  # kombu raises OperationalError, or OSError, or a timeout
-        logger.warning("Broker unavailable, welcome email %s waits in the outbox: %r", welcome_id, exc)
-
-
-def _is_permanent_smtp_error(exc: Exception) -> bool:
-    """A refused address (5xx) will not get better: retrying it forever would block the outbox."""
-    if isinstance(exc, SMTPRecipientsRefused):
-        return True
-    return isinstance(exc, SMTPResponseException) and exc.smtp_code >= 500
-
-
-def welcome_email_send(*, welcome_id: int) -> bool:
-    """Send one pending welcome email; False if sent, skipped or being sent elsewhere already.
-
-    The row stays locked while the mail goes out, so a drain and a task racing for it send once.
-    A transient SMTP error rolls back and leaves it pending for the task's retry or the next
-    drain; a permanent one marks it failed. Logs never name the address.
-    """
+def password_change(*, user: User, new_password: str) -> User:
+    """Every token issued before stops working (they carry the old password's fingerprint)."""
     with transaction.atomic():
-        welcome = (
-            WelcomeEmail.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("user")
-            .filter(pk=welcome_id, status=WelcomeEmail.Status.PENDING)
-            .first()
-        )
-        if welcome is None:
-            return False
-        user = welcome.user
-        if user.deleted_at is not None or not user.is_active:
-            welcome.status = WelcomeEmail.Status.SKIPPED
-            welcome.save(update_fields=["status"])
-            return False
-        context = {"user": user}
-        message = EmailMultiAlternatives(
-            subject="Welcome to sidus",
-            body=render_to_string("users/welcome_email.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[user.email],
-        )
-        message.attach_alternative(render_to_string("users/welcome_email.html", context), "text/html")
-        try:
-            message.send()
-        except SMTPException as exc:
-            if not _is_permanent_smtp_error(exc):
-                raise
-            logger.warning("Welcome email %s refused by the mail server (%s)", welcome_id, type(exc).__name__)
-            welcome.status = WelcomeEmail.Status.FAILED
-            welcome.save(update_fields=["status"])
-            return False
-        welcome.status, welcome.sent_at = WelcomeEmail.Status.SENT, timezone.now()
-        welcome.save(update_fields=["status", "sent_at"])
-        return True
+        user.set_password(new_password)
+        user.save(update_fields=["password", "updated_at"])
+        email_queue(user=user, kind=OutboxEmail.Kind.PASSWORD_CHANGED)
+    return user
 
 
-def welcome_emails_pending(*, older_than: timedelta, limit: int = 100) -> list[int]:
-    """Pending ids old enough that their after-commit publish has had its chance."""
-    cutoff = timezone.now() - older_than
-    return list(
-        WelcomeEmail.objects.filter(status=WelcomeEmail.Status.PENDING, created_at__lt=cutoff)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+def password_reset_request(*, email: str) -> None:
+    """Email a reset link if an alive, active user has this address; silent otherwise."""
+    user = User.objects.alive().filter(is_active=True).iexact("email", email).first()
+    if user is not None:
+        password_reset_send(user=user)
+
+
+def password_reset_send(*, user: User) -> None:
+    """Queue a reset link (API and admin); the link is made when the email goes out."""
+    with transaction.atomic():
+        email_queue(user=user, kind=OutboxEmail.Kind.PASSWORD_RESET)
+
+
+def email_verify(*, user: User) -> User:
+    with transaction.atomic():
+        user.email_verified = True
+        user.save(update_fields=["email_verified", "updated_at"])
+    return user
+
+
+def email_verification_resend(*, user: User) -> bool:
+    """Queue a new verification link; False (nothing sent) when the address is verified already."""
+    if user.email_verified:
+        return False
+    with transaction.atomic():
+        email_queue(user=user, kind=OutboxEmail.Kind.VERIFY_EMAIL)
+    return True

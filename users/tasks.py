@@ -1,4 +1,4 @@
-"""Celery tasks: thin interfaces that call services."""
+"""Celery tasks: thin interfaces that call the outbox."""
 import logging
 from datetime import timedelta
 from smtplib import SMTPException
@@ -7,44 +7,44 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from users import services
+from users import outbox
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 8
 
 
-class WelcomeEmailNotSent(Exception):
+class EmailNotSent(Exception):
     """Carries only the error's type: SMTP errors can quote the recipient's address into logs."""
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES)
-def send_welcome_email(self, welcome_id: int) -> bool:
+def send_email(self, email_id: int) -> bool:
     try:
-        return services.welcome_email_send(welcome_id=welcome_id)
+        return outbox.email_send(email_id=email_id)
     except (SMTPException, OSError) as exc:
         countdown = get_exponential_backoff_interval(2, self.request.retries, maximum=600, full_jitter=True)
         # After the last retry the row stays pending and the outbox drain tries again later.
-        raise self.retry(exc=WelcomeEmailNotSent(type(exc).__name__), countdown=countdown)
+        raise self.retry(exc=EmailNotSent(type(exc).__name__), countdown=countdown)
 
 
 @shared_task
-def drain_welcome_emails() -> int:
+def drain_outbox() -> int:
     """Send what the after-commit publish could not (broker down, task lost, retries spent)."""
     sent = 0
-    grace = timedelta(seconds=settings.WELCOME_EMAIL_DRAIN_GRACE)
-    for welcome_id in services.welcome_emails_pending(older_than=grace):
+    grace = timedelta(seconds=settings.EMAIL_OUTBOX_DRAIN_GRACE)
+    for email_id in outbox.emails_pending(older_than=grace):
         try:
-            sent += services.welcome_email_send(welcome_id=welcome_id)
+            sent += outbox.email_send(email_id=email_id)
         except (SMTPException, OSError) as exc:
-            logger.warning("Welcome email %s not sent, stays pending (%s)", welcome_id, type(exc).__name__)
+            logger.warning("Email %s not sent, stays pending (%s)", email_id, type(exc).__name__)
             break  # the mail server is away: try the rest on the next round
     return sent
 
 
-def queue_welcome_email_drain() -> None:
+def queue_outbox_drain() -> None:
     """Called by the worker's timer (sidus/celery.py). Never raises: the next tick tries again."""
     try:
-        drain_welcome_emails.apply_async(retry=False, expires=settings.WELCOME_EMAIL_DRAIN_INTERVAL)
+        drain_outbox.apply_async(retry=False, expires=settings.EMAIL_OUTBOX_DRAIN_INTERVAL)
     except Exception as exc:  # broker away
-        logger.warning("Could not queue the welcome email drain: %r", exc)
+        logger.warning("Could not queue the outbox drain: %r", exc)

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
 from users import cache, etags, services
+from users.account_serializers import CurrentPasswordSerializer
 from users.models import User
 from users.permissions import IsSelf
 from users.ratelimits import ActionThrottle
@@ -86,6 +87,8 @@ class UserViewSet(OneHopMixin, GenericViewSet):
             return [ActionThrottle("signup")]
         if self.action == "partial_aupdate" or (self.action == "me" and self.request.method == "PATCH"):
             return [ActionThrottle("update")]
+        if self.action == "me" and self.request.method == "DELETE":
+            return [ActionThrottle("account_delete")]
         return []
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
@@ -180,12 +183,25 @@ class UserViewSet(OneHopMixin, GenericViewSet):
     )
     @extend_schema(
         methods=["PATCH"], summary="Update my profile",
-        description="The same as updating `/users/{id}/` with one's own id.",
+        description="The same as updating `/users/{id}/` with one's own id. A new email address is "
+                    "unverified: a verification link goes to it, and a notice to the old one.",
         request=UserUpdateSerializer, parameters=[IF_MATCH, ETAG, RETRY_AFTER],
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 412, 413, 415, 429),
     )
-    @action(detail=False, methods=["get", "patch"])
+    @extend_schema(
+        methods=["DELETE"], summary="Leave",
+        description="Needs the current password. A soft delete, as the admin's: the profile answers 404 and "
+                    "every token 401 at once; the username and email stay taken.",
+        request=CurrentPasswordSerializer, parameters=[RETRY_AFTER],
+        responses=api_responses({204: None}, 400, 401, 413, 415, 429),
+    )
+    @action(detail=False, methods=["get", "patch", "delete"])
     def me(self, request: Request) -> Response:
         if request.method == "GET":
             return self._private(request.user)
+        if request.method == "DELETE":
+            serializer = CurrentPasswordSerializer(data=request.data, context={"user": request.user})
+            serializer.is_valid(raise_exception=True)
+            services.user_soft_delete(user=request.user)
+            return Response(status=status.HTTP_204_NO_CONTENT)
         return self._update(request, request.user.pk)

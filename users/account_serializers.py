@@ -1,0 +1,87 @@
+"""Serializers of the account lifecycle: password change and reset, email verification, leaving.
+
+Names and shapes follow djoser (`current_password`, `new_password`, `uid`, `token`). Every check
+that needs the database runs in the view's one thread hop, with the rest of validation.
+"""
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from users import links
+from users.models import User
+from users.serializers import StrictInputMixin, password_field
+
+INVALID_LINK = "The link is invalid or has expired."
+
+
+def _validate_new_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"new_password": list(exc.messages)})
+
+
+class CurrentPasswordSerializer(StrictInputMixin, serializers.Serializer):
+    """The caller proves they know the password (context["user"]); DELETE /users/me/."""
+
+    current_password = serializers.CharField(
+        write_only=True, trim_whitespace=False, max_length=128, style={"input_type": "password"}
+    )
+
+    def validate_current_password(self, value: str) -> str:
+        if not self.context["user"].check_password(value):
+            raise serializers.ValidationError("The password is not correct.", code="invalid_password")
+        return value
+
+
+class PasswordChangeSerializer(CurrentPasswordSerializer):
+    new_password = password_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        _validate_new_password(attrs["new_password"], self.context["user"])
+        return attrs
+
+
+class PasswordResetSerializer(StrictInputMixin, serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class _LinkSerializer(StrictInputMixin, serializers.Serializer):
+    """The uid and token of an emailed link; `validated_data["user"]` is the user it names."""
+
+    token_generator: Any = None
+
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=128)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = links.user_from_uid(attrs["uid"])
+        if user is None:
+            raise serializers.ValidationError({"uid": [INVALID_LINK]}, code="invalid_link")
+        if not self.token_generator.check_token(user, attrs["token"]):
+            raise serializers.ValidationError({"token": [INVALID_LINK]}, code="invalid_link")
+        attrs["user"] = user
+        return attrs
+
+
+class PasswordResetConfirmSerializer(_LinkSerializer):
+    token_generator = links.password_reset_token
+
+    new_password = password_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        _validate_new_password(attrs["new_password"], attrs["user"])
+        return attrs
+
+
+class EmailVerifySerializer(_LinkSerializer):
+    token_generator = links.email_verification_token
+
+
+class DetailSerializer(serializers.Serializer):
+    """A 202's body (documentation only)."""
+
+    detail = serializers.CharField()

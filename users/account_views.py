@@ -1,0 +1,149 @@
+"""The account lifecycle under /api/v1/auth/: password change and reset, email verification.
+
+Thin, like users/views.py: validate, call a service, answer. Each view is sync, so Django runs
+it in one thread hop (sidus/dispatch.py). Leaving is `DELETE /users/me/` in users/views.py.
+
+Enumeration: a reset request answers 202 with the same body whether or not the address belongs
+to someone, and does the same work in the request either way (the email is found, written and
+sent by the worker); links answer one 400 for a bad uid and for a bad token alike in shape.
+"""
+from typing import Any
+
+from adrf.views import APIView
+from django.utils.cache import add_never_cache_headers
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from sidus.dispatch import OneHopMixin
+from sidus.openapi import RETRY_AFTER, api_responses
+from users import services
+from users.account_serializers import (
+    DetailSerializer,
+    EmailVerifySerializer,
+    PasswordChangeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetSerializer,
+)
+from users.ratelimits import ActionThrottle
+from users.tokens import TokenPairSerializer, token_pair
+
+RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
+RESEND_ACCEPTED = "If the address is not verified yet, a new link is on its way."
+
+
+def _email_key(request: Request) -> str | None:
+    """The per-address rate of password resets counts the address as typed, case-folded."""
+    email = request.data.get("email") if isinstance(request.data, dict) else None
+    return email.strip().casefold()[:254] if isinstance(email, str) else None
+
+
+class _AccountView(OneHopMixin, APIView):
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
+
+
+@extend_schema(
+    summary="Change my password",
+    description="Needs the current password. Answers a new token pair for this client; every token issued "
+                "before, on any device, answers 401 from now on. A notice goes to the account's address.",
+    request=PasswordChangeSerializer, parameters=[RETRY_AFTER],
+    responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+)
+class PasswordChangeView(_AccountView):
+    permission_classes = [IsAuthenticated]
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("password_change")]
+
+    def post(self, request: Request) -> Response:
+        serializer = PasswordChangeSerializer(data=request.data, context={"user": request.user})
+        serializer.is_valid(raise_exception=True)
+        user = services.password_change(user=request.user, new_password=serializer.validated_data["new_password"])
+        return Response(token_pair(user))
+
+
+@extend_schema(
+    summary="Ask for a password reset link",
+    description="Emails a link `{FRONTEND_URL}/password-reset?uid=...&token=...` to the account with this "
+                "address (any case), if there is one. The answer is the same either way.",
+    request=PasswordResetSerializer, auth=[], parameters=[RETRY_AFTER],
+    responses=api_responses({202: DetailSerializer}, 400, 413, 415, 429),
+)
+class PasswordResetView(_AccountView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("password_reset", key=_email_key)]
+
+    def post(self, request: Request) -> Response:
+        serializer = PasswordResetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_request(email=serializer.validated_data["email"])
+        return Response({"detail": RESET_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(
+    summary="Set a new password with a reset link",
+    description="The uid and token come from the emailed link. A link works once and expires after "
+                "PASSWORD_RESET_TIMEOUT (1 hour by default); every token issued before answers 401 from now on.",
+    request=PasswordResetConfirmSerializer, auth=[], parameters=[RETRY_AFTER],
+    responses=api_responses({204: None}, 400, 413, 415, 429),
+)
+class PasswordResetConfirmView(_AccountView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("password_reset_confirm")]
+
+    def post(self, request: Request) -> Response:
+        serializer = PasswordResetConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.password_change(user=data["user"], new_password=data["new_password"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    summary="Verify my email address",
+    description="The uid and token come from the emailed link `{FRONTEND_URL}/verify-email?...`. A link works "
+                "once, for the address it was sent to, and expires after PASSWORD_RESET_TIMEOUT.",
+    request=EmailVerifySerializer, auth=[], parameters=[RETRY_AFTER],
+    responses=api_responses({204: None}, 400, 413, 415, 429),
+)
+class EmailVerifyView(_AccountView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("email_verify")]
+
+    def post(self, request: Request) -> Response:
+        serializer = EmailVerifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.email_verify(user=serializer.validated_data["user"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    summary="Send me a new verification link",
+    description="A new link to the account's current address, unless it is verified already. "
+                "Once per RATE_LIMIT_EMAIL_VERIFY_RESEND (3 minutes by default).",
+    request=None, parameters=[RETRY_AFTER],
+    responses=api_responses({202: DetailSerializer}, 401, 429),
+)
+class EmailVerificationResendView(_AccountView):
+    permission_classes = [IsAuthenticated]
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("email_verify_resend")]
+
+    def post(self, request: Request) -> Response:
+        services.email_verification_resend(user=request.user)
+        return Response({"detail": RESEND_ACCEPTED}, status=status.HTTP_202_ACCEPTED)

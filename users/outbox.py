@@ -1,0 +1,133 @@
+"""The one outbox of every email sidus sends.
+
+A service that changes something writes the email's row in its own transaction (`email_queue`);
+the row is published to Celery after the commit and, whatever happened to that publish, sent by
+the periodic drain. `email_send` holds the row's lock while the mail goes out, so a task and a
+drain racing for it send it once; it renders the links only then, from the user as they are.
+Logs name rows by id, never by address.
+"""
+import logging
+from datetime import timedelta
+from smtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from users import links
+from users.models import OutboxEmail, User
+
+logger = logging.getLogger(__name__)
+
+Kind = OutboxEmail.Kind
+
+SUBJECTS = {
+    Kind.WELCOME: "Welcome to sidus",
+    Kind.VERIFY_EMAIL: "Confirm your email address",
+    Kind.PASSWORD_RESET: "Reset your sidus password",
+    Kind.PASSWORD_CHANGED: "Your sidus password was changed",
+    Kind.EMAIL_CHANGED: "Your sidus email address was changed",
+}
+
+
+def email_queue(*, user: User, kind: str, to: str | None = None) -> OutboxEmail:
+    """Write the row in the caller's transaction; publish it once that commits."""
+    email = OutboxEmail.objects.create(user=user, kind=kind, to=to or user.email)
+    transaction.on_commit(lambda: email_publish(email_id=email.pk))
+    return email
+
+
+def email_publish(*, email_id: int) -> None:
+    """Never raises: with the broker down the drain sends the email later."""
+    from users.tasks import send_email
+
+    try:
+        send_email.apply_async((email_id,), retry=False)
+    except Exception as exc:  # kombu raises OperationalError, or OSError, or a timeout
+        logger.warning("Broker unavailable, email %s waits in the outbox: %r", email_id, exc)
+
+
+def _context(email: OutboxEmail) -> dict[str, Any] | None:
+    """What the templates need, or None when the email is no longer wanted."""
+    user = email.user
+    if user.deleted_at is not None or not user.is_active:
+        return None
+    current = user.email == email.to  # a link goes only to the address it was made for
+    context: dict[str, Any] = {"user": user, "to": email.to}
+    if email.kind in (Kind.WELCOME, Kind.VERIFY_EMAIL):
+        if current and not user.email_verified:
+            context["verify_link"] = links.email_verification_link(user)
+        elif email.kind == Kind.VERIFY_EMAIL:
+            return None  # verified meanwhile, or the address changed again
+    elif email.kind == Kind.PASSWORD_RESET:
+        if not current:
+            return None
+        context["reset_link"] = links.password_reset_link(user)
+        context["timeout_hours"] = max(1, settings.PASSWORD_RESET_TIMEOUT // 3600)
+    return context
+
+
+def _message(email: OutboxEmail, context: dict[str, Any]) -> EmailMultiAlternatives:
+    template = f"users/email/{email.kind}"
+    message = EmailMultiAlternatives(
+        subject=SUBJECTS[email.kind],
+        body=render_to_string(f"{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.to],
+    )
+    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    return message
+
+
+def _is_permanent_smtp_error(exc: Exception) -> bool:
+    """A refused address (5xx) will not get better: retrying it forever would block the outbox."""
+    if isinstance(exc, SMTPRecipientsRefused):
+        return True
+    return isinstance(exc, SMTPResponseException) and exc.smtp_code >= 500
+
+
+def email_send(*, email_id: int) -> bool:
+    """Send one pending email; False if sent, skipped or being sent elsewhere already.
+
+    A transient SMTP error rolls back and leaves it pending for the task's retry or the next
+    drain; a permanent one marks it failed.
+    """
+    with transaction.atomic():
+        email = (
+            OutboxEmail.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("user")
+            .filter(pk=email_id, status=OutboxEmail.Status.PENDING)
+            .first()
+        )
+        if email is None:
+            return False
+        context = _context(email)
+        if context is None:
+            email.status = OutboxEmail.Status.SKIPPED
+            email.save(update_fields=["status"])
+            return False
+        try:
+            _message(email, context).send()
+        except SMTPException as exc:
+            if not _is_permanent_smtp_error(exc):
+                raise
+            logger.warning("Email %s refused by the mail server (%s)", email_id, type(exc).__name__)
+            email.status = OutboxEmail.Status.FAILED
+            email.save(update_fields=["status"])
+            return False
+        email.status, email.sent_at = OutboxEmail.Status.SENT, timezone.now()
+        email.save(update_fields=["status", "sent_at"])
+        return True
+
+
+def emails_pending(*, older_than: timedelta, limit: int = 100) -> list[int]:
+    """Pending ids old enough that their after-commit publish has had its chance."""
+    cutoff = timezone.now() - older_than
+    return list(
+        OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
