@@ -193,12 +193,33 @@ def test_a_reset_link_expires(settings, user):
     assert User.objects.get(pk=user.pk).check_password(PASSWORD)
 
 
-def test_deleted_and_inactive_users_get_no_reset_email(make_user):
+def test_deleted_and_inactive_users_get_no_reset_email(inbox, make_user):
     services.user_soft_delete(user=make_user(username="gone", email="gone@example.com"))
     make_user(username="off", email="off@example.com", is_active=False)
-    for email in ("gone@example.com", "off@example.com"):
+    make_user(username="here", email="here@example.com")
+    for email in ("gone@example.com", "off@example.com", "here@example.com"):
         assert APIClient().post(f"{AUTH}/password/reset/", {"email": email}, format="json").status_code == 202
-    assert not OutboxEmail.objects.filter(kind=OutboxEmail.Kind.PASSWORD_RESET).exists()
+    received(inbox, "here@example.com", "Reset your sidus password")  # the worker took them in order
+    assert list(OutboxEmail.objects.filter(kind=OutboxEmail.Kind.PASSWORD_RESET).values_list("to", flat=True)) == [
+        "here@example.com"
+    ]
+
+
+def test_with_the_broker_away_a_reset_request_is_looked_up_in_the_request(user, monkeypatch, caplog):
+    from kombu.exceptions import OperationalError
+
+    from users import tasks
+
+    def broker_away(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker")
+
+    monkeypatch.setattr(tasks.request_password_reset, "apply_async", broker_away)
+    monkeypatch.setattr(tasks.send_email, "apply_async", broker_away)
+    response = APIClient().post(f"{AUTH}/password/reset/", {"email": user.email.upper()}, format="json")
+    assert response.status_code == 202
+    pending = OutboxEmail.objects.get(kind=OutboxEmail.Kind.PASSWORD_RESET)  # the drain sends it later
+    assert pending.status == OutboxEmail.Status.PENDING and pending.to == user.email
+    assert user.email not in caplog.text
 
 
 def test_a_link_is_never_sent_to_an_address_the_account_no_longer_has(user):

@@ -3,9 +3,9 @@
 Thin, like users/views.py: validate, call a service, answer. Each view is sync, so Django runs
 it in one thread hop (sidus/dispatch.py). Leaving is `DELETE /users/me/` in users/views.py.
 
-Enumeration: a reset request answers 202 with the same body whether or not the address belongs
-to someone, and does the same work in the request either way (the email is found, written and
-sent by the worker); links answer one 400 for a bad uid and for a bad token alike in shape.
+Enumeration: a reset request answers 202 with the same body and the same work whether or not the
+address belongs to someone: the lookup runs in the worker. A bad link is a 400 naming `uid`
+(no such active account: ids are public anyway, in /users/{id}/) or `token`.
 """
 from typing import Any
 
@@ -84,7 +84,7 @@ class PasswordResetView(_AccountView):
     def post(self, request: Request) -> Response:
         serializer = PasswordResetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.password_reset_request(email=serializer.validated_data["email"])
+        services.password_reset_ask(email=serializer.validated_data["email"])
         return Response({"detail": RESET_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
 
 

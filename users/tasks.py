@@ -1,4 +1,4 @@
-"""Celery tasks: thin interfaces that call the outbox."""
+"""Celery tasks: thin interfaces that call services and the outbox."""
 import logging
 from datetime import timedelta
 from smtplib import SMTPException
@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from users import outbox
+from users import outbox, services
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,12 @@ def send_email(self, email_id: int) -> bool:
         countdown = get_exponential_backoff_interval(2, self.request.retries, maximum=600, full_jitter=True)
         # After the last retry the row stays pending and the outbox drain tries again later.
         raise self.retry(exc=EmailNotSent(type(exc).__name__), countdown=countdown)
+
+
+@shared_task
+def request_password_reset(email: str) -> None:
+    """The lookup behind POST /auth/password/reset/, off the request (users/services.py)."""
+    services.password_reset_request(email=email)
 
 
 @shared_task
