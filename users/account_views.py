@@ -41,10 +41,23 @@ def _email_key(request: Request) -> str | None:
 
 
 class _AccountView(OneHopMixin, APIView):
+    rate_limit: str  # the action in RATE_LIMITS that every request counts against
+    rate_limit_key: Any = None  # finds the value of its "key" rates in the request
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle(self.rate_limit, key=self.rate_limit_key)]
+
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         add_never_cache_headers(response)
         return response
+
+
+class _AnonymousView(_AccountView):
+    """Called without a token: by whoever asks for a link, or holds one."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
 
 
 @extend_schema(
@@ -56,9 +69,7 @@ class _AccountView(OneHopMixin, APIView):
 )
 class PasswordChangeView(_AccountView):
     permission_classes = [IsAuthenticated]
-
-    def get_throttles(self) -> list[Any]:
-        return [ActionThrottle("password_change")]
+    rate_limit = "password_change"
 
     def post(self, request: Request) -> Response:
         serializer = PasswordChangeSerializer(data=request.data, context={"user": request.user})
@@ -74,12 +85,9 @@ class PasswordChangeView(_AccountView):
     request=PasswordResetSerializer, auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({202: DetailSerializer}, 400, 413, 415, 429),
 )
-class PasswordResetView(_AccountView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-
-    def get_throttles(self) -> list[Any]:
-        return [ActionThrottle("password_reset", key=_email_key)]
+class PasswordResetView(_AnonymousView):
+    rate_limit = "password_reset"
+    rate_limit_key = staticmethod(_email_key)
 
     def post(self, request: Request) -> Response:
         serializer = PasswordResetSerializer(data=request.data)
@@ -95,12 +103,8 @@ class PasswordResetView(_AccountView):
     request=PasswordResetConfirmSerializer, auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({204: None}, 400, 413, 415, 429),
 )
-class PasswordResetConfirmView(_AccountView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-
-    def get_throttles(self) -> list[Any]:
-        return [ActionThrottle("password_reset_confirm")]
+class PasswordResetConfirmView(_AnonymousView):
+    rate_limit = "password_reset_confirm"
 
     def post(self, request: Request) -> Response:
         serializer = PasswordResetConfirmSerializer(data=request.data)
@@ -117,12 +121,8 @@ class PasswordResetConfirmView(_AccountView):
     request=EmailVerifySerializer, auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({204: None}, 400, 413, 415, 429),
 )
-class EmailVerifyView(_AccountView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-
-    def get_throttles(self) -> list[Any]:
-        return [ActionThrottle("email_verify")]
+class EmailVerifyView(_AnonymousView):
+    rate_limit = "email_verify"
 
     def post(self, request: Request) -> Response:
         serializer = EmailVerifySerializer(data=request.data)
@@ -140,9 +140,7 @@ class EmailVerifyView(_AccountView):
 )
 class EmailVerificationResendView(_AccountView):
     permission_classes = [IsAuthenticated]
-
-    def get_throttles(self) -> list[Any]:
-        return [ActionThrottle("email_verify_resend")]
+    rate_limit = "email_verify_resend"
 
     def post(self, request: Request) -> Response:
         services.email_verification_resend(user=request.user)
