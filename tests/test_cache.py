@@ -372,24 +372,25 @@ async def member():
     await layer.group_discard(cache.INVALIDATION_GROUP, channel)
 
 
-async def test_writers_invalidations_go_out_as_one_message_without_waiting(member):
+async def test_writers_invalidations_go_out_as_one_message(member):
     cache.broadcaster.start()
     try:
         # Three writers' threads finish their commits while the loop is busy: one message.
-        await sync_to_async(lambda: [cache.broadcaster.send([user_id]) for user_id in (3, 1, 2)])()
+        sent = await sync_to_async(lambda: [cache.broadcaster.send([user_id]) for user_id in (3, 1, 2)])()
         assert (await member())["ids"] == [1, 2, 3]
-        await sync_to_async(cache.invalidate_users)([7])
+        assert all(future.result(timeout=1) is None for future in sent)  # each writer learns it is out
+        await sync_to_async(cache.invalidate_users)([7])  # returns once the message is out
         assert (await member())["ids"] == [7]
     finally:
         await cache.broadcaster.stop()
-    assert not cache.broadcaster.send([8])  # stopped: callers send it themselves again
+    assert cache.broadcaster.send([8]) is None  # stopped: callers send it themselves again
 
 
 async def test_broadcaster_sends_what_is_queued_when_it_stops(member):
     cache.broadcaster.start()
-    cache.broadcaster.send([5])
+    sent = cache.broadcaster.send([5])
     await cache.broadcaster.stop()
-    assert (await member())["ids"] == [5]
+    assert (await member())["ids"] == [5] and sent.done()
 
 
 async def test_a_message_that_cannot_be_sent_is_kept_for_the_next_invalidation(member, monkeypatch):
@@ -405,10 +406,38 @@ async def test_a_message_that_cannot_be_sent_is_kept_for_the_next_invalidation(m
     try:
         with monkeypatch.context() as patch:
             patch.setattr(layer, "group_send", unreachable)
-            cache.broadcaster.send([4])
-            await wait_for(lambda: 4 in cache._pending)
-        assert not cache.redis_health.available()
+            await sync_to_async(cache.invalidate_users)([4])
+        assert 4 in cache._pending and not cache.redis_health.available()
         await sync_to_async(cache.invalidate_users)([6])  # Redis is back: both go out
         assert (await member())["ids"] == [4, 6]
     finally:
         await cache.broadcaster.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reader_racing_the_writers_own_invalidation_keeps_nothing_stale(listening, asgi_client, monkeypatch):
+    """The writer's worker reads L2 while its invalidation is between commit and L2's delete."""
+    import threading
+
+    from users.cache import invalidation
+
+    user = await sync_to_async(User.objects.create_user)("self-race", "sr@example.com", PASSWORD, bio="old")
+    url = f"/api/v1/users/{user.pk}/"
+    await asgi_client.get(url)
+    cache.local_cache.clear()  # L2 holds the old answer, L1 nothing
+    paused, release = threading.Event(), threading.Event()
+    real = invalidation.get_redis_connection
+
+    def slow_connection(alias):
+        paused.set()
+        release.wait(5)
+        return real(alias)
+
+    monkeypatch.setattr(invalidation, "get_redis_connection", slow_connection)
+    writer = asyncio.create_task(sync_to_async(services.user_update)(user=user, data={"bio": "new"}))
+    await wait_for(paused.is_set)
+    assert (await asgi_client.get(url)).json()["bio"] == "old"  # from L2: the write is not answered yet
+    release.set()
+    await writer
+    after = await asgi_client.get(url)
+    assert after.headers["x-cache"] != "L1" and after.json()["bio"] == "new"

@@ -5,8 +5,8 @@
   exact status, headers and body Django produced (`answers`) in both tiers.
 - `local`: L1, a bounded LRU in each worker process.
 - `shared`: L2, Redis, shared by every worker, read with redis.asyncio.
-- `invalidation`: after a change commits, bump the user's generation, delete L2, and send one
-  group message from the worker's loop (coalesced; the writer does not wait for it).
+- `invalidation`: after a change commits, bump the user's generation, delete L2, drop L1, and
+  send one group message, through the worker loop's `broadcaster` (coalesced, no async_to_sync).
   Generations (in Redis and in L1) stop a reader that read the row before the write from
   storing it after. `listener`: each worker applies other workers' messages to its L1, and
   keeps L1 off while it may miss one.
@@ -15,8 +15,9 @@
 - `connection`: the Redis clients and their health; `keys`: every key; `sessions`: logouts.
 """
 from users.cache.asgi import UserCacheMiddleware
+from users.cache.broadcast import broadcaster
 from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health
-from users.cache.invalidation import _pending, broadcaster, clear_all_users, invalidate_users
+from users.cache.invalidation import _pending, clear_all_users, invalidate_users
 from users.cache.keys import (
     CACHEABLE_HEADER,
     CAPTURE_SCOPE_KEY,

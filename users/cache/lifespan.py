@@ -4,7 +4,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from users.cache.invalidation import broadcaster
+from users.cache.broadcast import broadcaster
 from users.cache.listener import listener
 from users.cache.loader import loader
 

@@ -7,7 +7,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from users.cache.invalidation import invalidate_users, worker_origin
+from users.cache.broadcast import worker_origin
+from users.cache.invalidation import invalidate_users
 from users.cache.keys import INVALIDATION_GROUP
 from users.cache.local import LocalCache, local_cache
 
