@@ -129,7 +129,7 @@ CHANNEL_LAYERS = {
             # channels-redis blocks 5 s per receive: the socket timeout must be a little longer, and
             # short enough that a hung Redis is noticed (and L1 switched off) within seconds.
             "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 7, "socket_connect_timeout": 1}],
-            "capacity": 1000,
+            "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),  # then dropped: the listener sees the gap
             "expiry": 60,
             "group_expiry": 86400,
         },
@@ -139,6 +139,9 @@ CHANNEL_LAYERS = {
 # Per-worker L1 and Redis L2 for the public profile (users/cache.py).
 USER_CACHE_L1_MAX_ENTRIES = env.int("USER_CACHE_L1_MAX_ENTRIES", default=10_000)
 USER_CACHE_L1_TTL = env.float("USER_CACHE_L1_TTL", default=60.0)
+# L1 answers only while this worker has proof, at most this old (s), that it applied every
+# invalidation sent before: its own heartbeat, sent every quarter of it, came back through the group.
+USER_CACHE_MAX_STALENESS = env.float("USER_CACHE_MAX_STALENESS", default=1.0)
 USER_CACHE_L2_TTL = env.int("USER_CACHE_L2_TTL", default=300)
 # Connections of each worker's miss loader (users/cache/loader.py), besides Django's own pool.
 USER_CACHE_LOADER_POOL_SIZE = env.int("USER_CACHE_LOADER_POOL_SIZE", default=4)

@@ -1,3 +1,4 @@
+import asyncio
 import itertools
 from collections.abc import Callable
 
@@ -108,9 +109,14 @@ async def listening(close_db_connections):
     cache.broadcaster.start()
     await cache.listener.start()
     assert cache.listener.joined.is_set()
+    for _ in range(200):  # until this worker's first heartbeat came back: L1 answers from then on
+        if cache.local_cache.fresh:
+            break
+        await asyncio.sleep(0.005)
+    assert cache.local_cache.fresh
     yield cache.listener
-    await cache.broadcaster.stop()
-    await cache.listener.stop()
+    await asyncio.wait_for(cache.broadcaster.stop(), 5)  # as the lifespan bounds them
+    await asyncio.wait_for(cache.listener.stop(), 5)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def redis_keys() -> set[bytes]:
 def enabled_cache(**kwargs) -> LocalCache:
     local = LocalCache(**{"max_entries": 3, "ttl": 60.0, **kwargs})
     local.enable()
+    local.prove_fresh(time.monotonic())
     return local
 
 
@@ -68,6 +69,32 @@ def test_l1_refuses_stores_after_clear_even_when_it_forgets_generations():
     token = local.token(1)
     local.clear()
     assert local.set(1, "old", token) is False
+
+
+def test_l1_answers_only_while_its_last_proof_is_younger_than_the_bound():
+    local = enabled_cache(max_staleness=0.1)
+    local.set(1, "v", local.token(1))
+    time.sleep(0.06)
+    local.prove_fresh(time.monotonic())  # in time: nothing is lost
+    time.sleep(0.06)
+    assert local.get(1) == "v"
+    time.sleep(0.06)
+    assert local.get(1) is None and not local.fresh  # 0.12 s since the last proof: silent too long
+    local.prove_fresh(time.monotonic() - 0.05)
+    assert local.fresh and local.get(1) is None  # back, but emptied: it may have missed invalidations
+
+
+def test_l1_is_not_fresh_before_its_first_proof_nor_after_disable():
+    local = LocalCache(max_entries=3, ttl=60.0)
+    local.enable()
+    local.set(1, "v", local.token(1))
+    assert not local.fresh and local.get(1) is None
+    local.prove_fresh(time.monotonic())
+    local.set(1, "v", local.token(1))
+    assert local.get(1) == "v"
+    local.disable()
+    local.prove_fresh(time.monotonic())  # a late heartbeat does not switch a disabled L1 back on
+    assert not local.fresh
 
 
 def test_l1_stores_nothing_while_disabled():
@@ -331,6 +358,33 @@ async def test_listener_applies_messages_from_other_workers(listening, asgi_clie
     await wait_for(lambda: len(cache.local_cache) == 0)
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_gap_in_a_senders_sequence_empties_l1(listening, asgi_client):
+    from channels.layers import get_channel_layer
+
+    users = [await sync_to_async(User.objects.create_user)(f"g{i}", f"g{i}@example.com", PASSWORD) for i in range(3)]
+    for user in users:
+        await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    layer = get_channel_layer()
+
+    async def message(seq: int, ids: list[int], origin: str = "another-worker") -> None:
+        await layer.group_send(cache.INVALIDATION_GROUP, {
+            "type": cache.INVALIDATION_MESSAGE, "ids": ids, "origin": origin, "seq": seq, "sent_at": 0.0,
+        })
+
+    await message(1, [users[0].pk])
+    await message(2, [])  # a heartbeat
+    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    assert cache.local_cache.get(users[1].pk) is not None  # no gap so far: the rest is kept
+    await message(4, [])  # 3 never came: it may have named anyone
+    await wait_for(lambda: len(cache.local_cache) == 0)
+
+    await asgi_client.get(f"/api/v1/users/{users[2].pk}/")
+    assert len(cache.local_cache) == 1
+    await message(7, [], origin="a-worker-heard-of-only-now")  # 1 to 6 are unknown: as good as missed
+    await wait_for(lambda: len(cache.local_cache) == 0)
+
+
 async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     from sidus.asgi import application
 
@@ -368,15 +422,21 @@ async def member():
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(cache.INVALIDATION_GROUP, channel)
-    yield lambda: asyncio.wait_for(layer.receive(channel), 2)
+
+    async def next_invalidation() -> dict:
+        while not (message := await asyncio.wait_for(layer.receive(channel), 2))["ids"]:
+            pass  # a heartbeat
+        return message
+
+    yield next_invalidation
     await layer.group_discard(cache.INVALIDATION_GROUP, channel)
 
 
 async def test_writers_invalidations_go_out_as_one_message(member):
     cache.broadcaster.start()
     try:
-        # Three writers' threads finish their commits while the loop is busy: one message.
-        sent = await sync_to_async(lambda: [cache.broadcaster.send([user_id]) for user_id in (3, 1, 2)])()
+        # Three writers finish their commits while the loop is busy: one message.
+        sent = [cache.broadcaster.send([user_id]) for user_id in (3, 1, 2)]
         assert (await member())["ids"] == [1, 2, 3]
         assert all(future.result(timeout=1) is None for future in sent)  # each writer learns it is out
         await sync_to_async(cache.invalidate_users)([7])  # returns once the message is out

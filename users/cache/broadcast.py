@@ -1,36 +1,56 @@
-"""Each worker's sender of invalidation messages: from its event loop, coalesced.
+"""Each worker's sender of invalidation messages and heartbeats, on its event loop.
 
 The writer's thread queues its ids and waits on a plain future until the group message is out,
 so that when a write is answered every worker has been told, without an `async_to_sync` hop per
 write. The ids queued while a send is in flight go out together in the next one: one send in
 flight per worker, so a burst of writes cannot flood the listeners' channels.
+
+Every message names its sender (`origin`) and numbers it (`seq`, consecutive per process), so a
+listener that misses one sees the gap. When no write needs a message, an empty one goes out every
+quarter of USER_CACHE_MAX_STALENESS: the heartbeat. Coming back to its own sender through the
+group, it proves that everything sent before it was received (each channel is a FIFO).
 """
 import asyncio
 import concurrent.futures
+import itertools
 import os
+import threading
+import time
 import uuid
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from users.cache.connection import _once_more_async
 from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE
 
-_origin: tuple[int, str] | None = None
+_origin: tuple[int, str, Any] | None = None
+_origin_lock = threading.Lock()
+
+
+def _this_process() -> tuple[int, str, Any]:
+    global _origin
+    with _origin_lock:
+        if _origin is None or _origin[0] != os.getpid():  # also after a fork
+            _origin = (os.getpid(), uuid.uuid4().hex, itertools.count(1))
+        return _origin
 
 
 def worker_origin() -> str:
-    """This process's name in its messages: unique per process, also after a fork."""
-    global _origin
-    if _origin is None or _origin[0] != os.getpid():
-        _origin = (os.getpid(), uuid.uuid4().hex)
-    return _origin[1]
+    """This process's name in its messages."""
+    return _this_process()[1]
 
 
-def invalidation_message(ids: list[int]) -> dict[str, Any]:
-    # The writer's process emptied its own L1 after the commit; its listener skips the echo,
-    # which would only drop entries stored since from the new row.
-    return {"type": INVALIDATION_MESSAGE, "ids": ids, "origin": worker_origin()}
+def invalidation_message(ids: list[int], *, heartbeats: bool = False) -> dict[str, Any]:
+    """The next message of this process: the writer's process emptied its own L1 already, so its
+    listener only takes the proof of freshness from it (`sent_at`, this process's clock).
+    `heartbeats`: the sender is a worker's broadcaster, so its silence means something."""
+    _, origin, sequence = _this_process()
+    with _origin_lock:
+        seq = next(sequence)
+    return {"type": INVALIDATION_MESSAGE, "ids": ids, "origin": origin, "seq": seq, "sent_at": time.monotonic(),
+            "heartbeats": heartbeats}
 
 
 class Broadcaster:
@@ -66,6 +86,12 @@ class Broadcaster:
         loop.call_soon_threadsafe(self._queue, user_ids, sent)
         return sent
 
+    def heartbeat_now(self) -> None:
+        """Send a heartbeat without waiting for the interval (a listener that just joined)."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and self._wake is not None:
+            loop.call_soon_threadsafe(self._wake.set)
+
     def _queue(self, user_ids: list[int], sent: concurrent.futures.Future) -> None:
         self._ids.update(user_ids)
         self._waiters.append(sent)
@@ -73,17 +99,24 @@ class Broadcaster:
             self._wake.set()
 
     async def _run(self) -> None:
+        interval = settings.USER_CACHE_MAX_STALENESS / 4
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except asyncio.TimeoutError:
+                pass  # nothing to send: a heartbeat
             self._wake.clear()
             await self._send()
 
     async def _send(self) -> None:
         ids, self._ids = sorted(self._ids), set()
         waiters, self._waiters = self._waiters, []
+        message = invalidation_message(ids, heartbeats=True)
         try:
-            await _once_more_async(
-                lambda: get_channel_layer().group_send(INVALIDATION_GROUP, invalidation_message(ids))
+            # A hung Redis must not hold the sender: the writers' waits and the heartbeat lapse.
+            await asyncio.wait_for(
+                _once_more_async(lambda: get_channel_layer().group_send(INVALIDATION_GROUP, message)),
+                settings.USER_CACHE_MAX_STALENESS,
             )
         except asyncio.CancelledError:
             self._ids.update(ids)  # stop() sends them

@@ -1,14 +1,16 @@
 """Each worker's invalidation listener, run by the ASGI lifespan: it applies other workers'
-invalidations to L1 and keeps L1 off whenever it may have missed one."""
+invalidations to L1, keeps L1 off whenever it may have missed one, and empties it when a
+sender's sequence shows a gap. Its own worker's messages prove L1 fresh (users/cache/broadcast.py)."""
 import asyncio
 import logging
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from users.cache.broadcast import worker_origin
-from users.cache.invalidation import invalidate_users
+from users.cache.broadcast import broadcaster, worker_origin
+from users.cache.invalidation import _pending, invalidate_users
 from users.cache.keys import INVALIDATION_GROUP
 from users.cache.local import LocalCache, local_cache
 
@@ -29,6 +31,7 @@ class InvalidationListener:
         self.joined = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._channel: str | None = None
+        self._senders: dict[str, tuple[int, float | None]] = {}  # origin -> (last seq, heard at)
 
     async def start(self, timeout: float = STARTUP_JOIN_TIMEOUT) -> None:
         """Start listening; wait a bounded time for the first join, never fail startup."""
@@ -81,20 +84,53 @@ class InvalidationListener:
         self.cache.clear()
         self.cache.enable()
         self.joined.set()
+        broadcaster.heartbeat_now()  # L1 answers once this comes back
 
     async def _listen(self, layer: Any) -> None:
         rejoin = asyncio.create_task(self._rejoin_periodically(layer))
         try:
             while True:
-                message = await layer.receive(self._channel)
-                if message.get("origin") == worker_origin():
-                    continue
-                if message.get("all"):
-                    self.cache.clear()
-                else:
-                    self.cache.invalidate(message.get("ids", ()))
+                self.apply(await layer.receive(self._channel))
+                if _pending:  # Redis answers again: what this worker could not send goes out now
+                    await sync_to_async(invalidate_users)(())
         finally:
             rejoin.cancel()
+
+    def apply(self, message: dict[str, Any]) -> None:
+        """One group message: another worker's invalidation, or this worker's own (a proof)."""
+        origin, seq = message.get("origin"), message.get("seq")
+        if origin == worker_origin():
+            if isinstance(sent_at := message.get("sent_at"), float):
+                self.cache.prove_fresh(sent_at)
+                self._forget_silent_senders()
+            return
+        if message.get("all"):
+            self.cache.clear()
+        else:
+            self.cache.invalidate(message.get("ids", ()))
+        if isinstance(origin, str) and isinstance(seq, int):
+            self._check_sequence(origin, seq, bool(message.get("heartbeats")))
+
+    def _check_sequence(self, origin: str, seq: int, heartbeats: bool) -> None:
+        last = self._senders.get(origin, (None, None))[0]
+        if last is None and seq != 1 or last is not None and seq > last + 1:
+            # A message of this sender never came (a full channel, an expired message, a break,
+            # or sent before this worker heard of it): it may have named any user.
+            self.cache.clear()
+            if last is not None:
+                logger.warning("User cache listener missed %d message(s), L1 emptied", seq - last - 1)
+        self._senders[origin] = (max(seq, last or 0), time.monotonic() if heartbeats else None)
+
+    def _forget_silent_senders(self) -> None:
+        """A worker silent for twice the bound stopped (or is cut off); its last message, if it
+        was lost, would never show a gap: empty L1 once and forget it. (The shell and Celery send
+        no heartbeat: a gap in theirs shows with their next message.)"""
+        cutoff = time.monotonic() - 2 * self.cache.max_staleness
+        silent = [origin for origin, (_, heard) in self._senders.items() if heard is not None and heard < cutoff]
+        if silent:
+            self.cache.clear()
+            for origin in silent:
+                del self._senders[origin]
 
     async def _rejoin_periodically(self, layer: Any) -> None:
         while True:

@@ -9,22 +9,44 @@ from django.conf import settings
 
 
 class LocalCache:
-    """A bounded, thread-safe LRU with a TTL and a generation per key.
+    """A bounded, thread-safe LRU with a TTL and a generation per key, that answers only while
+    it is proven fresh.
 
     `token(key)` taken before reading the source, passed to `set()`, makes the store a no-op if
     the key was invalidated (or the cache cleared) meanwhile. on_commit callbacks invalidate from
     worker threads while the event loop reads, hence the lock.
+
+    Freshness: `prove_fresh(sent_at)` says that every invalidation sent before `sent_at` has been
+    applied (the listener calls it when this worker's own heartbeat comes back through the
+    group). `get()` answers only until `sent_at + max_staleness`, a comparison with the clock and
+    no I/O; after a lapse the next proof empties the cache before it answers again.
     """
 
-    def __init__(self, max_entries: int, ttl: float, max_generations: int = 100_000) -> None:
+    def __init__(self, max_entries: int, ttl: float, max_staleness: float = 1.0,
+                 max_generations: int = 100_000) -> None:
         self.max_entries = max_entries
         self.ttl = ttl
+        self.max_staleness = max_staleness
         self.max_generations = max_generations
         self.enabled = False
         self._lock = threading.Lock()
         self._entries: OrderedDict[int, tuple[float, Any]] = OrderedDict()
         self._generations: dict[int, int] = {}
         self._epoch = 0
+        self._fresh_until = 0.0
+
+    @property
+    def fresh(self) -> bool:
+        return time.monotonic() <= self._fresh_until
+
+    def prove_fresh(self, sent_at: float) -> None:
+        """Every invalidation sent before `sent_at` (time.monotonic()) was applied."""
+        with self._lock:
+            if not self.enabled:
+                return
+            if time.monotonic() > self._fresh_until:
+                self._clear()  # silent for a while: what it holds may have missed invalidations
+            self._fresh_until = max(self._fresh_until, sent_at + self.max_staleness)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -34,11 +56,14 @@ class LocalCache:
             return self._epoch, self._generations.get(key, 0)
 
     def get(self, key: int) -> Any:
+        now = time.monotonic()
+        if now > self._fresh_until:
+            return None
         with self._lock:
             item = self._entries.get(key)
             if item is None:
                 return None
-            if item[0] <= time.monotonic():
+            if item[0] <= now:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
@@ -66,17 +91,24 @@ class LocalCache:
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
-            self._generations.clear()
-            self._epoch += 1
+            self._clear()
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._generations.clear()
+        self._epoch += 1
 
     def enable(self) -> None:
         self.enabled = True
 
     def disable(self) -> None:
         """While invalidations may be missed (no listener), keep nothing."""
-        self.enabled = False
-        self.clear()
+        with self._lock:
+            self.enabled = False
+            self._fresh_until = 0.0
+            self._clear()
 
 
-local_cache = LocalCache(settings.USER_CACHE_L1_MAX_ENTRIES, settings.USER_CACHE_L1_TTL)
+local_cache = LocalCache(
+    settings.USER_CACHE_L1_MAX_ENTRIES, settings.USER_CACHE_L1_TTL, settings.USER_CACHE_MAX_STALENESS
+)

@@ -1,0 +1,125 @@
+"""Bounded staleness under gray failures, with real workers and a Redis of the test's own.
+
+USER_CACHE_MAX_STALENESS (1 s): after a committed write, no read begun later than the bound
+answers the old profile, whether Redis hangs (SIGSTOP), one worker is cut off from it (a TCP
+proxy that holds or drops its traffic), or its connections drop. Each test measures how long
+each worker took to serve the new value and asserts it against the bound.
+"""
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, bearer
+from tests.proxy import FaultyProxy
+from tests.servers import needs_redis_server, running_workers, wait_until
+from tests.test_outage import own_redis  # noqa: F401 - a fixture
+from tests.test_workers import warm
+from users.models import User
+
+pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server]
+
+BOUND = 1.0  # USER_CACHE_MAX_STALENESS, as shipped
+SLACK = 0.15  # a heartbeat in flight and the read itself
+
+
+def redis_env(url: str) -> dict[str, str]:
+    return {"REDIS_URL": url, "CHANNEL_LAYER_URL": url[: url.rindex("/")] + "/1"}
+
+
+def healthy(workers) -> None:
+    for worker in workers:
+        wait_until(lambda: worker.client.get("/health/").status_code == 200)
+
+
+def watch(workers, user_id: int, bio: str, since: float, seconds: float) -> list[float]:
+    """Reads every worker for `seconds`. Every answer is a 200, and every read begun later than
+    the bound after `since` answers `bio`. Returns each worker's delay until it first did."""
+    first: list[float | None] = [None] * len(workers)
+    while time.monotonic() < since + seconds:
+        for i, worker in enumerate(workers):
+            started = time.monotonic()
+            response = worker.client.get(f"/api/v1/users/{user_id}/", timeout=5)
+            assert response.status_code == 200, response.text
+            if response.json()["bio"] == bio:
+                first[i] = started - since if first[i] is None else first[i]
+            else:
+                assert started - since <= BOUND + SLACK, (i, started - since, response.headers.get("x-cache"))
+    assert None not in first, first
+    return first
+
+
+def patch(worker, user: User, bio: str) -> None:
+    auth = {"Authorization": bearer(user)["HTTP_AUTHORIZATION"]}
+    response = worker.client.patch(f"/api/v1/users/{user.pk}/", json={"bio": bio}, headers=auth, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def l1_again(workers, user_id: int, bio: str) -> None:
+    def everywhere() -> bool:
+        answers = [w.client.get(f"/api/v1/users/{user_id}/") for w in workers]
+        return all(a.headers["x-cache"] == "L1" and a.json()["bio"] == bio for a in answers)
+
+    wait_until(everywhere, timeout=10)
+
+
+def test_a_hung_redis_switches_every_l1_off_within_the_bound(own_redis, capsys):  # noqa: F811
+    with running_workers(3, **redis_env(own_redis.url)) as workers:
+        healthy(workers)
+        user = User.objects.create_user("hung", "hung@example.com", PASSWORD, bio="before")
+        warm(workers, user.pk)
+        os.kill(own_redis.process.pid, signal.SIGSTOP)
+        try:
+            patch(workers[0], user, "while redis hangs")  # its invalidation cannot go out
+            delays = watch(workers, user.pk, "while redis hangs", time.monotonic(), BOUND + 1.0)
+        finally:
+            os.kill(own_redis.process.pid, signal.SIGCONT)
+        assert max(delays) <= BOUND + SLACK, delays
+        with capsys.disabled():
+            print(f"\nhung Redis: new value served after {[f'{d:.3f}' for d in delays]} s")
+        l1_again(workers, user.pk, "while redis hangs")  # Redis answers again: L1 comes back, fresh
+
+
+@pytest.mark.parametrize("fault", ["pause", "cut"])
+def test_one_worker_cut_off_from_redis_serves_nothing_older_than_the_bound(own_redis, fault, capsys):  # noqa: F811
+    with FaultyProxy(own_redis.port) as proxy, \
+            running_workers(1, **redis_env(proxy.url(0))) as (partitioned,), \
+            running_workers(2, **redis_env(own_redis.url)) as others:
+        workers = [partitioned, *others]
+        healthy(workers)
+        user = User.objects.create_user(f"cut{fault}", f"cut-{fault}@example.com", PASSWORD, bio="before")
+        warm(workers, user.pk)
+        getattr(proxy, fault)()  # pause: its Redis hangs; cut: its connections drop
+        patch(others[0], user, f"after the {fault}")
+        delays = watch(workers, user.pk, f"after the {fault}", time.monotonic(), BOUND + 1.0)
+        assert max(delays) <= BOUND + SLACK and max(delays[1:]) < 0.1, delays
+        with capsys.disabled():
+            print(f"\none worker {fault}: new value served after {[f'{d:.3f}' for d in delays]} s")
+        proxy.resume()
+        l1_again(workers, user.pk, f"after the {fault}")
+
+
+def test_a_worker_whose_messages_were_dropped_empties_its_l1_before_serving_again(own_redis):  # noqa: F811
+    env = {**redis_env(own_redis.url), "CHANNEL_LAYER_CAPACITY": "3"}
+    with running_workers(2, **env) as (writer, sleeper):
+        healthy([writer, sleeper])
+        users = [User.objects.create_user(f"full{i}", f"full{i}@example.com", PASSWORD, bio="before")
+                 for i in range(6)]
+        for user in users:
+            warm([writer, sleeper], user.pk)
+        os.kill(sleeper.process.pid, signal.SIGSTOP)  # its channel fills up, later messages are dropped
+        try:
+            for user in users:
+                patch(writer, user, "while asleep")
+            written = time.monotonic()
+        finally:
+            os.kill(sleeper.process.pid, signal.SIGCONT)
+        # Asleep for less than the bound, so its proof of freshness did not lapse: only the gap in
+        # the writer's sequence tells it that its L1 may be stale (the L1 TTL is 60 s).
+        assert time.monotonic() - written < BOUND / 2
+        time.sleep(max(0.0, written + BOUND + SLACK - time.monotonic()))
+        with httpx.Client(base_url=sleeper.url, timeout=5) as client:
+            assert [client.get(f"/api/v1/users/{u.pk}/").json()["bio"] for u in users] == ["while asleep"] * 6
+        assert "missed" in sleeper.output()
