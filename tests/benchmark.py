@@ -8,7 +8,8 @@ wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios
   before, so every answer is a miss;
 - the same users read at random once every one of them was read (L2 holds them all);
 - PATCH /users/me/ rotating over 100 users;
-and the invalidation delay across 4 workers. It prints one table: req/s, p50, p99 and the ratio
+and the invalidation delay across 4 workers while they serve about 1,000 reads/s of random users
+(BENCH_BACKGROUND_RPS). It prints one table: req/s, p50, p99 and the ratio
 to the bare ASGI app returning the hot user's bytes, measured in the same run.
 """
 import asyncio
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +45,7 @@ DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 ROUNDS = int(os.environ.get("BENCH_INVALIDATION_ROUNDS", "100"))
 USERS = int(os.environ.get("BENCH_USERS", "50000"))
+BACKGROUND_RPS = int(os.environ.get("BENCH_BACKGROUND_RPS", "1000"))
 SERVER_ENV = {"WEB_CONCURRENCY": "1", "RATE_LIMITS_ENABLED": "false", "USER_CACHE_L2_TTL": "3600"}
 
 RANDOM_IDS = """
@@ -188,18 +191,45 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
     return delays
 
 
-def invalidation_across_workers(user: User, count: int = 4) -> str:
+def background_load(workers: list[str], lo: int, hi: int) -> tuple[list[subprocess.Popen], str]:
+    """About BACKGROUND_RPS reads of random users, spread over the workers, until stopped."""
+    lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    per_connection = BACKGROUND_RPS / (2 * len(workers))
+    lua.write(RANDOM_IDS + f"delay = function() return {1000 / per_connection:.1f} end\n")
+    lua.close()
+    env = {**os.environ, "BENCH_LO": str(lo), "BENCH_HI": str(hi)}
+    loads = [subprocess.Popen(["wrk", "-t1", "-c2", "-d600s", "-s", lua.name, base + "/"], env=env,
+                              stdout=subprocess.PIPE, text=True) for base in workers]
+    return loads, lua.name
+
+
+def stop_load(loads: list[subprocess.Popen], lua: str) -> float:
+    """Stops the load; the reads per second it made, all workers together."""
+    rates = []
+    for load in loads:
+        load.send_signal(signal.SIGINT)  # wrk prints its summary and exits
+        out = load.communicate(timeout=10)[0]
+        rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))
+    os.unlink(lua)
+    return sum(rates)
+
+
+def invalidation_across_workers(user: User, lo: int, hi: int, count: int = 4) -> str:
     servers = [serve("sidus.asgi:application") for _ in range(count)]
+    bases = [base for _, base in servers]
     try:
         auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
-        delays = sorted(asyncio.run(invalidation_delays(user, [base for _, base in servers], auth)))
+        loads, lua = background_load(bases, lo, hi)
+        time.sleep(1)
+        delays = sorted(asyncio.run(invalidation_delays(user, bases, auth)))
+        rate = stop_load(loads, lua)
     finally:
         for process, _ in servers:
             stop(process)
     p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    return (f"invalidation across {count} workers, {ROUNDS} updates, from the writer's answer until every worker "
-            f"serves the new value: p50 {statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
-            f"max {delays[-1] * 1000:.2f} ms")
+    return (f"invalidation across {count} workers serving {rate:.0f} reads/s of random users, {ROUNDS} updates, "
+            f"from the writer's answer until every worker serves the new value: p50 "
+            f"{statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {delays[-1] * 1000:.2f} ms")
 
 
 def main() -> None:
@@ -218,7 +248,7 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['rps'] / bare['rps']:.3f} |")
     if ROUNDS:
-        print(invalidation_across_workers(hot))
+        print(invalidation_across_workers(hot, lo, hi))
 
 
 if __name__ == "__main__":
