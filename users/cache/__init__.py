@@ -3,13 +3,14 @@
 - `asgi`: the layer before Django. It answers plain JSON reads of a profile from L1 (no I/O),
   else from L2 (one Redis round trip), 304s included, with no thread hop; on a miss it keeps the
   exact status, headers and body Django produced (`answers`) in both tiers.
-- `local`: L1, a bounded LRU in each worker process.
+- `local`: L1, a bounded LRU in each worker, answering only while proven fresh.
 - `shared`: L2, Redis, shared by every worker, read with redis.asyncio.
-- `invalidation`: after a change commits, bump the user's generation, delete L2, drop L1, and
-  send one group message, through the worker loop's `broadcaster` (coalesced, no async_to_sync).
-  Generations (in Redis and in L1) stop a reader that read the row before the write from
-  storing it after. `listener`: each worker applies other workers' messages to its L1, and
-  keeps L1 off while it may miss one.
+- `invalidation`: after a change commits, bump the user's generation, delete L2, drop L1; the
+  group message goes out through the worker loop's `broadcast`er, coalesced, numbered, and with a
+  heartbeat when idle. Generations (in Redis and in L1) stop a reader that read the row before
+  the write from storing it after. `listener`: each worker applies the others' messages, empties
+  L1 at a gap in a sender's numbers, and takes its own heartbeat back as the proof that keeps L1
+  on for USER_CACHE_MAX_STALENESS.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
 - `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.
 - `connection`: the Redis clients and their health; `keys`: every key; `sessions`: logouts.
