@@ -203,7 +203,7 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
             async def poll(index: int) -> None:
                 expected = json.dumps(bio).encode()
                 while expected not in await readers[index].get(url):
-                    pass
+                    await asyncio.sleep(0.0005)  # about 1 ms apart: the pollers must not be the load
                 seen[index] = time.perf_counter()
 
             pollers = [asyncio.create_task(poll(index)) for index in range(len(workers))]
@@ -219,12 +219,12 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
 def background_load(workers: list[str], lo: int, hi: int) -> tuple[list[subprocess.Popen], str]:
     """About BACKGROUND_RPS reads of random users, spread over the workers, until stopped."""
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    per_connection = BACKGROUND_RPS / (2 * len(workers))
+    per_connection = BACKGROUND_RPS / (4 * len(workers))
     # wrk waits this long after each answer: the answer's own time (about 1 ms for L2) comes on top.
     lua.write(RANDOM_IDS + f"delay = function() return {1000 / per_connection - 1:.1f} end\n")
     lua.close()
     env = {**os.environ, "BENCH_LO": str(lo), "BENCH_HI": str(hi)}
-    loads = [subprocess.Popen(["wrk", "-t1", "-c2", "-d600s", "-s", lua.name, base + "/"], env=env,
+    loads = [subprocess.Popen(["wrk", "-t1", "-c4", "-d600s", "-s", lua.name, base + "/"], env=env,
                               stdout=subprocess.PIPE, text=True) for base in workers]
     return loads, lua.name
 
