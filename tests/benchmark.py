@@ -246,9 +246,11 @@ def invalidation_across_workers(user: User, lo: int, hi: int, count: int = 4) ->
     try:
         auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
         loads, lua = background_load(bases, lo, hi)
-        time.sleep(1)
-        delays = sorted(asyncio.run(invalidation_delays(user, bases, auth)))
-        rate = stop_load(loads, lua)
+        try:
+            time.sleep(1)
+            delays = sorted(asyncio.run(invalidation_delays(user, bases, auth)))
+        finally:
+            rate = stop_load(loads, lua)
     finally:
         for process, _ in servers:
             stop(process)
