@@ -18,6 +18,7 @@ logger = logging.getLogger("users.cache")
 
 REJOIN_INTERVAL = 3600.0  # well inside the channel layer's group_expiry (86400 s)
 STARTUP_JOIN_TIMEOUT = 2.0
+STOP_TIMEOUT = 1.0
 
 
 class InvalidationListener:
@@ -46,7 +47,11 @@ class InvalidationListener:
         self.cache.disable()
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # channels-redis can hold a cancelled receive until its blocking pop returns (seen
+            # after a Redis restart): a worker must stop all the same.
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT)
+            if not done:
+                logger.warning("User cache listener still receiving after %.0f s, left behind", STOP_TIMEOUT)
             self._task = None
         if self._channel is not None:
             try:
