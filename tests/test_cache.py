@@ -385,6 +385,28 @@ async def test_a_gap_in_a_senders_sequence_empties_l1(listening, asgi_client):
     await wait_for(lambda: len(cache.local_cache) == 0)
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_running_worker_heard_first_just_after_joining_is_no_gap(listening, asgi_client):
+    from channels.layers import get_channel_layer
+
+    user = await sync_to_async(User.objects.create_user)("early", "early@example.com", PASSWORD)
+    await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    layer = get_channel_layer()
+
+    async def heartbeat(origin: str, seq: int) -> None:
+        await layer.group_send(cache.INVALIDATION_GROUP, {
+            "type": cache.INVALIDATION_MESSAGE, "ids": [], "origin": origin, "seq": seq, "sent_at": 0.0,
+            "heartbeats": True,
+        })
+
+    await heartbeat("started-before-this-one", 12)  # its 1 to 11 went out before this worker joined
+    await asyncio.sleep(0.2)
+    assert len(cache.local_cache) == 1
+    listening._joined_at -= 2 * cache.local_cache.max_staleness  # later on, a sender's 1 to 4 were meant for it
+    await heartbeat("heard-of-late", 5)
+    await wait_for(lambda: len(cache.local_cache) == 0)
+
+
 async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     from sidus.asgi import application
 

@@ -33,6 +33,7 @@ class InvalidationListener:
         self._task: asyncio.Task | None = None
         self._channel: str | None = None
         self._senders: dict[str, tuple[int, float | None]] = {}  # origin -> (last seq, heard at)
+        self._joined_at = 0.0
 
     async def start(self, timeout: float = STARTUP_JOIN_TIMEOUT) -> None:
         """Start listening; wait a bounded time for the first join, never fail startup."""
@@ -88,6 +89,7 @@ class InvalidationListener:
         await sync_to_async(invalidate_users)(())  # resend what failed while Redis was away
         self.cache.clear()
         self.cache.enable()
+        self._joined_at = time.monotonic()
         self.joined.set()
         broadcaster.heartbeat_now()  # L1 answers once this comes back
 
@@ -118,9 +120,17 @@ class InvalidationListener:
 
     def _check_sequence(self, origin: str, seq: int, heartbeats: bool) -> None:
         last = self._senders.get(origin, (None, None))[0]
-        if last is None and seq != 1 or last is not None and seq > last + 1:
-            # A message of this sender never came (a full channel, an expired message, a break,
-            # or sent before this worker heard of it): it may have named any user.
+        if last is None:
+            # The sender's earlier messages were all sent before this worker joined (and emptied
+            # L1) only if it is a worker heard from just after the join: it sends every quarter
+            # of the bound. Otherwise some may have been sent to this worker and lost.
+            just_joined = heartbeats and time.monotonic() - self._joined_at < self.cache.max_staleness
+            gap = seq != 1 and not just_joined
+        else:
+            gap = seq > last + 1
+        if gap:
+            # A message of this sender never came (a full channel, an expired message, a break):
+            # it may have named any user.
             self.cache.clear()
             if last is not None:
                 logger.warning("User cache listener missed %d message(s), L1 emptied", seq - last - 1)
