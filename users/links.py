@@ -12,9 +12,7 @@ from django.contrib.auth.tokens import PasswordResetTokenGenerator, default_toke
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
-from users.models import User
-
-_MAX_ID = 2**63 - 1
+from users.models import User, user_id_from
 
 password_reset_token = default_token_generator
 
@@ -36,12 +34,12 @@ def uid_encode(user: User) -> str:
 def user_from_uid(uid: str) -> User | None:
     """The alive, active user a link's uid names, or None for anything else."""
     try:
-        pk = urlsafe_base64_decode(uid).decode()
+        user_id = user_id_from(urlsafe_base64_decode(uid).decode())
     except (ValueError, UnicodeDecodeError):
         return None
-    if not pk.isascii() or not pk.isdigit() or len(pk) > 19 or int(pk) > _MAX_ID:
+    if user_id is None:
         return None
-    return User.objects.alive().filter(pk=int(pk), is_active=True).first()
+    return User.objects.alive().filter(pk=user_id, is_active=True).first()
 
 
 def _link(path: str, user: User, token: str) -> str:

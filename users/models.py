@@ -1,9 +1,22 @@
+import re
+
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
+
+MAX_USER_ID = 2**63 - 1  # a bigint primary key
+# Only the canonical decimal form names a user: "05", "+5" or "٥" would be second names of one.
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def user_id_from(value: str) -> int | None:
+    """The id `value` names, or None for one that cannot exist; the length is checked before int()."""
+    if not _CANONICAL_ID.fullmatch(value) or int(value) > MAX_USER_ID:
+        return None
+    return int(value)
 
 
 class UserQuerySet(models.QuerySet):

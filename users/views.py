@@ -1,5 +1,4 @@
 """The user API. Thin: parse, call a service inside one thread hop, serialize."""
-import re
 from typing import Any
 
 from adrf.viewsets import GenericViewSet
@@ -16,7 +15,7 @@ from sidus.dispatch import OneHopMixin
 from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
 from users import cache, etags, services
 from users.account_serializers import CurrentPasswordSerializer
-from users.models import User
+from users.models import MAX_USER_ID, User, user_id_from
 from users.permissions import IsSelf
 from users.ratelimits import ActionThrottle
 from users.serializers import (
@@ -26,16 +25,13 @@ from users.serializers import (
     UserUpdateSerializer,
 )
 
-_MAX_ID = 2**63 - 1
-# Only the canonical decimal form names a user: "05", "+5" or "٥" would be second URLs of a profile.
-_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,18}")
 # Actions anyone may call, and methods no action serves (None: 405 rather than a 401 that
 # suggests logging in would help). They skip authentication: retrieve must not depend on who asks.
 _PUBLIC_ACTIONS = {"acreate", "aretrieve", None}
 
 
 USER_ID = OpenApiParameter(
-    "id", {"type": "integer", "minimum": 1, "maximum": _MAX_ID}, OpenApiParameter.PATH,
+    "id", {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID}, OpenApiParameter.PATH,
     description="The user's id in canonical decimal form (`5`, never `05`).",
 )
 X_CACHE = OpenApiParameter(
@@ -49,10 +45,11 @@ def _is_plain_json(response: Response) -> bool:
 
 
 def parse_user_id(value: str) -> int:
-    """A 404, not a database error, for ids that cannot exist; the length is checked before int()."""
-    if not _CANONICAL_ID.fullmatch(value) or int(value) > _MAX_ID:
+    """A 404, not a database error, for ids that cannot exist."""
+    user_id = user_id_from(value)
+    if user_id is None:
         raise NotFound()
-    return int(value)
+    return user_id
 
 
 class UserViewSet(OneHopMixin, GenericViewSet):
