@@ -5,22 +5,12 @@ that needs the database runs in the view's one thread hop, with the rest of vali
 """
 from typing import Any
 
-from django.contrib.auth import password_validation
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from users import links
-from users.models import User
-from users.serializers import StrictInputMixin, password_field
+from users.serializers import StrictInputMixin, password_field, validate_password
 
 INVALID_LINK = "The link is invalid or has expired."
-
-
-def _validate_new_password(password: str, user: User) -> None:
-    try:
-        password_validation.validate_password(password, user=user)
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError({"new_password": list(exc.messages)})
 
 
 class CurrentPasswordSerializer(StrictInputMixin, serializers.Serializer):
@@ -40,7 +30,7 @@ class PasswordChangeSerializer(CurrentPasswordSerializer):
     new_password = password_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        _validate_new_password(attrs["new_password"], self.context["user"])
+        validate_password(attrs["new_password"], user=self.context["user"], field="new_password")
         return attrs
 
 
@@ -73,7 +63,7 @@ class PasswordResetConfirmSerializer(_LinkSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
-        _validate_new_password(attrs["new_password"], attrs["user"])
+        validate_password(attrs["new_password"], user=attrs["user"], field="new_password")
         return attrs
 
 

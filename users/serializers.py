@@ -104,6 +104,14 @@ def _password_min_length() -> int:
     return 1
 
 
+def validate_password(password: str, *, user: User, field: str) -> None:
+    """Django's password validators, their messages under `field` (a 400 naming it)."""
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({field: list(exc.messages)})
+
+
 def password_field() -> serializers.CharField:
     """A new password, its rules in the schema: a length, not only digits, and the validators' own words."""
     return serializers.CharField(
@@ -124,10 +132,7 @@ class UserCreateSerializer(_UserWriteSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         candidate = User(**{k: v for k, v in attrs.items() if k != "password"})
-        try:
-            password_validation.validate_password(attrs["password"], user=candidate)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError({"password": list(exc.messages)})
+        validate_password(attrs["password"], user=candidate, field="password")
         return attrs
 
 
