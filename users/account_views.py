@@ -10,14 +10,12 @@ address belongs to someone: the lookup runs in the worker. A bad link is a 400 n
 from typing import Any
 
 from adrf.views import APIView
-from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from sidus.dispatch import OneHopMixin
 from sidus.openapi import RETRY_AFTER, api_responses
 from users import services
 from users.account_serializers import (
@@ -28,7 +26,7 @@ from users.account_serializers import (
     PasswordResetSerializer,
 )
 from users.ratelimits import ActionThrottle
-from users.tokens import TokenPairSerializer, token_pair
+from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
 RESEND_ACCEPTED = "If the address is not verified yet, a new link is on its way."
@@ -40,17 +38,12 @@ def _email_key(request: Request) -> str | None:
     return email.strip().casefold()[:254] if isinstance(email, str) else None
 
 
-class _AccountView(OneHopMixin, APIView):
+class _AccountView(NoStoreViewMixin, APIView):
     rate_limit: str  # the action in RATE_LIMITS that every request counts against
     rate_limit_key: Any = None  # finds the value of its "key" rates in the request
 
     def get_throttles(self) -> list[Any]:
         return [ActionThrottle(self.rate_limit, key=self.rate_limit_key)]
-
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        add_never_cache_headers(response)
-        return response
 
 
 class _AnonymousView(_AccountView):

@@ -106,12 +106,13 @@ class TokenPairSerializer(serializers.Serializer):
 # --- Views ----------------------------------------------------------------------------------------
 
 
-class _TokenViewMixin(OneHopMixin):
-    """simplejwt's sync views: Django runs each in one thread hop, throttles included."""
+class NoStoreViewMixin(OneHopMixin):
+    """Sync views whose answers carry tokens or account state (simplejwt's, the account
+    lifecycle's): one thread hop each, throttles included, and no cache may keep what they say."""
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
-        add_never_cache_headers(response)  # tokens must not land in any cache
+        add_never_cache_headers(response)
         return response
 
 
@@ -122,7 +123,7 @@ class _TokenViewMixin(OneHopMixin):
                 "(or client) is refused with 429, even with the right password, until its window passes.",
     parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
-class TokenObtainPairView(_TokenViewMixin, APIView, jwt_views.TokenObtainPairView):
+class TokenObtainPairView(NoStoreViewMixin, APIView, jwt_views.TokenObtainPairView):
     serializer_class = TokenObtainPairSerializer
 
     def get_throttles(self) -> list[Any]:
@@ -135,7 +136,7 @@ class TokenObtainPairView(_TokenViewMixin, APIView, jwt_views.TokenObtainPairVie
                 "401 after logout, a password change or a soft delete.",
     parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
-class TokenRefreshView(_TokenViewMixin, APIView, jwt_views.TokenRefreshView):
+class TokenRefreshView(NoStoreViewMixin, APIView, jwt_views.TokenRefreshView):
     serializer_class = TokenRefreshSerializer
 
     def get_throttles(self) -> list[Any]:
@@ -149,5 +150,5 @@ class TokenRefreshView(_TokenViewMixin, APIView, jwt_views.TokenRefreshView):
     responses=api_responses({200: OpenApiResponse({"type": "object"}, description="Logged out.")}, 400, 401, 413,
                             415),
 )
-class TokenBlacklistView(_TokenViewMixin, APIView, jwt_views.TokenBlacklistView):
+class TokenBlacklistView(NoStoreViewMixin, APIView, jwt_views.TokenBlacklistView):
     serializer_class = TokenBlacklistSerializer
