@@ -9,7 +9,6 @@ import os
 import signal
 import time
 
-import httpx
 import pytest
 
 from tests.conftest import PASSWORD, bearer
@@ -120,6 +119,5 @@ def test_a_worker_whose_messages_were_dropped_empties_its_l1_before_serving_agai
         # the writer's sequence tells it that its L1 may be stale (the L1 TTL is 60 s).
         assert time.monotonic() - written < BOUND / 2
         time.sleep(max(0.0, written + BOUND + SLACK - time.monotonic()))
-        with httpx.Client(base_url=sleeper.url, timeout=5) as client:
-            assert [client.get(f"/api/v1/users/{u.pk}/").json()["bio"] for u in users] == ["while asleep"] * 6
+        assert [sleeper.client.get(f"/api/v1/users/{u.pk}/").json()["bio"] for u in users] == ["while asleep"] * 6
         assert "missed" in sleeper.output()
