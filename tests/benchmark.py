@@ -115,9 +115,9 @@ def create_users() -> tuple[int, int]:
             cursor.execute("DELETE FROM \"user\" WHERE username LIKE 'bench-%%'")
             cursor.execute(
                 "INSERT INTO \"user\" (password, is_superuser, username, first_name, last_name, email, is_staff, "
-                "is_active, date_joined, bio, updated_at, email_verified) SELECT '!', false, 'bench-' || g, 'Bench', "
-                "'User ' || g, 'bench-' || g || '@example.com', false, true, now(), 'Profile number ' || g, now(), true "
-                "FROM generate_series(1, %s) g", [USERS],
+                "is_active, date_joined, bio, updated_at, email_verified) SELECT '!', false, 'bench-' || g, "
+                "'Bench', 'User ' || g, 'bench-' || g || '@example.com', false, true, now(), "
+                "'Profile number ' || g, now(), true FROM generate_series(1, %s) g", [USERS],
             )
             cursor.execute("SELECT min(id), max(id) FROM \"user\" WHERE username LIKE 'bench-%%'")
             lo, hi = cursor.fetchone()
