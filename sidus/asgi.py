@@ -12,10 +12,12 @@ django_application = get_asgi_application()
 
 from sidus.body_limit import BodySizeLimitMiddleware  # noqa: E402  (needs the settings)
 from users.cache import UserCacheMiddleware, lifespan  # noqa: E402  (needs the apps loaded)
+from users.profile_update import ProfileUpdateMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {"http": UserCacheMiddleware(BodySizeLimitMiddleware(django_application)), "lifespan": lifespan}
-)
+# Reads answered from the cache, bodies over the limit refused, the common PATCH done on the
+# loop; the rest is Django's.
+http = UserCacheMiddleware(BodySizeLimitMiddleware(ProfileUpdateMiddleware(django_application)))
+application = ProtocolTypeRouter({"http": http, "lifespan": lifespan})
 
 # Everything built so far lives as long as the worker: load the URL conf too (views, serializers),
 # then move it all out of the garbage collector's sight. A full collection then scans only what

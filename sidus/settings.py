@@ -143,8 +143,9 @@ USER_CACHE_L1_TTL = env.float("USER_CACHE_L1_TTL", default=60.0)
 # invalidation sent before: its own heartbeat, sent every quarter of it, came back through the group.
 USER_CACHE_MAX_STALENESS = env.float("USER_CACHE_MAX_STALENESS", default=1.0)
 USER_CACHE_L2_TTL = env.int("USER_CACHE_L2_TTL", default=300)
-# Connections of each worker's miss loader (users/cache/loader.py), besides Django's own pool.
-USER_CACHE_LOADER_POOL_SIZE = env.int("USER_CACHE_LOADER_POOL_SIZE", default=4)
+# Each worker's PostgreSQL connections on its event loop (users/loop_db.py: the miss loader and the
+# lean profile update), besides Django's own pool.
+LOOP_DB_POOL_SIZE = env.int("LOOP_DB_POOL_SIZE", default=4)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=redis_url_with_db(REDIS_URL, 2))

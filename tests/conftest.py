@@ -121,12 +121,14 @@ async def listening(close_db_connections):
 
 @pytest.fixture
 async def loading(close_db_connections):
-    """This process's miss loader, as the ASGI lifespan would run it."""
+    """This process's miss loader and its database pool, as the ASGI lifespan would run them."""
     from users import cache
+    from users.loop_db import loop_db
 
-    await cache.loader.start()
+    await loop_db.start()
     yield cache.loader
     await cache.loader.stop()
+    await loop_db.stop()
 
 
 @pytest.fixture

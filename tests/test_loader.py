@@ -4,7 +4,8 @@ from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD
-from users import cache, services
+from users import services
+from users.loop_db import loop_db
 from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,6 +59,6 @@ async def test_unknown_and_deleted_users_go_to_django_for_the_404(loading, asgi_
 async def test_when_the_loader_fails_django_answers(loading, asgi_client):
     one, two = await make("one"), await make("two")
     await asgi_client.get(f"/api/v1/users/{one.pk}/")
-    await cache.loader.pool.close()  # every connection attempt now fails
+    await loop_db.pool.close()  # every connection attempt now fails
     response = await asgi_client.get(f"/api/v1/users/{two.pk}/")
     assert response.status_code == 200 and response.json()["username"] == "two"

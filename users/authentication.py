@@ -3,7 +3,7 @@ from typing import Any
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication as BaseJWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 
 from users import cache
 
@@ -16,12 +16,36 @@ def password_fingerprint(user: Any) -> str:
     return user.get_session_auth_hash()[:32]
 
 
+def _session_to_check(token: Any, user: Any) -> str | None:
+    """The session a token of the current password names (to look up in the logout denylist);
+    None when the token is stale already: issued before the last password change, or sessionless."""
+    session = token.get(SESSION_CLAIM)
+    if token.get(PASSWORD_CLAIM) != password_fingerprint(user) or not isinstance(session, str):
+        return None
+    return session
+
+
 def token_is_current(token: Any, user: Any) -> bool:
     """False for a token issued before the user's last password change, or for a logged-out session."""
-    if token.get(PASSWORD_CLAIM) != password_fingerprint(user):
-        return False
-    session = token.get(SESSION_CLAIM)
-    return isinstance(session, str) and not cache.session_is_revoked(session)
+    session = _session_to_check(token, user)
+    return session is not None and not cache.session_is_revoked(session)
+
+
+async def token_is_current_async(token: Any, user: Any) -> bool:
+    """`token_is_current` on the event loop (the ASGI layer's writes)."""
+    session = _session_to_check(token, user)
+    return session is not None and not await cache.session_is_revoked_async(session)
+
+
+def validated_token(authorization: bytes) -> Any | None:
+    """The valid token in an Authorization header, checked as DRF's view checks it (signature,
+    expiry, type), or None, for which that view answers 401. CPU only: the user is not loaded."""
+    authentication = JWTAuthentication()
+    try:
+        raw = authentication.get_raw_token(authorization)
+        return authentication.get_validated_token(raw) if raw is not None else None
+    except (AuthenticationFailed, InvalidToken):
+        return None
 
 
 def user_can_authenticate(user: Any) -> bool:

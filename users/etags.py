@@ -24,17 +24,21 @@ class PreconditionFailed(APIException):
 
 def representation_etag(data: Any, updated_at: datetime) -> str:
     """The ETag of `data` rendered as the API's plain JSON."""
-    body = JSONRenderer().render(data)
+    return body_etag(JSONRenderer().render(data), updated_at)
+
+
+def body_etag(body: bytes, updated_at: datetime) -> str:
+    """The ETag of a representation rendered already into these JSON bytes."""
     return '"%s"' % hashlib.blake2b(body + b"\0" + updated_at.isoformat().encode(), digest_size=16).hexdigest()
 
 
 def current_etags(user: User) -> set[str]:
     """The tags a client may hold for the current version: from GET /users/{id}/ or /users/me/."""
-    from users.serializers import UserPrivateSerializer, UserPublicSerializer
+    from users.serializers import UserPrivateSerializer, UserPublicSerializer, representation
 
     return {
-        representation_etag(UserPublicSerializer(user).data, user.updated_at),
-        representation_etag(UserPrivateSerializer(user).data, user.updated_at),
+        representation_etag(representation(UserPublicSerializer, user), user.updated_at),
+        representation_etag(representation(UserPrivateSerializer, user), user.updated_at),
     }
 
 

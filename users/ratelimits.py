@@ -52,6 +52,15 @@ def parse_rates(spec: str) -> tuple[Rate, ...]:
     return tuple(rates)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """What the counters read of a request (its user and META), for a caller that has no Django
+    request: the ASGI layer's lean PATCH counts `update` with the very same keys."""
+
+    user: Any
+    META: dict[str, str]
+
+
 def rates_for(action: str) -> tuple[Rate, ...]:
     if not settings.RATE_LIMITS_ENABLED:
         return ()

@@ -1,15 +1,20 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from psycopg import sql
+from psycopg.rows import dict_row
 from rest_framework.exceptions import ValidationError
 
 from users import cache
+from users.loop_db import loop_db
 from users.models import OutboxEmail, User
 from users.outbox import email_queue
+from users.serializers import PRIVATE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +26,8 @@ _CONSTRAINT_FIELDS = {
 }
 
 UPDATABLE_FIELDS = frozenset({"username", "email", "first_name", "last_name", "bio"})
+# What no other row, no email and no constraint depends on: `profile_update_async` writes these.
+TEXT_FIELDS = frozenset({"first_name", "last_name", "bio"})
 
 
 def _raise_for_integrity_error(exc: IntegrityError) -> None:
@@ -84,6 +91,40 @@ def user_update(
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)
     return user
+
+
+async def profile_update_async(*, user_id: int, password: str, data: dict[str, str]) -> User | None:
+    """`user_update` of the text fields alone, on the event loop: the ASGI layer's lean PATCH.
+
+    One UPDATE, only while the row is alive, active and still has `password`, the hash the
+    caller checked the token against: a password change, a logout-everywhere or a soft delete
+    committed since wins, and the answer is None (the caller lets Django answer). No signal
+    fires, so the change is invalidated here, as `_users_bulk_update` does.
+    """
+    if not data or not set(data) <= TEXT_FIELDS:
+        raise ValueError(f"not a text field update: {sorted(data)}")
+    updated_at = timezone.now()
+    fields = tuple(data)
+    async with loop_db.connection() as connection:
+        cursor = connection.cursor(row_factory=dict_row)
+        query = _text_update_sql(fields)
+        row = await (await cursor.execute(query, [*data.values(), updated_at, user_id, password])).fetchone()
+    if row is None:
+        return None
+    await cache.invalidate_users_async([user_id])
+    return User(**row, updated_at=updated_at)
+
+
+@functools.lru_cache(maxsize=16)
+def _text_update_sql(fields: tuple[str, ...]) -> str:
+    """The UPDATE of `profile_update_async` for these fields, composed once (identifiers quoted)."""
+    return sql.SQL(
+        'UPDATE "user" SET {changes}, updated_at = %s WHERE id = %s AND password = %s AND is_active '
+        "AND deleted_at IS NULL RETURNING {columns}"
+    ).format(
+        changes=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(field)) for field in fields),
+        columns=sql.SQL(", ").join(map(sql.Identifier, PRIVATE_FIELDS)),
+    ).as_string(None)
 
 
 def user_soft_delete(*, user: User) -> User:

@@ -12,13 +12,15 @@
   L1 at a gap in a sender's numbers, and takes its own heartbeat back as the proof that keeps L1
   on for USER_CACHE_MAX_STALENESS.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
+  The lean profile update (users/profile_update.py) writes there too, and invalidates with
+  `invalidate_users_async`.
 - `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.
 - `connection`: the Redis clients and their health; `keys`: every key; `sessions`: logouts.
 """
 from users.cache.asgi import UserCacheMiddleware
 from users.cache.broadcast import broadcaster
 from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health
-from users.cache.invalidation import _pending, clear_all_users, invalidate_users
+from users.cache.invalidation import _pending, clear_all_users, invalidate_users, invalidate_users_async
 from users.cache.keys import (
     CACHEABLE_HEADER,
     CAPTURE_SCOPE_KEY,
@@ -31,13 +33,13 @@ from users.cache.lifespan import lifespan
 from users.cache.listener import InvalidationListener, listener
 from users.cache.loader import loader
 from users.cache.local import LocalCache, local_cache
-from users.cache.sessions import session_is_revoked, session_revoke
+from users.cache.sessions import session_is_revoked, session_is_revoked_async, session_revoke
 from users.cache.shared import cacheable_headers, capturing, user_public_data
 
 __all__ = [
     "CACHEABLE_HEADER", "CAPTURE_SCOPE_KEY", "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener",
     "LocalCache", "UserCacheMiddleware", "_pending", "broadcaster", "cacheable_headers", "capturing",
-    "clear_all_users", "invalidate_users", "lifespan", "listener", "loader", "local_cache", "ping",
-    "ping_channel_layer", "redis_client", "redis_health",
-    "session_is_revoked", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
+    "clear_all_users", "invalidate_users", "invalidate_users_async", "lifespan", "listener", "loader",
+    "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health", "session_is_revoked",
+    "session_is_revoked_async", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
 ]

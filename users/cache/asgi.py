@@ -1,42 +1,22 @@
 """The ASGI layer before Django: answers plain JSON reads of a public profile from L1, then L2,
 with no thread hop, 304 included; on a miss it keeps the exact bytes and headers Django produced."""
-import functools
 import re
 from collections.abc import Callable
 
-from django.conf import settings
-from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 
+from sidus.edge import accepts_plain_json, host_allowed, proxy_ssl_header
 from users.cache import shared
 from users.cache.answers import CachedResponse, etag_matches
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY
 from users.cache.loader import loader
 from users.cache.local import local_cache
 
-# Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
-_JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
-_HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
 
-
-@functools.lru_cache(maxsize=128)
-def _host_allowed(host: bytes, allowed: tuple[str, ...]) -> bool:
-    """Django's own ALLOWED_HOSTS check, remembered for the few hosts a deployment sees."""
-    domain, _ = split_domain_port(host.decode("latin-1"))
-    return bool(domain) and validate_host(domain, allowed)
-
-
-@functools.lru_cache(maxsize=256)
-def accepts_plain_json(accept: bytes) -> bool:
-    """True if Django would answer this Accept header with the JSON bytes L1 holds.
-
-    Anything with parameters (`; indent=4`, `; q=0.9` changes DRF's output) or that could pick
-    the browsable API (text/html, text/*) goes to Django.
-    """
-    if not accept.strip():
-        return True
-    ranges = {part.strip() for part in accept.lower().split(b",")}
-    return all(b";" not in r for r in ranges) and ranges <= _HARMLESS_RANGES and bool(ranges & _JSON_RANGES)
+def user_detail_path() -> re.Pattern[str]:
+    """/api/v1/users/{id}/, the id in canonical form (users.models.user_id_from) as group 1."""
+    prefix, suffix = reverse("user-detail", kwargs={"pk": 123456789}).split("123456789")
+    return re.compile(re.escape(prefix) + r"([1-9][0-9]{0,17})" + re.escape(suffix) + r"\Z")
 
 
 class UserCacheMiddleware:
@@ -52,20 +32,11 @@ class UserCacheMiddleware:
         self.app = app
         self.cache = local_cache
         self._path: re.Pattern[str] | None = None
-        self._allowed_hosts: tuple[str, ...] = ()
         self._proxy_ssl: tuple[bytes, bytes] | None = None
 
     def _setup(self) -> None:
-        prefix, suffix = reverse("user-detail", kwargs={"pk": 123456789}).split("123456789")
-        self._path = re.compile(re.escape(prefix) + r"([1-9][0-9]{0,17})" + re.escape(suffix) + r"\Z")
-        allowed = list(settings.ALLOWED_HOSTS)
-        if settings.DEBUG and not allowed:
-            allowed = [".localhost", "127.0.0.1", "[::1]"]
-        self._allowed_hosts = tuple(allowed)
-        proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-        if proxy_header:
-            name = proxy_header[0].removeprefix("HTTP_").replace("_", "-").lower().encode()
-            self._proxy_ssl = (name, proxy_header[1].encode("latin-1"))
+        self._path = user_detail_path()
+        self._proxy_ssl = proxy_ssl_header()
 
     def _read(self, scope: dict) -> tuple[int, bool, bytes | None] | None:
         """(user id, secure, If-None-Match) of a request this layer may answer; None for Django's."""
@@ -89,7 +60,7 @@ class UserCacheMiddleware:
                 if_none_match = value
             elif self._proxy_ssl is not None and name == self._proxy_ssl[0]:
                 secure = secure or value == self._proxy_ssl[1]
-        if host is None or not _host_allowed(host, self._allowed_hosts):
+        if host is None or not host_allowed(host):
             return None
         if accept is not None and not accepts_plain_json(accept):
             return None

@@ -57,7 +57,8 @@ class Broadcaster:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids: set[int] = set()
-        self._waiters: list[concurrent.futures.Future] = []
+        # Writers' threads wait on concurrent futures, the loop's own writers on asyncio ones.
+        self._waiters: list[concurrent.futures.Future | asyncio.Future] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
 
@@ -86,13 +87,27 @@ class Broadcaster:
         loop.call_soon_threadsafe(self._queue, user_ids, sent)
         return sent
 
+    async def send_async(self, user_ids: list[int], timeout: float) -> None:
+        """The same from the loop itself (the ASGI layer's writes): returns once the ids are sent,
+        raises what the send raised, or TimeoutError after `timeout` seconds."""
+        if self._loop is not asyncio.get_running_loop():  # no broadcaster on this loop: send it here
+            message = invalidation_message(user_ids)
+            await asyncio.wait_for(
+                _once_more_async(lambda: get_channel_layer().group_send(INVALIDATION_GROUP, message)), timeout
+            )
+            return
+        sent = self._loop.create_future()
+        self._queue(user_ids, sent)
+        async with asyncio.timeout(timeout):
+            await sent
+
     def heartbeat_now(self) -> None:
         """Send a heartbeat without waiting for the interval (a listener that just joined)."""
         loop = self._loop
         if loop is not None and loop.is_running() and self._wake is not None:
             loop.call_soon_threadsafe(self._wake.set)
 
-    def _queue(self, user_ids: list[int], sent: concurrent.futures.Future) -> None:
+    def _queue(self, user_ids: list[int], sent: concurrent.futures.Future | asyncio.Future) -> None:
         self._ids.update(user_ids)
         self._waiters.append(sent)
         if self._wake is not None:
@@ -124,10 +139,12 @@ class Broadcaster:
             raise
         except Exception as exc:  # RedisError, OSError, a timeout: nothing may kill the sender
             for waiter in waiters:
-                waiter.set_exception(exc)
+                if not waiter.done():  # an asyncio waiter that timed out is cancelled already
+                    waiter.set_exception(exc)
         else:
             for waiter in waiters:
-                waiter.set_result(None)
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 broadcaster = Broadcaster()

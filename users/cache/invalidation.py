@@ -1,5 +1,6 @@
 """After a change commits: bump the generation, delete L2, drop the writer's L1 entry, and tell
-every worker. Sync, for on_commit callbacks, the admin and the shell (never on the event loop).
+every worker. `invalidate_users` is sync, for on_commit callbacks, the admin and the shell;
+`invalidate_users_async` does the same on the event loop, for the ASGI layer's own writes.
 
 In a worker the group message goes out through its loop's `broadcaster`, coalesced with other
 writers'; elsewhere (shell, Celery, management commands) it is sent here. Either way it is out
@@ -15,7 +16,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from users.cache.broadcast import broadcaster, invalidation_message
-from users.cache.connection import _once_more, redis_health
+from users.cache.connection import _once_more, _once_more_async, redis_client, redis_health
 from users.cache.keys import (
     GENERATION_TTL,
     INVALIDATION_GROUP,
@@ -73,6 +74,29 @@ def invalidate_users(user_ids: Iterable[int]) -> None:
         return
     try:
         _broadcast(ids)
+    except Exception as exc:  # RedisError, OSError, a hung Redis (TimeoutError)
+        _keep_pending(ids, exc)
+    else:
+        redis_health.succeeded()
+
+
+async def invalidate_users_async(user_ids: Iterable[int]) -> None:
+    """`invalidate_users` on the event loop: the same steps in the same order, with no thread."""
+    user_ids = list(user_ids)
+    ids = _take_pending(user_ids)
+    try:
+        if ids:
+            client = redis_client()
+            await _once_more_async(lambda: _queue_invalidation(client.pipeline(transaction=True), ids).execute())
+    except (RedisError, OSError) as exc:
+        _keep_pending(ids, exc)
+        ids = []
+    finally:
+        local_cache.invalidate(user_ids)
+    if not ids:
+        return
+    try:
+        await broadcaster.send_async(ids, BROADCAST_TIMEOUT)
     except Exception as exc:  # RedisError, OSError, a hung Redis (TimeoutError)
         _keep_pending(ids, exc)
     else:

@@ -1,5 +1,5 @@
-"""The ASGI lifespan of a worker: its invalidation listener, its broadcaster and its miss loader
-live as long as it."""
+"""The ASGI lifespan of a worker: its invalidation listener, its broadcaster, its miss loader and
+its event-loop database pool live as long as it."""
 import asyncio
 import logging
 from collections.abc import Callable
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from users.cache.broadcast import broadcaster
 from users.cache.listener import listener
 from users.cache.loader import loader
+from users.loop_db import loop_db
 
 logger = logging.getLogger("users.cache")
 
@@ -19,10 +20,13 @@ async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
         if message["type"] == "lifespan.startup":
             broadcaster.start()
             await listener.start()
-            await loader.start()
+            await loop_db.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            stops = (("loader", loader.stop), ("broadcaster", broadcaster.stop), ("listener", listener.stop))
+            stops = (
+                ("loader", loader.stop), ("database pool", loop_db.stop),
+                ("broadcaster", broadcaster.stop), ("listener", listener.stop),
+            )
             for name, stop in stops:
                 try:  # a worker must stop even if a dependency hangs
                     await asyncio.wait_for(stop(), SHUTDOWN_TIMEOUT)

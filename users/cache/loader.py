@@ -4,21 +4,20 @@ rendered into the very bytes and headers Django gave for another user.
 Django answers the first miss of each scheme (http or https); its headers become the template,
 in which only Content-Length and ETag change from user to user. The body is the same serializer
 and renderer the view uses. Unknown and deleted users, and any failure (PostgreSQL away, the
-pool busy), go to Django, which answers 404 or 503. Started and stopped by the ASGI lifespan.
+pool busy), go to Django, which answers 404 or 503. The templates are forgotten when the worker
+stops (the ASGI lifespan).
 """
 import logging
 from typing import Any
 
-from django.conf import settings
-from django.db import connections
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 from rest_framework.renderers import JSONRenderer
 
 from users.cache.answers import CachedResponse
 from users.etags import representation_etag
+from users.loop_db import loop_db
 from users.models import User
-from users.serializers import UserPublicSerializer
+from users.serializers import UserPublicSerializer, representation
 
 logger = logging.getLogger("users.cache")
 
@@ -28,24 +27,10 @@ _SQL = f'SELECT {", ".join(_COLUMNS)} FROM "user" WHERE id = %s AND deleted_at I
 
 class MissLoader:
     def __init__(self) -> None:
-        self.pool: AsyncConnectionPool | None = None
         self.templates: dict[bool, list[tuple[bytes, bytes]]] = {}
 
-    async def start(self) -> None:
-        params = connections["default"].get_connection_params()
-        conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
-        self.pool = AsyncConnectionPool(
-            kwargs={**conninfo, "autocommit": True}, min_size=1, max_size=settings.USER_CACHE_LOADER_POOL_SIZE,
-            timeout=settings.DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("timeout", 5.0),
-            open=False, name="user-miss-loader",
-        )
-        await self.pool.open(wait=False)
-
     async def stop(self) -> None:
-        pool, self.pool = self.pool, None
         self.templates.clear()
-        if pool is not None:
-            await pool.close()
 
     def learn(self, answer: CachedResponse) -> None:
         """Django's answer for one user: the headers every answer on this scheme will carry."""
@@ -54,10 +39,10 @@ class MissLoader:
     async def load(self, user_id: int, secure: bool) -> CachedResponse | None:
         """The answer Django would give, or None: then ask Django."""
         template = self.templates.get(secure)
-        if template is None or self.pool is None:
+        if template is None:
             return None
         try:
-            async with self.pool.connection() as conn:
+            async with loop_db.connection() as conn:
                 row = await (await conn.cursor(row_factory=dict_row).execute(_SQL, (user_id,))).fetchone()
         except Exception as exc:  # whatever it is, Django answers instead (503 if PostgreSQL is away)
             logger.debug("Miss loader fell back to Django: %r", exc)
@@ -68,7 +53,7 @@ class MissLoader:
 
 
 def _render(row: dict[str, Any], template: list[tuple[bytes, bytes]], secure: bool) -> CachedResponse:
-    data = UserPublicSerializer(User(**row)).data
+    data = representation(UserPublicSerializer, User(**row))
     body = JSONRenderer().render(data)
     etag = representation_etag(data, row["updated_at"])
     values = {b"content-length": str(len(body)).encode(), b"etag": etag.encode()}

@@ -4,7 +4,7 @@ from datetime import timedelta
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from users.cache.connection import redis_health
+from users.cache.connection import redis_client, redis_health
 from users.cache.keys import revoked_session_key
 
 
@@ -22,6 +22,17 @@ def session_is_revoked(session_id: str) -> bool:
         return False
     try:
         return bool(get_redis_connection("default").exists(revoked_session_key(session_id)))
+    except (RedisError, OSError) as exc:
+        redis_health.failed(exc)
+        return False
+
+
+async def session_is_revoked_async(session_id: str) -> bool:
+    """`session_is_revoked` on the event loop (the ASGI layer's writes), failing open the same way."""
+    if not redis_health.available():
+        return False
+    try:
+        return bool(await redis_client().exists(revoked_session_key(session_id)))
     except (RedisError, OSError) as exc:
         redis_health.failed(exc)
         return False

@@ -1,0 +1,49 @@
+"""Django's request rules, for the ASGI layers that answer before it (users/cache/asgi.py,
+users/profile_update.py): a layer answers only what Django would accept and answer in plain
+JSON, so that no answer of a layer can differ from Django's. Read from the settings once.
+"""
+import functools
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+# Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
+_JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
+_HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
+
+
+@functools.lru_cache(maxsize=1)
+def _allowed_hosts() -> tuple[str, ...]:
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]  # as HttpRequest.get_host()
+    return tuple(allowed)
+
+
+@functools.lru_cache(maxsize=128)
+def host_allowed(host: bytes) -> bool:
+    """Django's own ALLOWED_HOSTS check, remembered for the few hosts a deployment sees."""
+    domain, _ = split_domain_port(host.decode("latin-1"))
+    return bool(domain) and validate_host(domain, _allowed_hosts())
+
+
+@functools.lru_cache(maxsize=1)
+def proxy_ssl_header() -> tuple[bytes, bytes] | None:
+    """SECURE_PROXY_SSL_HEADER as an ASGI header name and value: a request with it is https."""
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not header:
+        return None
+    return header[0].removeprefix("HTTP_").replace("_", "-").lower().encode(), header[1].encode("latin-1")
+
+
+@functools.lru_cache(maxsize=256)
+def accepts_plain_json(accept: bytes) -> bool:
+    """True if Django would answer this Accept header with plain JSON bytes.
+
+    Anything with parameters (`; indent=4`, `; q=0.9` changes DRF's output) or that could pick
+    the browsable API (text/html, text/*) goes to Django.
+    """
+    if not accept.strip():
+        return True
+    ranges = {part.strip() for part in accept.lower().split(b",")}
+    return all(b";" not in r for r in ranges) and ranges <= _HARMLESS_RANGES and bool(ranges & _JSON_RANGES)

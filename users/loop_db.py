@@ -1,0 +1,43 @@
+"""PostgreSQL on the event loop, for what the ASGI layer reads and writes without Django: the
+cache's miss loader and the lean profile update.
+
+Django's connection settings on psycopg's async pool, in autocommit: each statement is its own
+transaction. Started and stopped with each worker by the ASGI lifespan; elsewhere (shell, Celery,
+tests that do not start it) `connection()` raises and the callers let Django do the work.
+"""
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+
+class LoopDatabase:
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool | None = None
+
+    async def start(self) -> None:
+        params = connections["default"].get_connection_params()
+        conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+        self.pool = AsyncConnectionPool(
+            kwargs={**conninfo, "autocommit": True}, min_size=1, max_size=settings.LOOP_DB_POOL_SIZE,
+            timeout=settings.DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("timeout", 5.0),
+            open=False, name="loop-db",
+        )
+        await self.pool.open(wait=False)
+
+    async def stop(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.close()
+
+    def connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        """A pooled connection; raises RuntimeError when the pool is not running in this process."""
+        if self.pool is None:
+            raise RuntimeError("the event loop's database pool is not started")
+        return self.pool.connection()
+
+
+loop_db = LoopDatabase()
