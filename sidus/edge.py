@@ -36,6 +36,15 @@ def proxy_ssl_header() -> tuple[bytes, bytes] | None:
     return header[0].removeprefix("HTTP_").replace("_", "-").lower().encode(), header[1].encode("latin-1")
 
 
+def is_secure(scope: dict, proxy_value: bytes | None) -> bool:
+    """HttpRequest.scheme's rule: the first value of the proxy's header when one is configured and
+    sent (`proxy_value`: its first occurrence), else the connection's own scheme."""
+    proxy = proxy_ssl_header()
+    if proxy is not None and proxy_value is not None:
+        return proxy_value.split(b",", 1)[0].strip() == proxy[1]
+    return scope.get("scheme") == "https"
+
+
 @functools.lru_cache(maxsize=256)
 def accepts_plain_json(accept: bytes) -> bool:
     """True if Django would answer this Accept header with plain JSON bytes.

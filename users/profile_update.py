@@ -30,7 +30,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from sidus.edge import accepts_plain_json, host_allowed, proxy_ssl_header
+from sidus.edge import accepts_plain_json, host_allowed, is_secure, proxy_ssl_header
 from users import ratelimits, services
 from users.authentication import token_is_current_async, user_can_authenticate, validated_token
 from users.cache.asgi import user_detail_path
@@ -103,10 +103,9 @@ class ProfileUpdateMiddleware:
 
     def _read(self, scope: dict, route: tuple[str, int | None], body: bytes) -> _Patch | None:
         """The PATCH, if it is one this layer answers: no I/O, and no refusal worded here."""
-        host = authorization = content_type = forwarded_for = None
+        host = authorization = content_type = forwarded_for = proxy_value = None
         accept = b""
         proxy_ssl = proxy_ssl_header()
-        secure = scope.get("scheme") == "https"
         for name, value in scope["headers"]:
             if name == b"host":
                 if host is not None:
@@ -126,8 +125,8 @@ class ProfileUpdateMiddleware:
                 return None  # the precondition needs the row locked: Django's path does it
             elif name == b"x-forwarded-for":
                 forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
-            elif proxy_ssl is not None and name == proxy_ssl[0]:
-                secure = secure or value == proxy_ssl[1]
+            elif proxy_ssl is not None and name == proxy_ssl[0] and proxy_value is None:
+                proxy_value = value
         if host is None or not host_allowed(host) or not accepts_plain_json(accept):
             return None
         if content_type is None or content_type.lower() not in _JSON or authorization is None:
@@ -138,7 +137,7 @@ class ProfileUpdateMiddleware:
         if user_id is None or route[1] not in (None, user_id):
             return None
         client = scope.get("client")
-        return _Patch(route[0], secure, token, user_id, data, client[0] if client else "",
+        return _Patch(route[0], is_secure(scope, proxy_value), token, user_id, data, client[0] if client else "",
                       forwarded_for.decode("latin-1") if forwarded_for is not None else None)
 
     def _validated(self, body: bytes) -> dict[str, str] | None:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from django.urls import reverse
 
-from sidus.edge import accepts_plain_json, host_allowed, proxy_ssl_header
+from sidus.edge import accepts_plain_json, host_allowed, is_secure, proxy_ssl_header
 from users.cache import shared
 from users.cache.answers import CachedResponse, etag_matches
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY
@@ -47,8 +47,7 @@ class UserCacheMiddleware:
         match = self._path.match(scope["path"])
         if match is None:
             return None
-        host = accept = if_none_match = None
-        secure = scope.get("scheme") == "https"
+        host = accept = if_none_match = proxy_value = None
         for name, value in scope["headers"]:  # one pass over the headers
             if name == b"host":
                 if host is not None:
@@ -58,13 +57,13 @@ class UserCacheMiddleware:
                 accept = value
             elif name == b"if-none-match":
                 if_none_match = value
-            elif self._proxy_ssl is not None and name == self._proxy_ssl[0]:
-                secure = secure or value == self._proxy_ssl[1]
+            elif self._proxy_ssl is not None and name == self._proxy_ssl[0] and proxy_value is None:
+                proxy_value = value
         if host is None or not host_allowed(host):
             return None
         if accept is not None and not accepts_plain_json(accept):
             return None
-        return int(match.group(1)), secure, if_none_match
+        return int(match.group(1)), is_secure(scope, proxy_value), if_none_match
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         request = self._read(scope) if scope["type"] == "http" else None
