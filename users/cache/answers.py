@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 # Kept in a 304, as Django's own `get_conditional_response` keeps them (RFC 9110 15.4.5), plus the
 # security headers every answer carries.
 _NOT_MODIFIED_DROPS = frozenset({b"content-type", b"content-length", b"allow"})
-TIERS = (b"L1", b"L2", b"MISS")
 
 
 @dataclass(frozen=True)
@@ -15,18 +14,23 @@ class CachedResponse:
     body: bytes
     secure: bool
     etag: bytes | None = field(default=None, compare=False)
-    # Built once, sent as they are: the headers of each tier's 200 and 304, X-Cache included.
-    full: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
-    not_modified: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
+    # Built at first use, then sent as they are: each tier's headers of the 200 and of the 304.
+    _headers: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
         headers = [(n, v) for n, v in headers if n.lower() != b"x-cache"]
         etag = next((v for n, v in headers if n.lower() == b"etag"), None)
-        kept = [(n, v) for n, v in headers if n.lower() not in _NOT_MODIFIED_DROPS]
-        full = {tier: [*headers, (b"X-Cache", tier)] for tier in TIERS}
-        not_modified = {tier: [*kept, (b"X-Cache", tier)] for tier in TIERS}
-        return cls(status, headers, body, secure, etag, full, not_modified)
+        return cls(status, headers, body, secure, etag)
+
+    def headers_for(self, tier: bytes, *, not_modified: bool = False) -> list[tuple[bytes, bytes]]:
+        """The headers to send from `tier` (X-Cache says it), of the 200 or of the 304."""
+        kept = self._headers.get((tier, not_modified))
+        if kept is None:
+            kept = [(n, v) for n, v in self.headers if not (not_modified and n.lower() in _NOT_MODIFIED_DROPS)]
+            kept.append((b"X-Cache", tier))
+            self._headers[(tier, not_modified)] = kept
+        return kept
 
 
 def encode(answer: CachedResponse) -> bytes:

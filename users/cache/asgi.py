@@ -125,8 +125,9 @@ def _answer_of(messages: list[dict], secure: bool) -> CachedResponse | None:
 
 async def _send(send: Callable, scope: dict, answer: CachedResponse, tier: bytes, if_none_match: bytes | None) -> None:
     if if_none_match is not None and etag_matches(if_none_match, answer.etag):
-        await send({"type": "http.response.start", "status": 304, "headers": answer.not_modified[tier]})
+        headers = answer.headers_for(tier, not_modified=True)
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
-    await send({"type": "http.response.start", "status": answer.status, "headers": answer.full[tier]})
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer.body})

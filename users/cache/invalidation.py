@@ -16,7 +16,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from users.cache.broadcast import broadcaster, invalidation_message
-from users.cache.connection import _once_more, _once_more_async, redis_client, redis_health
+from users.cache.connection import _once_more, redis_call, redis_client, redis_health
 from users.cache.keys import (
     GENERATION_TTL,
     INVALIDATION_GROUP,
@@ -87,7 +87,7 @@ async def invalidate_users_async(user_ids: Iterable[int]) -> None:
     try:
         if ids:
             client = redis_client()
-            await _once_more_async(lambda: _queue_invalidation(client.pipeline(transaction=True), ids).execute())
+            await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids).execute())
     except (RedisError, OSError) as exc:
         _keep_pending(ids, exc)
         ids = []

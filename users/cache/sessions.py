@@ -4,7 +4,7 @@ from datetime import timedelta
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from users.cache.connection import redis_client, redis_health
+from users.cache.connection import redis_call, redis_client, redis_health
 from users.cache.keys import revoked_session_key
 
 
@@ -32,7 +32,7 @@ async def session_is_revoked_async(session_id: str) -> bool:
     if not redis_health.available():
         return False
     try:
-        return bool(await redis_client().exists(revoked_session_key(session_id)))
+        return bool(await redis_call(lambda: redis_client().exists(revoked_session_key(session_id))))
     except (RedisError, OSError) as exc:
         redis_health.failed(exc)
         return False

@@ -8,7 +8,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from users.cache.answers import CachedResponse, decode, encode
-from users.cache.connection import _once_more_async, redis_client, redis_health
+from users.cache.connection import redis_call, redis_client, redis_health
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY, user_cache_key, user_generation_key
 
 # Store only if the generation is still the one read before the database: a write that committed
@@ -28,11 +28,9 @@ async def read_answer(user_id: int) -> tuple[CachedResponse | None, Any]:
     """The stored answer (or None) and the generation to store a fresh one under; one round trip."""
     if not redis_health.available():
         return None, UNREACHABLE
-    client = redis_client()
+    keys = user_cache_key(user_id), user_generation_key(user_id)
     try:
-        stored, generation = await _once_more_async(
-            lambda: client.mget(user_cache_key(user_id), user_generation_key(user_id))
-        )
+        stored, generation = await redis_call(lambda: redis_client().mget(*keys))
     except RedisError as exc:
         redis_health.failed(exc)
         return None, UNREACHABLE
@@ -45,10 +43,10 @@ async def store_answer(user_id: int, answer: CachedResponse, generation: Any) ->
     if generation is UNREACHABLE:
         return
     try:
-        await redis_client().eval(
+        await redis_call(lambda: redis_client().eval(
             _SET_IF_GENERATION, 2, user_cache_key(user_id), user_generation_key(user_id),
             generation or b"0", encode(answer), settings.USER_CACHE_L2_TTL,
-        )
+        ))
     except RedisError as exc:
         redis_health.failed(exc)
 
