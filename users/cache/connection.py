@@ -52,9 +52,9 @@ def redis_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        # No socket_timeout: redis-py would run every command in a task of its own to time it
-        # (asyncio.wait_for), a tenth of an L2 hit's cost. `redis_call` times the whole call instead.
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=REDIS_TIMEOUT)
+        # No socket_timeout (redis-py's default is 5 s): it runs every command in a task of its own
+        # to time it (asyncio.wait_for), a tenth of an L2 hit's cost. `redis_call` times the call.
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT)
         _clients[loop] = client
     return client
 
