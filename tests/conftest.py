@@ -143,6 +143,21 @@ async def asgi_client():
 
 
 @pytest.fixture
+def hops(monkeypatch):
+    """The thread hops made while the test runs, either way (SyncToAsync, AsyncToSync), in order."""
+    counted = []
+    from asgiref.sync import AsyncToSync, SyncToAsync
+
+    for cls in (SyncToAsync, AsyncToSync):
+        def counting(self, *args, _call=cls.__call__, _name=cls.__name__, **kwargs):
+            counted.append(_name)
+            return _call(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__call__", counting)
+    return counted
+
+
+@pytest.fixture
 def celery_worker():
     """A real Celery worker in this process, on the test broker (Redis) and the test database."""
     from celery.contrib.testing.worker import start_worker

@@ -1,9 +1,7 @@
 """sidus/dispatch.py: a sync handler of an async adrf view runs in one thread with all around it."""
 import threading
 
-import pytest
 from adrf.viewsets import GenericViewSet
-from asgiref.sync import AsyncToSync, SyncToAsync
 from django.test import AsyncRequestFactory
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.response import Response
@@ -44,19 +42,6 @@ class Probe(OneHopMixin, GenericViewSet):
     async def aretrieve(self, request, pk):
         request._request.threads.append(threading.get_ident())
         return Response({})
-
-
-@pytest.fixture
-def hops(monkeypatch):
-    """Counts every hop between the loop and a thread, either way."""
-    counted = []
-    for cls in (SyncToAsync, AsyncToSync):
-        def counting(self, *args, _call=cls.__call__, _name=cls.__name__, **kwargs):
-            counted.append(_name)
-            return _call(self, *args, **kwargs)
-
-        monkeypatch.setattr(cls, "__call__", counting)
-    return counted
 
 
 async def test_a_sync_handler_runs_in_one_hop_with_authentication_and_throttles(hops):

@@ -215,3 +215,14 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_read(asgi_client, t
     response = await asgi_client.patch(f"{USERS}me/", content=chunks(), headers={
         **await auth(ada), "Content-Type": "application/json"})
     assert response.status_code == 413 and len(to_django) == 1
+
+
+async def test_a_lean_write_takes_no_thread_hop_but_to_count_a_rate_limit(asgi_client, to_django, hops, settings):
+    ada = await make("ada")
+    headers = await auth(ada)
+    await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=headers)
+    for enabled, expected in ((False, []), (True, ["SyncToAsync"])):
+        settings.RATE_LIMITS_ENABLED = enabled
+        hops.clear()
+        assert (await asgi_client.patch(f"{USERS}me/", json={"bio": str(enabled)}, headers=headers)).status_code == 200
+        assert hops == expected and len(to_django) == 1

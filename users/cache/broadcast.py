@@ -61,19 +61,30 @@ class Broadcaster:
         self._waiters: list[concurrent.futures.Future | asyncio.Future] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task = self._loop.create_task(self._run(), name="user-cache-broadcaster")
 
     async def stop(self) -> None:
-        """Send what is queued, then stop; later invalidations are sent by their callers."""
+        """Send what is queued, then stop; later invalidations are sent by their callers.
+
+        The sender is asked to stop by a flag, and cancelled only if it does not within a send's
+        bound: channels-redis can swallow a CancelledError (seen when Redis had just restarted),
+        and a lost cancel left the sender sending heartbeats forever.
+        """
         self._loop = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait({task}, timeout=settings.USER_CACHE_MAX_STALENESS + 0.5)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
         if self._ids:
             await self._send()
 
@@ -115,13 +126,15 @@ class Broadcaster:
 
     async def _run(self) -> None:
         interval = settings.USER_CACHE_MAX_STALENESS / 4
-        while True:
+        while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), interval)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(interval):  # no task of its own, unlike wait_for
+                    await self._wake.wait()
+            except TimeoutError:
                 pass  # nothing to send: a heartbeat
             self._wake.clear()
-            await self._send()
+            if not self._stopping:
+                await self._send()
 
     async def _send(self) -> None:
         ids, self._ids = sorted(self._ids), set()

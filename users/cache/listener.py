@@ -34,10 +34,12 @@ class InvalidationListener:
         self._channel: str | None = None
         self._senders: dict[str, tuple[int, float | None]] = {}  # origin -> (last seq, heard at)
         self._joined_at = 0.0
+        self._stopping = False
 
     async def start(self, timeout: float = STARTUP_JOIN_TIMEOUT) -> None:
         """Start listening; wait a bounded time for the first join, never fail startup."""
         self.joined = asyncio.Event()
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="user-cache-listener")
         try:
             await asyncio.wait_for(self.joined.wait(), timeout)
@@ -47,6 +49,7 @@ class InvalidationListener:
     async def stop(self) -> None:
         self.cache.disable()
         if self._task is not None:
+            self._stopping = True  # also ends the loops should channels-redis swallow the cancel
             self._task.cancel()
             # channels-redis can hold a cancelled receive until its blocking pop returns (seen
             # after a Redis restart): a worker must stop all the same.
@@ -65,7 +68,7 @@ class InvalidationListener:
         self._channel = await layer.new_channel()
         delay = 0.1
         broken = False
-        while True:
+        while not self._stopping:
             try:
                 await self._join(layer)
                 if broken:
@@ -96,7 +99,7 @@ class InvalidationListener:
     async def _listen(self, layer: Any) -> None:
         rejoin = asyncio.create_task(self._rejoin_periodically(layer))
         try:
-            while True:
+            while not self._stopping:
                 self.apply(await layer.receive(self._channel))
                 if _pending:  # Redis answers again: what this worker could not send goes out now
                     await sync_to_async(invalidate_users)(())
