@@ -1,8 +1,10 @@
 """Django's request rules, for the ASGI layers that answer before it (users/cache/asgi.py,
 users/profile_update.py): a layer answers only what Django would accept and answer in plain
 JSON, so that no answer of a layer can differ from Django's. Read from the settings once.
+The layers learn the headers of their answers from Django's own: `kept_answer`, `filled`.
 """
 import functools
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -56,3 +58,22 @@ def accepts_plain_json(accept: bytes) -> bool:
         return True
     ranges = {part.strip() for part in accept.lower().split(b",")}
     return all(b";" not in r for r in ranges) and ranges <= _HARMLESS_RANGES and bool(ranges & _JSON_RANGES)
+
+
+async def kept_answer(app: Callable, scope: dict, receive: Callable) -> tuple[dict | None, list[dict]]:
+    """The app's whole answer, kept instead of sent: its start message (None if it sent none
+    first) and every message, for the layer to learn from and then pass on."""
+    messages: list[dict] = []
+
+    async def keep(message: dict) -> None:
+        messages.append(message)
+
+    await app(scope, receive, keep)
+    start = messages[0] if messages and messages[0]["type"] == "http.response.start" else None
+    return start, messages
+
+
+def filled(template: list[tuple[bytes, bytes]], values: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """Django's headers from another answer, in its order, with the per-answer ones (lower-case
+    names in `values`: Content-Length, ETag, ...) taking this answer's values."""
+    return [(name, values.get(name.lower(), value)) for name, value in template]

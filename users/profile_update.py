@@ -30,7 +30,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from sidus.edge import accepts_plain_json, host_allowed, is_secure, proxy_ssl_header
+from sidus.edge import accepts_plain_json, filled, host_allowed, is_secure, kept_answer, proxy_ssl_header
 from users import ratelimits, services
 from users.authentication import token_is_current_async, user_can_authenticate, validated_token
 from users.cache.asgi import user_detail_path
@@ -182,13 +182,7 @@ class ProfileUpdateMiddleware:
 
     async def _ask_django(self, scope: dict, receive: Callable, send: Callable, key: tuple[str, bool]) -> None:
         """Django answers the first PATCH of each route and scheme; its 200's headers are the template."""
-        messages: list[dict] = []
-
-        async def keep(message: dict) -> None:
-            messages.append(message)
-
-        await self.app(scope, receive, keep)
-        start = messages[0] if messages and messages[0]["type"] == "http.response.start" else None
+        start, messages = await kept_answer(self.app, scope, receive)
         if start is not None and start["status"] == 200:
             headers = list(start.get("headers", []))
             if not any(name.lower() == b"set-cookie" for name, _ in headers):
@@ -225,6 +219,5 @@ async def _answer(send: Callable, user: User, template: Headers) -> None:
         b"etag": body_etag(body, user.updated_at).encode(),
         b"expires": http_date(time.time()).encode(),
     }
-    headers = [(name, values.get(name.lower(), value)) for name, value in template]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": 200, "headers": filled(template, values)})
     await send({"type": "http.response.body", "body": body})

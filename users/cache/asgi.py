@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from django.urls import reverse
 
-from sidus.edge import accepts_plain_json, host_allowed, is_secure, proxy_ssl_header
+from sidus.edge import accepts_plain_json, host_allowed, is_secure, kept_answer, proxy_ssl_header
 from users.cache import shared
 from users.cache.answers import CachedResponse, etag_matches
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY
@@ -82,8 +82,8 @@ class UserCacheMiddleware:
             return await self.app(scope, receive, send)
         answer = await loader.load(user_id, secure)
         if answer is None:
-            messages, marked = await self._ask_django(scope, receive, user_id)
-            answer = _answer_of(messages, secure) if marked else None
+            start, messages, marked = await self._ask_django(scope, receive, user_id)
+            answer = _answer_of(start, messages, secure) if marked else None
             if answer is None:
                 for message in messages:
                     await send(message)
@@ -93,30 +93,26 @@ class UserCacheMiddleware:
         await shared.store_answer(user_id, answer, generation)
         await _send(send, scope, answer, b"MISS", if_none_match)
 
-    async def _ask_django(self, scope: dict, receive: Callable, user_id: int) -> tuple[list[dict], bool]:
-        """Django's whole answer, asked without conditional headers (the layer answers those), and
-        whether the view marked it as the public representation of `user_id`."""
+    async def _ask_django(
+        self, scope: dict, receive: Callable, user_id: int
+    ) -> tuple[dict | None, list[dict], bool]:
+        """Django's whole answer (`kept_answer`), asked without conditional headers (the layer
+        answers those), and whether the view marked it as the public representation of `user_id`."""
         headers = [(n, v) for n, v in scope["headers"] if n not in _CONDITIONAL_HEADERS]
-        messages: list[dict] = []
-
-        async def keep(message: dict) -> None:
-            messages.append(message)
-
-        await self.app({**scope, "headers": headers, CAPTURE_SCOPE_KEY: True}, receive, keep)
+        start, messages = await kept_answer(self.app, {**scope, "headers": headers, CAPTURE_SCOPE_KEY: True}, receive)
         marker, marked = CACHEABLE_HEADER.lower().encode(), False
         for message in messages:
             if message["type"] == "http.response.start":
                 kept = [(n, v) for n, v in message.get("headers", []) if n.lower() != marker]
                 marked = (marker, str(user_id).encode()) in ((n.lower(), v) for n, v in message.get("headers", []))
                 message["headers"] = kept
-        return messages, marked
+        return start, messages, marked
 
 
 _CONDITIONAL_HEADERS = frozenset({b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since"})
 
 
-def _answer_of(messages: list[dict], secure: bool) -> CachedResponse | None:
-    start = messages[0] if messages and messages[0]["type"] == "http.response.start" else None
+def _answer_of(start: dict | None, messages: list[dict], secure: bool) -> CachedResponse | None:
     if start is None or start["status"] != 200:
         return None
     body = b"".join(m.get("body", b"") for m in messages[1:] if m["type"] == "http.response.body")

@@ -13,8 +13,9 @@ from typing import Any
 from psycopg.rows import dict_row
 from rest_framework.renderers import JSONRenderer
 
+from sidus.edge import filled
 from users.cache.answers import CachedResponse
-from users.etags import representation_etag
+from users.etags import body_etag
 from users.loop_db import loop_db
 from users.models import User
 from users.serializers import UserPublicSerializer, representation
@@ -53,12 +54,9 @@ class MissLoader:
 
 
 def _render(row: dict[str, Any], template: list[tuple[bytes, bytes]], secure: bool) -> CachedResponse:
-    data = representation(UserPublicSerializer, User(**row))
-    body = JSONRenderer().render(data)
-    etag = representation_etag(data, row["updated_at"])
-    values = {b"content-length": str(len(body)).encode(), b"etag": etag.encode()}
-    headers = [(n, values.get(n.lower(), v)) for n, v in template]
-    return CachedResponse.of(200, headers, body, secure)
+    body = JSONRenderer().render(representation(UserPublicSerializer, User(**row)))
+    values = {b"content-length": str(len(body)).encode(), b"etag": body_etag(body, row["updated_at"]).encode()}
+    return CachedResponse.of(200, filled(template, values), body, secure)
 
 
 loader = MissLoader()
