@@ -117,6 +117,12 @@ async def listening(close_db_connections):
     yield cache.listener
     await asyncio.wait_for(cache.broadcaster.stop(), 5)  # as the lifespan bounds them
     await asyncio.wait_for(cache.listener.stop(), 5)
+    # A worker has one event loop for its life; each test has its own. channels-redis keeps its
+    # receive locks in the process-wide layer, and a receive cancelled at the wrong moment leaves
+    # one locked and bound to this loop: the next test's listener would fail on it. Start afresh.
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
 
 
 @pytest.fixture
