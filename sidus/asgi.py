@@ -15,9 +15,10 @@ from users.cache import UserCacheMiddleware, lifespan  # noqa: E402  (needs the 
 from users.profile_update import ProfileUpdateMiddleware  # noqa: E402
 
 # Reads answered from the cache, bodies over the limit refused, the common PATCH done on the
-# loop; the rest is Django's.
-http = UserCacheMiddleware(BodySizeLimitMiddleware(ProfileUpdateMiddleware(django_application)))
-application = ProtocolTypeRouter({"http": http, "lifespan": lifespan})
+# loop; the rest is Django's. The cache layer comes first, before the protocol router: an L1 hit is
+# the cheapest request there is, and one coroutine frame less is a measurable part of it.
+http = BodySizeLimitMiddleware(ProfileUpdateMiddleware(django_application))
+application = UserCacheMiddleware(ProtocolTypeRouter({"http": http, "lifespan": lifespan}))
 
 # Everything built so far lives as long as the worker: load the URL conf too (views, serializers),
 # then move it all out of the garbage collector's sight. A full collection then scans only what

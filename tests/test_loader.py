@@ -26,7 +26,7 @@ async def test_after_djangos_first_answer_misses_are_loaded_with_djangos_bytes_a
 
     calls = {"n": 0}
     app = asgi_client._transport.app
-    middleware = app.application_mapping["http"]
+    middleware = app  # the cache layer, first
     django_app = middleware.app
 
     async def counting(scope, receive, send):

@@ -23,7 +23,7 @@ VARYING = ("date", "expires", "etag", "content-length")  # per answer; the rest 
 @pytest.fixture
 def to_django(asgi_client, loading, listening):
     """The paths of the requests that reached Django, through the whole ASGI app."""
-    layer = asgi_client._transport.app.application_mapping["http"].app.app  # cache -> body limit -> PATCH
+    layer = asgi_client._transport.app.app.application_mapping["http"].app  # cache -> router -> body limit -> PATCH
     django_app, layer.app = layer.app, None
     layer.templates.clear()
     calls: list[str] = []

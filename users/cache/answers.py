@@ -51,6 +51,8 @@ def etag_matches(if_none_match: bytes, etag: bytes | None) -> bool:
     """If-None-Match's weak comparison (RFC 9110 13.1.2): W/ prefixes do not count; `*` matches."""
     if etag is None:
         return False
+    if if_none_match == etag:  # what a client sends back, most of the time: no parsing
+        return True
     if if_none_match.strip() == b"*":
         return True
     opaque = etag.removeprefix(b"W/")

@@ -63,7 +63,8 @@ class UserCacheMiddleware:
             return None
         if accept is not None and not accepts_plain_json(accept):
             return None
-        return int(match.group(1)), is_secure(scope, proxy_value), if_none_match
+        secure = scope.get("scheme") == "https" if proxy_value is None else is_secure(scope, proxy_value)
+        return int(match.group(1)), secure, if_none_match
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         request = self._read(scope) if scope["type"] == "http" else None
@@ -72,12 +73,16 @@ class UserCacheMiddleware:
         user_id, secure, if_none_match = request
         answer = self.cache.get(user_id)
         if answer is not None and answer.secure == secure:
-            return await _send(send, scope, answer, b"L1", if_none_match)
+            start, body = _messages(scope, answer, b"L1", if_none_match)
+            await send(start)
+            return await send(body)
         token = self.cache.token(user_id)
         answer, generation = await shared.read_answer(user_id)
         if answer is not None and answer.secure == secure:
             self.cache.set(user_id, answer, token)
-            return await _send(send, scope, answer, b"L2", if_none_match)
+            start, body = _messages(scope, answer, b"L2", if_none_match)
+            await send(start)
+            return await send(body)
         if scope["method"] != "GET":
             return await self.app(scope, receive, send)
         answer = await loader.load(user_id, secure)
@@ -90,8 +95,12 @@ class UserCacheMiddleware:
                 return
             loader.learn(answer)
         self.cache.set(user_id, answer, token)
+        start, body = _messages(scope, answer, b"MISS", if_none_match)
+        await send(start)
+        await send(body)
+        # Kept in L2 once the client has its answer: the next reader of another worker may miss
+        # too meanwhile, but the reader waits one Redis round trip less (the generation guards it).
         await shared.store_answer(user_id, answer, generation)
-        await _send(send, scope, answer, b"MISS", if_none_match)
 
     async def _ask_django(
         self, scope: dict, receive: Callable, user_id: int
@@ -119,11 +128,10 @@ def _answer_of(start: dict | None, messages: list[dict], secure: bool) -> Cached
     return CachedResponse.of(start["status"], start["headers"], body, secure)
 
 
-async def _send(send: Callable, scope: dict, answer: CachedResponse, tier: bytes, if_none_match: bytes | None) -> None:
+def _messages(scope: dict, answer: CachedResponse, tier: bytes, if_none_match: bytes | None) -> tuple[dict, dict]:
+    """The two ASGI messages of `answer` from `tier`: its 200 (no body for HEAD), or a 304."""
     if if_none_match is not None and etag_matches(if_none_match, answer.etag):
-        headers = answer.headers_for(tier, not_modified=True)
-        await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer.body})
+        start = {"type": "http.response.start", "status": 304, "headers": answer.headers_for(tier, not_modified=True)}
+        return start, {"type": "http.response.body", "body": b""}
+    start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)}
+    return start, {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer.body}
