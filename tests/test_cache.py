@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, asgi_get, bearer
 from users import cache, services
-from users.cache import LocalCache, user_cache_key
+from users.cache import LocalCache, reads, shared, user_cache_key
+from users.cache.answers import CachedResponse
 from users.models import User
 from users.views import UserViewSet
 
@@ -195,6 +196,48 @@ def test_operator_clear_drops_every_l2_entry(make_user):
         asgi_get(f"/api/v1/users/{u.pk}/")
     assert cache.clear_all_users() == 3
     assert all(asgi_get(f"/api/v1/users/{u.pk}/").headers["X-Cache"] == "MISS" for u in users)
+
+
+# --- L2 reads coalesced ---------------------------------------------------------------------------
+
+
+async def mget_calls() -> int:
+    stats = await cache.redis_client().info("commandstats")
+    return stats.get("cmdstat_mget", {}).get("calls", 0)
+
+
+async def stored_answers(user_ids: range) -> dict[int, CachedResponse]:
+    answers = {}
+    for user_id in user_ids:
+        answers[user_id] = CachedResponse.of(200, [(b"ETag", b'"%d"' % user_id)], b'{"id": %d}' % user_id, False)
+        _, generation = await shared.read_answer(user_id)
+        await shared.store_answer(user_id, answers[user_id], generation)
+    return answers
+
+
+@pytest.mark.parametrize("readers, mgets", [(40, 1), (reads.MAX_BATCH + 1, 2)])
+async def test_l2_readers_arriving_together_share_one_mget_and_each_gets_its_own_answer(readers, mgets):
+    answers = await stored_answers(range(900_001, 900_001 + readers))
+    before = await mget_calls()
+    read = await asyncio.gather(*(shared.read_answer(user_id) for user_id in answers))
+    assert await mget_calls() - before == mgets
+    assert [(answer.body, answer.etag) for answer, _ in read] == [(a.body, a.etag) for a in answers.values()]
+    assert {generation for _, generation in read} == {None}  # never written: the guard's "0"
+
+    redis.Redis.from_url(settings.REDIS_URL).incr(cache.user_generation_key(900_001))
+    (first, generation), (other, _) = await asyncio.gather(shared.read_answer(900_001), shared.read_answer(900_002))
+    assert generation == b"1" and first.body == answers[900_001].body and other.body == answers[900_002].body
+
+
+async def test_a_reader_that_leaves_does_not_hold_up_the_others_of_its_mget():
+    answers = await stored_answers(range(900_101, 900_104))
+    leaving = asyncio.ensure_future(shared.read_answer(900_101))
+    staying = [asyncio.ensure_future(shared.read_answer(user_id)) for user_id in (900_102, 900_103)]
+    await asyncio.sleep(0)  # all three queued in one batch
+    leaving.cancel()
+    assert [answer.body for answer, _ in await asyncio.gather(*staying)] == [answers[900_102].body,
+                                                                             answers[900_103].body]
+    assert leaving.cancelled()
 
 
 # --- The race: a reader paused between its database read and its cache store -------------------

@@ -5,6 +5,7 @@ answers the old profile, whether Redis hangs (SIGSTOP), one worker is cut off fr
 proxy that holds or drops its traffic), or its connections drop. Each test measures how long
 each worker took to serve the new value and asserts it against the bound.
 """
+import asyncio
 import os
 import signal
 import time
@@ -16,6 +17,9 @@ from tests.proxy import FaultyProxy
 from tests.servers import needs_redis_server, running_workers, wait_until
 from tests.test_outage import own_redis  # noqa: F401 - a fixture
 from tests.test_workers import warm
+from users import cache
+from users.cache import shared
+from users.cache.connection import REDIS_TIMEOUT
 from users.models import User
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server]
@@ -121,3 +125,17 @@ def test_a_worker_whose_messages_were_dropped_empties_its_l1_before_serving_agai
         time.sleep(max(0.0, written + BOUND + SLACK - time.monotonic()))
         assert [sleeper.client.get(f"/api/v1/users/{u.pk}/").json()["bio"] for u in users] == ["while asleep"] * 6
         assert "missed" in sleeper.output()
+
+
+async def test_a_hung_redis_fails_every_reader_of_a_shared_mget_within_the_timeout(own_redis, settings):  # noqa: F811
+    with FaultyProxy(own_redis.port) as proxy:
+        settings.REDIS_URL = proxy.url(0)  # this test's loop makes its client from it
+        assert await shared.read_answer(1) == (None, None)  # connected
+        proxy.pause()
+        started = time.monotonic()
+        results = await asyncio.gather(*(shared.read_answer(user_id) for user_id in range(1, 11)))
+        waited = time.monotonic() - started
+        proxy.resume()
+    assert results == [(None, shared.UNREACHABLE)] * 10  # each reader goes on to PostgreSQL
+    assert REDIS_TIMEOUT <= waited < REDIS_TIMEOUT + 0.3
+    assert not cache.redis_health.available()  # the next readers do not wait for it again

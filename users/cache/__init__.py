@@ -4,7 +4,8 @@
   else from L2 (one Redis round trip), 304s included, with no thread hop; on a miss it keeps the
   exact status, headers and body Django produced (`answers`) in both tiers.
 - `local`: L1, a bounded LRU in each worker, answering only while proven fresh.
-- `shared`: L2, Redis, shared by every worker, read with redis.asyncio.
+- `shared`: L2, Redis, shared by every worker, read with redis.asyncio; `reads`: the readers of
+  one turn of the loop share one MGET.
 - `invalidation`: after a change commits, bump the user's generation, delete L2, drop L1; the
   group message goes out through the worker loop's `broadcast`er, coalesced, numbered, and with a
   heartbeat when idle. Generations (in Redis and in L1) stop a reader that read the row before

@@ -1,5 +1,6 @@
 """L2: the answers of the ASGI layer in Redis, shared by every worker, stored only if no write
-committed since the generation was read (a Lua check-and-set), and read with one MGET."""
+committed since the generation was read (a Lua check-and-set), and read with the generation in
+one MGET, shared by the readers of one turn of the loop (`reads`)."""
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from users.cache import reads
 from users.cache.answers import CachedResponse, decode, encode
 from users.cache.connection import redis_call, redis_client, redis_health
 from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY, user_cache_key, user_generation_key
@@ -28,9 +30,8 @@ async def read_answer(user_id: int) -> tuple[CachedResponse | None, Any]:
     """The stored answer (or None) and the generation to store a fresh one under; one round trip."""
     if not redis_health.available():
         return None, UNREACHABLE
-    keys = user_cache_key(user_id), user_generation_key(user_id)
     try:
-        stored, generation = await redis_call(lambda: redis_client().mget(*keys))
+        stored, generation = await reads.read(user_id)
     except RedisError as exc:
         redis_health.failed(exc)
         return None, UNREACHABLE
