@@ -14,8 +14,9 @@ class CachedResponse:
     body: bytes
     secure: bool
     etag: bytes | None = field(default=None, compare=False)
-    # Built at first use, then sent as they are: each tier's headers of the 200 and of the 304.
-    _headers: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
+    # Built at first use, then sent as they are: each tier's headers of the 200 (under the tier)
+    # and of the 304 (under (tier, True)).
+    _headers: dict[bytes | tuple[bytes, bool], list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
@@ -25,11 +26,12 @@ class CachedResponse:
 
     def headers_for(self, tier: bytes, *, not_modified: bool = False) -> list[tuple[bytes, bytes]]:
         """The headers to send from `tier` (X-Cache says it), of the 200 or of the 304."""
-        kept = self._headers.get((tier, not_modified))
+        key = (tier, True) if not_modified else tier
+        kept = self._headers.get(key)
         if kept is None:
             kept = [(n, v) for n, v in self.headers if not (not_modified and n.lower() in _NOT_MODIFIED_DROPS)]
             kept.append((b"X-Cache", tier))
-            self._headers[(tier, not_modified)] = kept
+            self._headers[key] = kept
         return kept
 
 

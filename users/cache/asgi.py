@@ -33,6 +33,7 @@ class UserCacheMiddleware:
         self.cache = local_cache
         self._path: re.Pattern[str] | None = None
         self._proxy_ssl: tuple[bytes, bytes] | None = None
+        self._ids: dict[str, int] = {}  # profile paths seen, and their user id: no regex on a hit
 
     def _setup(self) -> None:
         self._path = user_detail_path()
@@ -44,9 +45,15 @@ class UserCacheMiddleware:
             return None
         if self._path is None:
             self._setup()
-        match = self._path.match(scope["path"])
-        if match is None:
-            return None
+        path = scope["path"]
+        user_id = self._ids.get(path)
+        if user_id is None:
+            match = self._path.match(path)
+            if match is None:
+                return None
+            if len(self._ids) >= _KNOWN_PATHS:
+                self._ids.clear()
+            user_id = self._ids[path] = int(match.group(1))
         host = accept = if_none_match = proxy_value = None
         for name, value in scope["headers"]:  # one pass over the headers
             if name == b"host":
@@ -64,7 +71,7 @@ class UserCacheMiddleware:
         if accept is not None and not accepts_plain_json(accept):
             return None
         secure = scope.get("scheme") == "https" if proxy_value is None else is_secure(scope, proxy_value)
-        return int(match.group(1)), secure, if_none_match
+        return user_id, secure, if_none_match
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         request = self._read(scope) if scope["type"] == "http" else None
@@ -118,6 +125,7 @@ class UserCacheMiddleware:
         return start, messages, marked
 
 
+_KNOWN_PATHS = 10_000  # then forgotten all at once: a bound, whatever paths clients make up
 _CONDITIONAL_HEADERS = frozenset({b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since"})
 
 
