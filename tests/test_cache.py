@@ -392,28 +392,38 @@ async def test_listener_applies_messages_from_other_workers(listening, asgi_clie
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
     assert len(cache.local_cache) == 2
 
-    layer = get_channel_layer()
-    await layer.group_send(cache.INVALIDATION_GROUP, {"type": cache.INVALIDATION_MESSAGE, "ids": [users[0].pk]})
-    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    await from_another_worker([users[0].pk])
+    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)  # no loader here to read it again
     assert cache.local_cache.get(users[1].pk) is not None
 
-    await layer.group_send(cache.INVALIDATION_GROUP, {"type": cache.INVALIDATION_MESSAGE, "all": True})
+    await get_channel_layer().group_send(cache.INVALIDATION_GROUP, {"type": cache.INVALIDATION_MESSAGE, "all": True})
     await wait_for(lambda: len(cache.local_cache) == 0)
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_gap_in_a_senders_sequence_empties_l1(listening, asgi_client):
-    from channels.layers import get_channel_layer
+async def test_a_profile_held_in_l1_is_read_again_when_another_worker_changes_it(listening, loading, asgi_client):
+    user = await sync_to_async(User.objects.create_user)("hot", "hot@example.com", PASSWORD, bio="old")
+    for _ in range(2):
+        await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    assert cache.local_cache.get(user.pk) is not None
 
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(bio="new")  # another worker's write
+    await from_another_worker([user.pk])
+
+    await wait_for(lambda: b'"new"' in getattr(cache.local_cache.get(user.pk), "body", b""))
+    first = await asgi_client.get(f"/api/v1/users/{user.pk}/")  # the first read after the write
+    assert first.headers["x-cache"] == "L1" and first.json()["bio"] == "new"
+    assert user_cache_key(user.pk).encode() in redis_keys()  # kept for the other workers too
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_gap_in_a_senders_sequence_empties_l1(listening, asgi_client):
     users = [await sync_to_async(User.objects.create_user)(f"g{i}", f"g{i}@example.com", PASSWORD) for i in range(3)]
     for user in users:
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    layer = get_channel_layer()
 
     async def message(seq: int, ids: list[int], origin: str = "another-worker") -> None:
-        await layer.group_send(cache.INVALIDATION_GROUP, {
-            "type": cache.INVALIDATION_MESSAGE, "ids": ids, "origin": origin, "seq": seq, "sent_at": 0.0,
-        })
+        await from_another_worker(ids, origin=origin, seq=seq, sent_at=0.0)
 
     await message(1, [users[0].pk])
     await message(2, [])  # a heartbeat
@@ -467,6 +477,19 @@ async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     await application({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert not cache.local_cache.enabled
+
+
+async def from_another_worker(ids: list[int], **fields) -> None:
+    """An invalidation as another worker's write sends it: its L2 entries deleted and their
+    generations bumped first, so that what this worker reads again (`refresh`) is the new row."""
+    from channels.layers import get_channel_layer
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for user_id in ids:
+        client.delete(user_cache_key(user_id))
+        client.incr(cache.user_generation_key(user_id))
+    message = {"type": cache.INVALIDATION_MESSAGE, "ids": ids, **fields}
+    await get_channel_layer().group_send(cache.INVALIDATION_GROUP, message)
 
 
 async def wait_for(condition, timeout: float = 2.0) -> None:

@@ -11,7 +11,8 @@
   heartbeat when idle. Generations (in Redis and in L1) stop a reader that read the row before
   the write from storing it after. `listener`: each worker applies the others' messages, empties
   L1 at a gap in a sender's numbers, and takes its own heartbeat back as the proof that keeps L1
-  on for USER_CACHE_MAX_STALENESS.
+  on for USER_CACHE_MAX_STALENESS. `refresh`: what another worker's write dropped from L1 is read
+  again at once, so that a profile being read stays in L1 through its writes.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
   The lean profile update (users/profile_update.py) writes there too, and invalidates with
   `invalidate_users_async`.

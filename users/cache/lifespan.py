@@ -1,5 +1,5 @@
-"""The ASGI lifespan of a worker: its invalidation listener, its broadcaster, its miss loader and
-its event-loop database pool live as long as it."""
+"""The ASGI lifespan of a worker: its invalidation listener, its broadcaster, its miss loader, its
+refresher and its event-loop database pool live as long as it."""
 import asyncio
 import logging
 from collections.abc import Callable
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from users.cache.broadcast import broadcaster
 from users.cache.listener import listener
 from users.cache.loader import loader
+from users.cache.refresh import refresher
 from users.loop_db import loop_db
 
 logger = logging.getLogger("users.cache")
@@ -24,7 +25,7 @@ async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             stops = (
-                ("loader", loader.stop), ("database pool", loop_db.stop),
+                ("refresher", refresher.stop), ("loader", loader.stop), ("database pool", loop_db.stop),
                 ("broadcaster", broadcaster.stop), ("listener", listener.stop),
             )
             for name, stop in stops:

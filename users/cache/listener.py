@@ -13,6 +13,7 @@ from users.cache.broadcast import broadcaster, worker_origin
 from users.cache.invalidation import _pending, invalidate_users
 from users.cache.keys import INVALIDATION_GROUP
 from users.cache.local import LocalCache, local_cache
+from users.cache.refresh import refresher
 
 logger = logging.getLogger("users.cache")
 
@@ -117,7 +118,7 @@ class InvalidationListener:
         if message.get("all"):
             self.cache.clear()
         else:
-            self.cache.invalidate(message.get("ids", ()))
+            refresher.refresh(self.cache.invalidate(message.get("ids", ())))
         if isinstance(origin, str) and isinstance(seq, int):
             self._check_sequence(origin, seq, bool(message.get("heartbeats")))
 

@@ -84,15 +84,21 @@ class LocalCache:
                 self._entries.popitem(last=False)
             return True
 
-    def invalidate(self, keys: Iterable[int]) -> None:
+    def invalidate(self, keys: Iterable[int]) -> dict[int, Any]:
+        """Drops `keys` and fails every token taken for them; returns what was held, unexpired
+        or not (the listener reads those again: `refresh`)."""
+        dropped = {}
         with self._lock:
             for key in keys:
-                self._entries.pop(key, None)
+                item = self._entries.pop(key, None)
+                if item is not None:
+                    dropped[key] = item[1]
                 self._generations[key] = self._generations.get(key, 0) + 1
             if len(self._generations) > self.max_generations:
                 # Forget the generations; a new epoch still fails every token taken before.
                 self._generations.clear()
                 self._epoch += 1
+        return dropped
 
     def clear(self) -> None:
         with self._lock:
