@@ -21,8 +21,11 @@ class LoopDatabase:
     async def start(self) -> None:
         params = connections["default"].get_connection_params()
         conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+        size = settings.LOOP_DB_POOL_SIZE
+        # A fixed size, opened in the background at start: a burst of misses (a write's refreshes
+        # and readers together) must not wait for a connection to be opened, nor after a quiet spell.
         self.pool = AsyncConnectionPool(
-            kwargs={**conninfo, "autocommit": True}, min_size=1, max_size=settings.LOOP_DB_POOL_SIZE,
+            kwargs={**conninfo, "autocommit": True}, min_size=size, max_size=size,
             timeout=settings.DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("timeout", 5.0),
             open=False, name="loop-db",
         )
