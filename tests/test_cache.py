@@ -240,6 +240,19 @@ async def test_a_reader_that_leaves_does_not_hold_up_the_others_of_its_mget():
     assert leaving.cancelled()
 
 
+async def test_a_writers_own_answer_is_kept_only_if_no_other_write_bumped_in_between():
+    answer = CachedResponse.of(200, [(b"ETag", b'"w"')], b'{"id": 900201}', False)
+    generation = await shared.read_generation(900_201)
+    await cache.invalidate_users_async([900_201], fresh={900_201: (answer, generation)})
+    kept, _ = await shared.read_answer(900_201)
+    assert kept is not None and kept.body == answer.body
+
+    generation = await shared.read_generation(900_201)
+    redis.Redis.from_url(settings.REDIS_URL).incr(cache.user_generation_key(900_201))  # a later write's bump
+    await cache.invalidate_users_async([900_201], fresh={900_201: (answer, generation)})
+    assert (await shared.read_answer(900_201))[0] is None  # invalidated, and not kept
+
+
 # --- The race: a reader paused between its database read and its cache store -------------------
 
 

@@ -3,13 +3,15 @@ Django's very bytes and headers, and leaves every refusal and every other change
 import time
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, bearer
 from users import services
-from users.cache import local_cache
+from users.cache import local_cache, user_cache_key
 from users.loop_db import loop_db
 from users.models import User
 from users.tokens import token_pair
@@ -110,8 +112,14 @@ async def test_a_lean_write_reaches_both_cache_tiers(asgi_client, to_django):
     assert (await asgi_client.get(url)).headers["x-cache"] == "L1"
     assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "after"}, headers=await auth(ada))).status_code == 200
     assert to_django.count(f"PATCH {USERS}me/") == 1 and local_cache.get(ada.pk) is None
-    fresh = await asgi_client.get(url)
-    assert fresh.json()["bio"] == "after" and fresh.headers["x-cache"] == "MISS"
+    fresh = await asgi_client.get(url)  # the writer kept its new public answer in L2
+    assert fresh.json()["bio"] == "after" and fresh.headers["x-cache"] == "L2"
+
+    redis.Redis.from_url(settings.REDIS_URL).delete(user_cache_key(ada.pk))
+    local_cache.clear()
+    read = await asgi_client.get(url)  # the same answer, read from PostgreSQL
+    assert read.headers["x-cache"] == "MISS" and read.content == fresh.content
+    assert without(read.headers, "x-cache", "date") == without(fresh.headers, "x-cache", "date")
 
 
 async def test_every_refusal_and_every_other_change_is_djangos(asgi_client, to_django):

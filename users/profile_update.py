@@ -175,7 +175,9 @@ class ProfileUpdateMiddleware:
             if await sync_to_async(ratelimits.hit, thread_sensitive=False)(caller, "update") is not None:
                 return None  # Django counts once more and answers 429
         try:
-            return await services.profile_update_async(user_id=user.pk, password=user.password, data=patch.data)
+            return await services.profile_update_async(
+                user_id=user.pk, password=user.password, data=patch.data, secure=patch.secure
+            )
         except Exception as exc:
             logger.debug("Lean PATCH fell back to Django: %r", exc)
             return None

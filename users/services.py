@@ -93,26 +93,33 @@ def user_update(
     return user
 
 
-async def profile_update_async(*, user_id: int, password: str, data: dict[str, str]) -> User | None:
+async def profile_update_async(
+    *, user_id: int, password: str, data: dict[str, str], secure: bool = False
+) -> User | None:
     """`user_update` of the text fields alone, on the event loop: the ASGI layer's lean PATCH.
 
     One UPDATE, only while the row is alive, active and still has `password`, the hash the
     caller checked the token against: a password change, a logout-everywhere or a soft delete
     committed since wins, and the answer is None (the caller lets Django answer). No signal
-    fires, so the change is invalidated here, as `_users_bulk_update` does.
+    fires, so the change is invalidated here, as `_users_bulk_update` does, and the new public
+    answer for the request's scheme (`secure`) is kept in L2 at once: every worker's next read
+    of the profile is a Redis hit, not a PostgreSQL read.
     """
     if not data or not set(data) <= TEXT_FIELDS:
         raise ValueError(f"not a text field update: {sorted(data)}")
     updated_at = timezone.now()
     fields = tuple(data)
+    generation = await cache.read_generation(user_id)  # before the write: see invalidate_users_async
     async with loop_db.connection() as connection:
         cursor = connection.cursor(row_factory=dict_row)
         query = _text_update_sql(fields)
         row = await (await cursor.execute(query, [*data.values(), updated_at, user_id, password])).fetchone()
     if row is None:
         return None
-    await cache.invalidate_users_async([user_id])
-    return User(**row, updated_at=updated_at)
+    user = User(**row, updated_at=updated_at)
+    answer = cache.loader.render(user, secure)
+    await cache.invalidate_users_async([user_id], fresh={user_id: (answer, generation)} if answer else None)
+    return user
 
 
 @functools.lru_cache(maxsize=16)

@@ -36,12 +36,13 @@ from users.cache.listener import InvalidationListener, listener
 from users.cache.loader import loader
 from users.cache.local import LocalCache, local_cache
 from users.cache.sessions import session_is_revoked, session_is_revoked_async, session_revoke
-from users.cache.shared import cacheable_headers, capturing, user_public_data
+from users.cache.shared import cacheable_headers, capturing, read_generation, user_public_data
 
 __all__ = [
     "CACHEABLE_HEADER", "CAPTURE_SCOPE_KEY", "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener",
     "LocalCache", "UserCacheMiddleware", "_pending", "broadcaster", "cacheable_headers", "capturing",
     "clear_all_users", "invalidate_users", "invalidate_users_async", "lifespan", "listener", "loader",
-    "local_cache", "ping", "ping_channel_layer", "redis_client", "redis_health", "session_is_revoked",
-    "session_is_revoked_async", "session_revoke", "user_cache_key", "user_generation_key", "user_public_data",
+    "local_cache", "ping", "ping_channel_layer", "read_generation", "redis_client", "redis_health",
+    "session_is_revoked", "session_is_revoked_async", "session_revoke", "user_cache_key", "user_generation_key",
+    "user_public_data",
 ]

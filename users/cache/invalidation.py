@@ -7,7 +7,7 @@ writers'; elsewhere (shell, Celery, management commands) it is sent here. Either
 before `invalidate_users` returns, unless Redis fails or hangs: then the ids are kept and resent.
 """
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -15,6 +15,8 @@ from channels.layers import get_channel_layer
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from users.cache import shared
+from users.cache.answers import CachedResponse
 from users.cache.broadcast import broadcaster, invalidation_message
 from users.cache.connection import _once_more, redis_call, redis_client, redis_health
 from users.cache.keys import (
@@ -80,14 +82,31 @@ def invalidate_users(user_ids: Iterable[int]) -> None:
         redis_health.succeeded()
 
 
-async def invalidate_users_async(user_ids: Iterable[int]) -> None:
-    """`invalidate_users` on the event loop: the same steps in the same order, with no thread."""
+async def invalidate_users_async(
+    user_ids: Iterable[int], *, fresh: Mapping[int, tuple[CachedResponse, Any]] | None = None
+) -> None:
+    """`invalidate_users` on the event loop: the same steps in the same order, with no thread.
+
+    `fresh`: a writer's own public answer of a user, with the generation it read before its
+    write (`shared.read_generation`). It is kept in L2 in the same transaction, after the bump,
+    only if that bump was the one next after the writer's read: a write that committed after
+    this one bumped in between, or bumps later and deletes it. The other workers, told next,
+    then read the profile from L2 instead of PostgreSQL.
+    """
     user_ids = list(user_ids)
     ids = _take_pending(user_ids)
+
+    def transaction(pipe: Any) -> Any:
+        _queue_invalidation(pipe, ids)
+        for user_id, (answer, generation) in (fresh or {}).items():
+            if generation is not shared.UNREACHABLE:
+                pipe.eval(*shared.store_command(user_id, answer, int(generation or 0) + 1))
+        return pipe
+
     try:
         if ids:
             client = redis_client()
-            await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids).execute())
+            await redis_call(lambda: transaction(client.pipeline(transaction=True)).execute())
     except (RedisError, OSError) as exc:
         _keep_pending(ids, exc)
         ids = []

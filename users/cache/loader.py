@@ -8,7 +8,6 @@ pool busy), go to Django, which answers 404 or 503. The templates are forgotten 
 stops (the ASGI lifespan).
 """
 import logging
-from typing import Any
 
 from psycopg.rows import dict_row
 from rest_framework.renderers import JSONRenderer
@@ -50,12 +49,18 @@ class MissLoader:
             return None
         if row is None:
             return None
-        return _render(row, template, secure)  # CPU only: a DRF serializer and the JSON renderer
+        return _render(User(**row), template, secure)  # CPU only: a DRF serializer and the JSON renderer
+
+    def render(self, user: User, secure: bool) -> CachedResponse | None:
+        """The answer Django would give for `user` as it is in memory (a writer's own row), or
+        None before Django answered a first miss on this scheme."""
+        template = self.templates.get(secure)
+        return _render(user, template, secure) if template is not None else None
 
 
-def _render(row: dict[str, Any], template: list[tuple[bytes, bytes]], secure: bool) -> CachedResponse:
-    body = JSONRenderer().render(representation(UserPublicSerializer, User(**row)))
-    values = {b"content-length": str(len(body)).encode(), b"etag": body_etag(body, row["updated_at"]).encode()}
+def _render(user: User, template: list[tuple[bytes, bytes]], secure: bool) -> CachedResponse:
+    body = JSONRenderer().render(representation(UserPublicSerializer, user))
+    values = {b"content-length": str(len(body)).encode(), b"etag": body_etag(body, user.updated_at).encode()}
     return CachedResponse.of(200, filled(template, values), body, secure)
 
 

@@ -28,6 +28,17 @@ UNREACHABLE = object()  # the generation when Redis did not answer: store nothin
 
 async def read_answer(user_id: int) -> tuple[CachedResponse | None, Any]:
     """The stored answer (or None) and the generation to store a fresh one under; one round trip."""
+    stored, generation = await _read(user_id)
+    return (decode(stored) if stored is not None else None), generation
+
+
+async def read_generation(user_id: int) -> Any:
+    """The generation alone: read by a writer before its write, so that it can keep its own
+    answer (`invalidate_users_async(fresh=...)`) unless another write came in between."""
+    return (await _read(user_id))[1]
+
+
+async def _read(user_id: int) -> tuple[bytes | None, Any]:
     if not redis_health.available():
         return None, UNREACHABLE
     try:
@@ -36,7 +47,7 @@ async def read_answer(user_id: int) -> tuple[CachedResponse | None, Any]:
         redis_health.failed(exc)
         return None, UNREACHABLE
     redis_health.succeeded()
-    return (decode(stored) if stored is not None else None), generation
+    return stored, generation
 
 
 async def store_answer(user_id: int, answer: CachedResponse, generation: Any) -> None:
@@ -44,12 +55,15 @@ async def store_answer(user_id: int, answer: CachedResponse, generation: Any) ->
     if generation is UNREACHABLE:
         return
     try:
-        await redis_call(lambda: redis_client().eval(
-            _SET_IF_GENERATION, 2, user_cache_key(user_id), user_generation_key(user_id),
-            generation or b"0", encode(answer), settings.USER_CACHE_L2_TTL,
-        ))
+        await redis_call(lambda: redis_client().eval(*store_command(user_id, answer, generation or b"0")))
     except RedisError as exc:
         redis_health.failed(exc)
+
+
+def store_command(user_id: int, answer: CachedResponse, generation: bytes | int) -> tuple[Any, ...]:
+    """The arguments of EVAL that keeps `answer` if the generation is still `generation`."""
+    return (_SET_IF_GENERATION, 2, user_cache_key(user_id), user_generation_key(user_id), generation,
+            encode(answer), settings.USER_CACHE_L2_TTL)
 
 
 async def user_public_data(
