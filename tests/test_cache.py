@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from tests.conftest import PASSWORD, asgi_get, bearer
 from users import cache, services
 from users.cache import LocalCache, reads, shared, user_cache_key
-from users.cache.answers import CachedResponse
+from users.cache.answers import CachedResponse, encode
 from users.models import User
 from users.views import UserViewSet
 
@@ -414,19 +414,28 @@ async def test_listener_applies_messages_from_other_workers(listening, asgi_clie
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_profile_held_in_l1_is_read_again_when_another_worker_changes_it(listening, loading, asgi_client):
+@pytest.mark.parametrize("kept_by_writer", [False, True])
+async def test_a_profile_held_in_l1_is_read_again_when_another_worker_changes_it(
+    listening, loading, asgi_client, kept_by_writer
+):
     user = await sync_to_async(User.objects.create_user)("hot", "hot@example.com", PASSWORD, bio="old")
     for _ in range(2):
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
     assert cache.local_cache.get(user.pk) is not None
 
     await sync_to_async(User.objects.filter(pk=user.pk).update)(bio="new")  # another worker's write
-    await from_another_worker([user.pk])
+    kept = None
+    if kept_by_writer:  # told apart from the row: the refresh must take L2's answer, not read PostgreSQL
+        written = await sync_to_async(User.objects.get)(pk=user.pk)
+        written.bio = "kept by the writer"
+        kept = {user.pk: cache.loader.render(written, False)}
+    await from_another_worker([user.pk], kept)
 
-    await wait_for(lambda: b'"new"' in getattr(cache.local_cache.get(user.pk), "body", b""))
+    bio = "kept by the writer" if kept_by_writer else "new"
+    await wait_for(lambda: f'"{bio}"'.encode() in getattr(cache.local_cache.get(user.pk), "body", b""))
     first = await asgi_client.get(f"/api/v1/users/{user.pk}/")  # the first read after the write
-    assert first.headers["x-cache"] == "L1" and first.json()["bio"] == "new"
-    assert user_cache_key(user.pk).encode() in redis_keys()  # kept for the other workers too
+    assert first.headers["x-cache"] == "L1" and first.json()["bio"] == bio
+    assert user_cache_key(user.pk).encode() in redis_keys()  # in L2 for the other workers too
 
 
 @pytest.mark.django_db(transaction=True)
@@ -492,15 +501,18 @@ async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     assert not cache.local_cache.enabled
 
 
-async def from_another_worker(ids: list[int], **fields) -> None:
+async def from_another_worker(ids: list[int], kept: dict[int, CachedResponse] | None = None, **fields) -> None:
     """An invalidation as another worker's write sends it: its L2 entries deleted and their
-    generations bumped first, so that what this worker reads again (`refresh`) is the new row."""
+    generations bumped first, so that what this worker reads again (`refresh`) is the new row,
+    or the answer the writer `kept` in L2 (the lean PATCH)."""
     from channels.layers import get_channel_layer
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     for user_id in ids:
         client.delete(user_cache_key(user_id))
         client.incr(cache.user_generation_key(user_id))
+        if kept and user_id in kept:
+            client.set(user_cache_key(user_id), encode(kept[user_id]))
     message = {"type": cache.INVALIDATION_MESSAGE, "ids": ids, **fields}
     await get_channel_layer().group_send(cache.INVALIDATION_GROUP, message)
 
