@@ -117,8 +117,8 @@ async def profile_update_async(
     if row is None:
         return None
     user = User(**row, updated_at=updated_at)
-    answer = cache.loader.render(user, secure)
-    await cache.invalidate_users_async([user_id], fresh={user_id: (answer, generation)} if answer else None)
+    fresh = {user_id: (cache.loader.render(user, secure), generation)}
+    await cache.invalidate_users_async([user_id], fresh=fresh)
     return user
 
 

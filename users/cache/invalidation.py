@@ -48,12 +48,18 @@ def _keep_pending(user_ids: Iterable[int], exc: BaseException) -> None:
     redis_health.failed(exc)
 
 
-def _queue_invalidation(pipe: Any, user_ids: Iterable[int]) -> Any:
-    """Bump each generation (failing in-flight stores), then drop the value; sync or async pipe."""
+def _queue_invalidation(
+    pipe: Any, user_ids: Iterable[int], fresh: Mapping[int, tuple[CachedResponse | None, Any]] | None = None
+) -> Any:
+    """Bump each generation (failing in-flight stores), then drop the value; sync or async pipe.
+    `fresh` (see `invalidate_users_async`) is kept after the bump, if the writer's read was the last."""
     for user_id in user_ids:
         pipe.incr(user_generation_key(user_id))
         pipe.expire(user_generation_key(user_id), GENERATION_TTL)
         pipe.delete(user_cache_key(user_id))
+    for user_id, (answer, generation) in (fresh or {}).items():
+        if answer is not None and generation is not shared.UNREACHABLE:
+            pipe.eval(*shared.store_command(user_id, answer, int(generation or 0) + 1))
     return pipe
 
 
@@ -83,30 +89,22 @@ def invalidate_users(user_ids: Iterable[int]) -> None:
 
 
 async def invalidate_users_async(
-    user_ids: Iterable[int], *, fresh: Mapping[int, tuple[CachedResponse, Any]] | None = None
+    user_ids: Iterable[int], *, fresh: Mapping[int, tuple[CachedResponse | None, Any]] | None = None
 ) -> None:
     """`invalidate_users` on the event loop: the same steps in the same order, with no thread.
 
-    `fresh`: a writer's own public answer of a user, with the generation it read before its
-    write (`shared.read_generation`). It is kept in L2 in the same transaction, after the bump,
-    only if that bump was the one next after the writer's read: a write that committed after
-    this one bumped in between, or bumps later and deletes it. The other workers, told next,
-    then read the profile from L2 instead of PostgreSQL.
+    `fresh`: a writer's own public answer of a user (None: nothing to keep), with the generation
+    it read before its write (`shared.read_generation`). It is kept in L2 in the same transaction,
+    after the bump, only if that bump was the one next after the writer's read: a write that
+    committed after this one bumped in between, or bumps later and deletes it. The other workers,
+    told next, then read the profile from L2 instead of PostgreSQL.
     """
     user_ids = list(user_ids)
     ids = _take_pending(user_ids)
-
-    def transaction(pipe: Any) -> Any:
-        _queue_invalidation(pipe, ids)
-        for user_id, (answer, generation) in (fresh or {}).items():
-            if generation is not shared.UNREACHABLE:
-                pipe.eval(*shared.store_command(user_id, answer, int(generation or 0) + 1))
-        return pipe
-
     try:
         if ids:
             client = redis_client()
-            await redis_call(lambda: transaction(client.pipeline(transaction=True)).execute())
+            await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids, fresh).execute())
     except (RedisError, OSError) as exc:
         _keep_pending(ids, exc)
         ids = []
