@@ -3,27 +3,43 @@
 Both tokens are HMACs under SECRET_KEY with a timestamp and expire after PASSWORD_RESET_TIMEOUT.
 Each works once because its hash covers what using it changes: the password hash for a reset,
 the address and its verified state for a verification. Nothing is stored.
+
+The values a token covers are hashed as one JSON array, never joined: joined, pk 1 with
+"0a@x.test" reads as pk 10 with "a@x.test", and one user's link verified another's address.
 """
+import json
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth.tokens import PasswordResetTokenGenerator, default_token_generator
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from users.models import User, user_id_from
 
-password_reset_token = default_token_generator
+
+class PasswordResetLinkTokenGenerator(PasswordResetTokenGenerator):
+    """Django's reset token over the same values (the password hash, the last login, the address),
+    delimited."""
+
+    key_salt = "sidus.users.links.PasswordResetLinkTokenGenerator"
+
+    def _make_hash_value(self, user: Any, timestamp: int) -> str:
+        last_login = user.last_login.replace(microsecond=0, tzinfo=None).isoformat() if user.last_login else None
+        return json.dumps([user.pk, user.password, last_login, timestamp, user.email])
 
 
 class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
+    """Works for the address it was made for, until that address is verified."""
+
     key_salt = "sidus.users.links.EmailVerificationTokenGenerator"
 
     def _make_hash_value(self, user: Any, timestamp: int) -> str:
-        return f"{user.pk}{user.email}{user.email_verified}{timestamp}"
+        return json.dumps([user.pk, user.email, user.email_verified, timestamp])
 
 
+password_reset_token = PasswordResetLinkTokenGenerator()
 email_verification_token = EmailVerificationTokenGenerator()
 
 
