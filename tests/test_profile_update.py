@@ -188,6 +188,20 @@ async def test_a_token_that_died_since_it_was_issued_is_djangos_401(asgi_client,
         assert (await refreshed(user)).bio != "stale token"
 
 
+async def test_a_token_from_before_a_soft_delete_stays_dead_after_a_restore(asgi_client, to_django):
+    ada = await make("ada")
+    ada_auth = await auth(ada)
+    assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=ada_auth)).status_code == 200
+    await sync_to_async(services.user_soft_delete)(user=ada)
+    await sync_to_async(services.user_restore)(user=ada)
+
+    response = await asgi_client.patch(f"{USERS}me/", json={"bio": "revived"}, headers=ada_auth)
+    assert response.status_code == 401 and len(to_django) == 2  # the lean path let Django refuse it
+    assert (await refreshed(ada)).bio == "learn"
+    fresh = await asgi_client.patch(f"{USERS}me/", json={"bio": "back"}, headers=await auth(await refreshed(ada)))
+    assert fresh.status_code == 200 and len(to_django) == 2
+
+
 async def test_the_update_rate_limit_counts_lean_writes_too(asgi_client, to_django, settings):
     settings.RATE_LIMITS_ENABLED = True
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "update": "3/m/user"}

@@ -111,3 +111,60 @@ def test_with_redis_down_logged_in_users_still_get_answers(api_client, user, set
     tokens = login(api_client, user)
     cache.redis_health.failed(ConnectionError("test: Redis is away"))
     assert me(api_client, tokens["access"]) == 200
+
+
+# --- Leaving ends every session for good -------------------------------------------------------
+
+
+def leave_by_api(client, user, tokens) -> None:
+    response = client.delete(ME, {"current_password": PASSWORD}, format="json",
+                             HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert response.status_code == 204
+
+
+def leave_by_admin(client, user, tokens) -> None:
+    from users.services import users_soft_delete
+
+    users_soft_delete(user_ids=[user.pk])  # the admin's delete view and bulk action end here
+
+
+def restore_one(user) -> None:
+    from users.services import user_restore
+
+    user.refresh_from_db()
+    user_restore(user=user)
+
+
+def restore_by_admin(user) -> None:
+    from users.services import users_restore
+
+    users_restore(user_ids=[user.pk])
+
+
+@pytest.mark.parametrize("leave", [leave_by_api, leave_by_admin])
+@pytest.mark.parametrize("restore", [restore_one, restore_by_admin])
+def test_a_restore_does_not_revive_the_sessions_of_a_user_who_left(api_client, user, leave, restore):
+    tokens = login(api_client, user)
+    leave(api_client, user, tokens)
+    assert me(api_client, tokens["access"]) == 401
+    restore(user)
+
+    assert me(api_client, tokens["access"]) == 401
+    patched = api_client.patch(ME, {"bio": "revived"}, format="json", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert patched.status_code == 401
+    assert refresh(api_client, tokens["refresh"]).status_code == 401
+    user.refresh_from_db()
+    assert user.bio != "revived" and user.deleted_at is None
+    fresh = login(api_client, user)  # the account itself is back
+    assert me(api_client, fresh["access"]) == 200
+
+
+def test_a_restore_does_not_revive_an_admin_session(make_user):
+    from users.services import user_restore, user_soft_delete
+
+    boss = make_user(is_staff=True, is_superuser=True)
+    browser = Client()
+    browser.force_login(boss)
+    assert browser.get(reverse("admin:index")).status_code == 200
+    user_restore(user=user_soft_delete(user=boss))
+    assert browser.get(reverse("admin:index")).status_code == 302  # to the login page

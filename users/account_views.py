@@ -25,6 +25,7 @@ from users.account_serializers import (
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
 )
+from users.models import fold
 from users.ratelimits import ActionThrottle
 from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
@@ -33,9 +34,10 @@ RESEND_ACCEPTED = "If the address is not verified yet, a new link is on its way.
 
 
 def _email_key(request: Request) -> str | None:
-    """The per-address rate of password resets counts the address as typed, case-folded."""
+    """The per-address rate of password resets counts the address as the lookup compares it
+    (`User.objects.named`), stripped as the serializer strips it."""
     email = request.data.get("email") if isinstance(request.data, dict) else None
-    return email.strip().casefold()[:254] if isinstance(email, str) else None
+    return fold(email.strip()) if isinstance(email, str) else None
 
 
 class _AccountView(NoStoreViewMixin, APIView):

@@ -42,7 +42,7 @@ from users.serializers import UserPrivateSerializer, UserUpdateSerializer, repre
 logger = logging.getLogger(__name__)
 
 _JSON = frozenset({b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"})
-_USER_SQL = 'SELECT id, password, is_active, deleted_at FROM "user" WHERE id = %s'
+_USER_SQL = 'SELECT id, password, session_epoch, is_active, deleted_at FROM "user" WHERE id = %s'
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -176,7 +176,8 @@ class ProfileUpdateMiddleware:
                 return None  # Django counts once more and answers 429
         try:
             return await services.profile_update_async(
-                user_id=user.pk, password=user.password, data=patch.data, secure=patch.secure
+                user_id=user.pk, password=user.password, session_epoch=user.session_epoch, data=patch.data,
+                secure=patch.secure,
             )
         except Exception as exc:
             logger.debug("Lean PATCH fell back to Django: %r", exc)

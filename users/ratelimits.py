@@ -8,6 +8,7 @@ request), find the client IP behind a known number of proxies, and fail open whe
 (django-ratelimit's own fail-open covers caches that return None, not ones that raise).
 """
 import functools
+import hashlib
 import ipaddress
 import logging
 import math
@@ -86,12 +87,17 @@ def client_ip(request: Any) -> str:
 
 
 def _key_value(request: Any, rate: Rate, key: str | None) -> str | None:
+    """What one counter counts, as a digest: django-ratelimit joins it with the group, rate and
+    window before hashing, and a fixed-length hex value cannot be read two ways; nor can it fail
+    to encode (a lone surrogate in a JSON string is valid input)."""
     if rate.per == "ip":
-        return client_ip(request)
-    if rate.per == "user":
+        value = client_ip(request)
+    elif rate.per == "user":
         user = getattr(request, "user", None)
-        return str(user.pk) if user is not None and user.is_authenticated else None
-    return key
+        value = str(user.pk) if user is not None and user.is_authenticated else None
+    else:
+        value = key
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest() if value is not None else None
 
 
 def _usage(request: Any, action: str, key: str | None, *, count: bool) -> list[dict]:
@@ -157,10 +163,11 @@ class ActionThrottle(BaseThrottle):
 
 
 def login_key(username: Any) -> str | None:
-    """The username as login compares it: NFKC-normalized, case-folded."""
-    from users.models import User
+    """The username as login looks it up (`User.objects.named`): every spelling of one account
+    shares one key."""
+    from users.models import fold
 
-    return User.normalize_username(username).casefold() if isinstance(username, str) else None
+    return fold(username) if isinstance(username, str) else None
 
 
 def login_failed(request: Any, username: Any) -> None:

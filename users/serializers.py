@@ -91,12 +91,12 @@ def _representer(serializer_class: type[serializers.Serializer]) -> serializers.
 
 
 class _UserWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
-    """Shared rules of create and update: uniqueness of username and email ignores case."""
+    """Shared rules of create and update: a username or email is taken in any spelling that folds alike."""
 
     username = UsernameField()
 
     def _unique_ci(self, field: str, value: str) -> str:
-        others = User.objects.iexact(field, value)
+        others = User.objects.named(field, value)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
         if others.exists():

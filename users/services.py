@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -20,9 +21,9 @@ logger = logging.getLogger(__name__)
 
 # Database constraints behind the serializers' checks: a concurrent writer can still trip them.
 _CONSTRAINT_FIELDS = {
-    "user_username_ci_unique": "username",
+    "user_username_folded_unique": "username",
     "user_username_key": "username",
-    "user_email_ci_unique": "email",
+    "user_email_folded_unique": "email",
 }
 
 UPDATABLE_FIELDS = frozenset({"username", "email", "first_name", "last_name", "bio"})
@@ -94,12 +95,12 @@ def user_update(
 
 
 async def profile_update_async(
-    *, user_id: int, password: str, data: dict[str, str], secure: bool = False
+    *, user_id: int, password: str, session_epoch: int, data: dict[str, str], secure: bool = False
 ) -> User | None:
     """`user_update` of the text fields alone, on the event loop: the ASGI layer's lean PATCH.
 
-    One UPDATE, only while the row is alive, active and still has `password`, the hash the
-    caller checked the token against: a password change, a logout-everywhere or a soft delete
+    One UPDATE, only while the row is alive, active and still has `password` and `session_epoch`,
+    what the caller checked the token against: a password change or a soft delete (and restore)
     committed since wins, and the answer is None (the caller lets Django answer). No signal
     fires, so the change is invalidated here, as `_users_bulk_update` does, and the new public
     answer for the request's scheme (`secure`) is kept in L2 at once: every worker's next read
@@ -113,7 +114,8 @@ async def profile_update_async(
     async with loop_db.connection() as connection:
         cursor = connection.cursor(row_factory=dict_row)
         query = _text_update_sql(fields)
-        row = await (await cursor.execute(query, [*data.values(), updated_at, user_id, password])).fetchone()
+        params = [*data.values(), updated_at, user_id, password, session_epoch]
+        row = await (await cursor.execute(query, params)).fetchone()
     if row is None:
         return None
     user = User(**row, updated_at=updated_at)
@@ -126,8 +128,8 @@ async def profile_update_async(
 def _text_update_sql(fields: tuple[str, ...]) -> str:
     """The UPDATE of `profile_update_async` for these fields, composed once (identifiers quoted)."""
     return sql.SQL(
-        'UPDATE "user" SET {changes}, updated_at = %s WHERE id = %s AND password = %s AND is_active '
-        "AND deleted_at IS NULL RETURNING {columns}"
+        'UPDATE "user" SET {changes}, updated_at = %s WHERE id = %s AND password = %s AND session_epoch = %s '
+        "AND is_active AND deleted_at IS NULL RETURNING {columns}"
     ).format(
         changes=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(field)) for field in fields),
         columns=sql.SQL(", ").join(map(sql.Identifier, PRIVATE_FIELDS)),
@@ -135,12 +137,14 @@ def _text_update_sql(fields: tuple[str, ...]) -> str:
 
 
 def user_soft_delete(*, user: User) -> User:
-    """Keep the row (and its username and email taken); the user can no longer log in or be seen."""
+    """Keep the row (and its username and email taken); the user can no longer log in or be seen,
+    and every session begun before ends for good: a restore brings back the account, not them."""
     if user.deleted_at is None:
         user.deleted_at = timezone.now()
     user.is_active = False
+    user.session_epoch += 1
     with transaction.atomic():
-        user.save(update_fields=["deleted_at", "is_active", "updated_at"])
+        user.save(update_fields=["deleted_at", "is_active", "session_epoch", "updated_at"])
     return user
 
 
@@ -154,7 +158,9 @@ def user_restore(*, user: User) -> User:
 
 def users_soft_delete(*, user_ids: Iterable[int]) -> int:
     """Bulk soft delete (admin action)."""
-    return _users_bulk_update(user_ids, deleted=False, deleted_at=timezone.now(), is_active=False)
+    return _users_bulk_update(
+        user_ids, deleted=False, deleted_at=timezone.now(), is_active=False, session_epoch=F("session_epoch") + 1
+    )
 
 
 def users_restore(*, user_ids: Iterable[int]) -> int:
@@ -199,7 +205,7 @@ def password_reset_ask(*, email: str) -> None:
 
 def password_reset_request(*, email: str) -> None:
     """Email a reset link if an alive, active user has this address; silent otherwise."""
-    user = User.objects.alive().filter(is_active=True).iexact("email", email).first()
+    user = User.objects.alive().filter(is_active=True).named("email", email).first()
     if user is not None:
         password_reset_send(user=user)
 
