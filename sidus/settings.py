@@ -167,7 +167,10 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.local>")
 # Where the links in emails point: the page that reads uid and token and calls the API.
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:8000")
-PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also email verification links
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also verification and signup links
+# Signup answers 202 whether or not the address has an account; the account is created by the link
+# emailed to a new address, and the owner of a taken one gets a notice (README, Account lifecycle).
+SIGNUP_PREVENT_ENUMERATION = env.bool("SIGNUP_PREVENT_ENUMERATION", default=False)
 
 # --- Passwords --------------------------------------------------------------------------------
 # Argon2id with OWASP's parameters first; the others still verify older hashes, which Django
@@ -196,6 +199,7 @@ RATE_LIMITS = {
     "login_failed": env("RATE_LIMIT_LOGIN_FAILED", default="10/m/ip,5/5m/key"),
     "login": env("RATE_LIMIT_LOGIN", default="30/m/ip"),
     "signup": env("RATE_LIMIT_SIGNUP", default="20/m/ip"),
+    "signup_confirm": env("RATE_LIMIT_SIGNUP_CONFIRM", default="20/m/ip"),
     "refresh": env("RATE_LIMIT_REFRESH", default="60/m/ip"),
     "update": env("RATE_LIMIT_UPDATE", default="30/m/user"),
     "password_change": env("RATE_LIMIT_PASSWORD_CHANGE", default="5/m/user"),

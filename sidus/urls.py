@@ -10,6 +10,7 @@ from users.account_views import (
     PasswordChangeView,
     PasswordResetConfirmView,
     PasswordResetView,
+    SignupConfirmView,
 )
 from users.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 from users.views import UserViewSet
@@ -27,6 +28,7 @@ api_v1 = [
     path("auth/password/reset/confirm/", PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("auth/email/verify/", EmailVerifyView.as_view(), name="email_verify"),
     path("auth/email/verify/resend/", EmailVerificationResendView.as_view(), name="email_verify_resend"),
+    path("auth/signup/confirm/", SignupConfirmView.as_view(), name="signup_confirm"),
 ]
 
 urlpatterns = [

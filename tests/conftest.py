@@ -174,3 +174,15 @@ def celery_worker():
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker
     connections.close_all()
+
+
+@pytest.fixture
+def inbox(settings, celery_worker):
+    """A real SMTP server that a real Celery worker sends every email to."""
+    from tests.smtp import FRONTEND_URL, SMTPServer
+
+    with SMTPServer() as smtp:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+        settings.FRONTEND_URL = FRONTEND_URL
+        yield smtp.inbox

@@ -1,10 +1,16 @@
-"""A real SMTP server for the tests (aiosmtpd), which can refuse the first messages it gets."""
+"""A real SMTP server for the tests (aiosmtpd), which can refuse the first messages it gets, and
+how a test reads what it received as a user would: by subject, and the links in it."""
+import re
 from email import message_from_bytes
 from email.message import Message
+from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until
+
+# The FRONTEND_URL of the `inbox` fixture (tests/conftest.py): the links in emails point there.
+FRONTEND_URL = "https://app.example.org"
 
 
 class Inbox:
@@ -44,3 +50,26 @@ class SMTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+def received(inbox, address: str, subject: str, count: int = 1) -> list[Message]:
+    """The messages with `subject` sent to `address`, once `count` of them arrived."""
+    def matching() -> list[Message]:
+        return [m for m in inbox.to(address) if m["Subject"] == subject]
+
+    wait_until(lambda: len(matching()) >= count, timeout=15)
+    return matching()
+
+
+def text_and_html(message: Message) -> tuple[str, str]:
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
+             if not part.is_multipart()}
+    return parts["text/plain"], parts["text/html"]
+
+
+def link_in(message: Message, page: str) -> dict[str, str]:
+    """The query of the `page` link (uid and token) in the text part, which the HTML part repeats."""
+    text, html = text_and_html(message)
+    url = re.search(rf"{re.escape(FRONTEND_URL)}/{page}\?\S+", text).group(0)
+    assert url.replace("&", "&amp;") in html
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}

@@ -1,9 +1,6 @@
 """The account lifecycle end to end: each email is sent by a real Celery worker to an SMTP server
 the test runs, and the links are read out of the received messages, as a user would click them."""
-import re
 import time
-from email.message import Message
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth.hashers import check_password, identify_hasher, make_password
@@ -11,8 +8,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, bearer
-from tests.servers import wait_until
-from tests.smtp import SMTPServer
+from tests.smtp import link_in, received, text_and_html
 from users import links, services
 from users.models import OutboxEmail, User
 
@@ -20,38 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 NEW_PASSWORD = "a-brand-new-passphrase-7"
 AUTH = "/api/v1/auth"
-
-
-@pytest.fixture
-def inbox(settings, celery_worker):
-    with SMTPServer() as smtp:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
-        settings.FRONTEND_URL = "https://app.example.org"
-        yield smtp.inbox
-
-
-def received(inbox, address: str, subject: str, count: int = 1) -> list[Message]:
-    """The messages with `subject` sent to `address`, once `count` of them arrived."""
-    def matching() -> list[Message]:
-        return [m for m in inbox.to(address) if m["Subject"] == subject]
-
-    wait_until(lambda: len(matching()) >= count, timeout=15)
-    return matching()
-
-
-def text_and_html(message: Message) -> tuple[str, str]:
-    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
-             if not part.is_multipart()}
-    return parts["text/plain"], parts["text/html"]
-
-
-def link_in(message: Message, page: str) -> dict[str, str]:
-    """The uid and token of the `page` link in the text part, which the HTML part repeats."""
-    text, html = text_and_html(message)
-    url = re.search(rf"https://app\.example\.org/{page}\?\S+", text).group(0)
-    assert url.replace("&", "&amp;") in html
-    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
 def login(username: str, password: str) -> APIClient:

@@ -71,6 +71,18 @@ class EmailVerifySerializer(_LinkSerializer):
     token_generator = links.email_verification_token
 
 
+class SignupConfirmSerializer(StrictInputMixin, serializers.Serializer):
+    """The token of an emailed signup link; `validated_data["signup"]` is the signup it names."""
+
+    token = serializers.CharField(max_length=256)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        signup = links.signup_from_token(attrs["token"])
+        if signup is None:
+            raise serializers.ValidationError({"token": [INVALID_LINK]}, code="invalid_link")
+        return {"signup": signup}
+
+
 class DetailSerializer(serializers.Serializer):
     """A 202's body (documentation only)."""
 

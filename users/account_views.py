@@ -24,9 +24,11 @@ from users.account_serializers import (
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
+    SignupConfirmSerializer,
 )
 from users.models import fold
 from users.ratelimits import ActionThrottle
+from users.serializers import UserPrivateSerializer
 from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
@@ -124,6 +126,25 @@ class EmailVerifyView(_AnonymousView):
         serializer.is_valid(raise_exception=True)
         services.email_verify(user=serializer.validated_data["user"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    summary="Create my account with a signup link",
+    description="Under SIGNUP_PREVENT_ENUMERATION, the token comes from the link `{FRONTEND_URL}/confirm-signup?"
+                "token=...` emailed after registering. Creates the account, its address verified, and answers "
+                "it as registration does; 409 if the username or address was taken since. A link works once and "
+                "expires after PASSWORD_RESET_TIMEOUT.",
+    request=SignupConfirmSerializer, auth=[], parameters=[RETRY_AFTER],
+    responses=api_responses({201: UserPrivateSerializer}, 400, 409, 413, 415, 429),
+)
+class SignupConfirmView(_AnonymousView):
+    rate_limit = "signup_confirm"
+
+    def post(self, request: Request) -> Response:
+        serializer = SignupConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.signup_confirm(signup=serializer.validated_data["signup"])
+        return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(

@@ -1,4 +1,5 @@
-"""The links emailed to users, on Django's token generator: password reset and email verification.
+"""The links emailed to users, on Django's token generator: password reset and email verification;
+and the link that creates a pending signup's account, signed with Django's TimestampSigner.
 
 Both tokens are HMACs under SECRET_KEY with a timestamp and expire after PASSWORD_RESET_TIMEOUT.
 Each works once because its hash covers what using it changes: the password hash for a reset,
@@ -13,10 +14,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core import signing
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
-from users.models import User, user_id_from
+from users.models import PendingSignup, User, user_id_from
 
 
 class PasswordResetLinkTokenGenerator(PasswordResetTokenGenerator):
@@ -58,13 +60,29 @@ def user_from_uid(uid: str) -> User | None:
     return User.objects.alive().filter(pk=user_id, is_active=True).first()
 
 
-def _link(path: str, user: User, token: str) -> str:
-    return f"{settings.FRONTEND_URL.rstrip('/')}/{path}?{urlencode({'uid': uid_encode(user), 'token': token})}"
+def _link(path: str, **params: str) -> str:
+    return f"{settings.FRONTEND_URL.rstrip('/')}/{path}?{urlencode(params)}"
 
 
 def password_reset_link(user: User) -> str:
-    return _link("password-reset", user, password_reset_token.make_token(user))
+    return _link("password-reset", uid=uid_encode(user), token=password_reset_token.make_token(user))
 
 
 def email_verification_link(user: User) -> str:
-    return _link("verify-email", user, email_verification_token.make_token(user))
+    return _link("verify-email", uid=uid_encode(user), token=email_verification_token.make_token(user))
+
+
+_SIGNUP_SALT = "sidus.users.links.signup"
+
+
+def signup_link(signup: PendingSignup) -> str:
+    return _link("confirm-signup", token=signing.dumps(signup.pk, salt=_SIGNUP_SALT))
+
+
+def signup_from_token(token: str) -> PendingSignup | None:
+    """The pending signup a link names, while the link is younger than PASSWORD_RESET_TIMEOUT."""
+    try:
+        pk = signing.loads(token, salt=_SIGNUP_SALT, max_age=settings.PASSWORD_RESET_TIMEOUT)
+    except signing.BadSignature:  # SignatureExpired is one
+        return None
+    return PendingSignup.objects.filter(pk=pk).first() if isinstance(pk, int) else None

@@ -130,6 +130,26 @@ class User(AbstractUser):
             raise ValidationError({names.get(key, key): errors for key, errors in exc.error_dict.items()})
 
 
+class PendingSignup(models.Model):
+    """A registration waiting for its address to be confirmed, under SIGNUP_PREVENT_ENUMERATION.
+
+    Nothing of it shows (no user, no profile, no taken username) until the link sent to the
+    address is used: signing up with someone else's address tells the caller nothing, and a
+    signup whose address was taken leaves no row at all.
+    """
+
+    username = models.CharField(max_length=150)
+    email = models.EmailField()
+    password = models.CharField(max_length=128)  # the hash, as User keeps it
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    bio = models.TextField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"pending signup {self.pk}"
+
+
 class OutboxEmail(models.Model):
     """One email to send, written in the same transaction as the change that calls for it.
 
@@ -144,6 +164,8 @@ class OutboxEmail(models.Model):
         PASSWORD_RESET = "password_reset"
         PASSWORD_CHANGED = "password_changed"
         EMAIL_CHANGED = "email_changed"  # to the old address
+        SIGNUP_CONFIRM = "signup_confirm"  # with the link that creates a pending signup's account
+        SIGNUP_EXISTS = "signup_exists"  # to the owner of an address someone tried to sign up with
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -151,7 +173,9 @@ class OutboxEmail(models.Model):
         SKIPPED = "skipped"  # no longer wanted: the user was deleted, or the address changed
         FAILED = "failed"  # the mail server refused the address for good
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails", null=True, blank=True)
+    # Set instead of `user` for SIGNUP_CONFIRM; cleared when the signup is used or expires.
+    signup = models.ForeignKey(PendingSignup, on_delete=models.SET_NULL, related_name="emails", null=True, blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     to = models.EmailField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -164,4 +188,5 @@ class OutboxEmail(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} email to user {self.user_id} ({self.status})"
+        whom = f"user {self.user_id}" if self.user_id else "a pending signup"
+        return f"{self.get_kind_display()} email to {whom} ({self.status})"

@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from users import links
-from users.models import OutboxEmail, User
+from users.models import OutboxEmail, PendingSignup, User
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,18 @@ SUBJECTS = {
     Kind.PASSWORD_RESET: "Reset your sidus password",
     Kind.PASSWORD_CHANGED: "Your sidus password was changed",
     Kind.EMAIL_CHANGED: "Your sidus email address was changed",
+    Kind.SIGNUP_CONFIRM: "Confirm your address to create your sidus account",
+    Kind.SIGNUP_EXISTS: "Someone tried to sign up to sidus with your address",
 }
 
 
-def email_queue(*, user: User, kind: str, to: str | None = None) -> OutboxEmail:
-    """Write the row in the caller's transaction; publish it once that commits."""
-    email = OutboxEmail.objects.create(user=user, kind=kind, to=to or user.email)
+def email_queue(
+    *, kind: str, user: User | None = None, signup: PendingSignup | None = None, to: str | None = None
+) -> OutboxEmail:
+    """Write the row in the caller's transaction; publish it once that commits. An email is for a
+    user, or (SIGNUP_CONFIRM) for a pending signup, which has no user yet."""
+    recipient = user if user is not None else signup
+    email = OutboxEmail.objects.create(user=user, signup=signup, kind=kind, to=to or recipient.email)
     transaction.on_commit(lambda: email_publish(email_id=email.pk))
     return email
 
@@ -52,6 +58,11 @@ def email_publish(*, email_id: int) -> None:
 
 def _context(email: OutboxEmail) -> dict[str, Any] | None:
     """What the templates need, or None when the email is no longer wanted."""
+    if email.kind == Kind.SIGNUP_CONFIRM:
+        if email.signup is None:
+            return None  # used or expired meanwhile
+        return {"user": email.signup, "to": email.to, "signup_link": links.signup_link(email.signup),
+                "timeout_hours": max(1, settings.PASSWORD_RESET_TIMEOUT // 3600)}
     user = email.user
     if user.deleted_at is not None or not user.is_active:
         return None
@@ -98,7 +109,7 @@ def email_send(*, email_id: int) -> bool:
     with transaction.atomic():
         email = (
             OutboxEmail.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("user")
+            .select_related("user", "signup")
             .filter(pk=email_id, status=OutboxEmail.Status.PENDING)
             .first()
         )

@@ -110,6 +110,8 @@ class _UserWriteSerializer(StrictInputMixin, serializers.ModelSerializer):
         value = User.objects.normalize_email(value)
         for validator in EMAIL_VALIDATORS:
             validator(value)
+        if self.context.get("email_may_be_taken"):
+            return value  # the caller handles a taken address without saying so (services.signup_request)
         return self._unique_ci("email", value)
 
 

@@ -2,8 +2,11 @@
 import functools
 import logging
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,7 +16,7 @@ from rest_framework.exceptions import ValidationError
 
 from users import cache
 from users.loop_db import loop_db
-from users.models import OutboxEmail, User
+from users.models import OutboxEmail, PendingSignup, User
 from users.outbox import email_queue
 from users.serializers import PRIVATE_FIELDS
 
@@ -50,13 +53,60 @@ def user_create(
 ) -> User:
     user = User(username=username, email=email, first_name=first_name, last_name=last_name, bio=bio)
     user.set_password(password)
+    return _user_insert(user)
+
+
+def _user_insert(user: User, *, signup: PendingSignup | None = None) -> User:
+    """Save a new user with its welcome email (and use up the signup it comes from); 409 if taken."""
     try:
         with transaction.atomic():
             user.save()
+            if signup is not None:
+                signup.delete()
             email_queue(user=user, kind=OutboxEmail.Kind.WELCOME)
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)
     return user
+
+
+# --- Signup that tells nobody who has an account (SIGNUP_PREVENT_ENUMERATION) -----------------
+
+
+def signup_request(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    first_name: str = "",
+    last_name: str = "",
+    bio: str = "",
+) -> None:
+    """Register without saying whether the address has an account: the same work either way (one
+    password hash, one lookup, one email queued). A new address gets a link that creates the
+    account (`signup_confirm`); the owner of a taken one, a notice. Nothing else shows."""
+    signup = PendingSignup(username=username, email=email, password=make_password(password), first_name=first_name,
+                           last_name=last_name, bio=bio)
+    owner = User.objects.named("email", email).first()
+    with transaction.atomic():
+        if owner is None:
+            signup.save()
+            email_queue(kind=OutboxEmail.Kind.SIGNUP_CONFIRM, signup=signup)
+        else:
+            email_queue(kind=OutboxEmail.Kind.SIGNUP_EXISTS, user=owner)
+
+
+def signup_confirm(*, signup: PendingSignup) -> User:
+    """The account of a signup whose link was used: its address is verified by that. 409 if the
+    username or the address was taken since."""
+    user = User(username=signup.username, email=signup.email, password=signup.password, email_verified=True,
+                first_name=signup.first_name, last_name=signup.last_name, bio=signup.bio)
+    return _user_insert(user, signup=signup)
+
+
+def signups_expire() -> int:
+    """Forget pending signups whose links have expired."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
+    return PendingSignup.objects.filter(created_at__lt=cutoff).delete()[0]
 
 
 def user_update(

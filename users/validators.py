@@ -11,12 +11,14 @@ from django_registration.validators import (
     validate_confusables_email,
 )
 
+from users.models import fold
+
 _reserved = ReservedNameValidator(reserved_names=frozenset(DEFAULT_RESERVED_NAMES))
 
 
 def validate_not_reserved(value: str) -> None:
-    """django-registration compares case-sensitively; a reserved name is reserved in any case."""
-    _reserved(value.casefold())
+    """django-registration compares case-sensitively; a reserved name is reserved in any spelling that folds alike."""
+    _reserved(fold(value))
 
 
 USERNAME_VALIDATORS = [validate_confusables, validate_not_reserved]

@@ -2,6 +2,7 @@
 from typing import Any
 
 from adrf.viewsets import GenericViewSet
+from django.conf import settings
 from django.utils.cache import add_never_cache_headers, get_conditional_response
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
 from users import cache, etags, services
-from users.account_serializers import CurrentPasswordSerializer
+from users.account_serializers import CurrentPasswordSerializer, DetailSerializer
 from users.models import MAX_USER_ID, User, user_id_from
 from users.permissions import IsSelf
 from users.ratelimits import ActionThrottle
@@ -28,6 +29,7 @@ from users.serializers import (
 # Actions anyone may call, and methods no action serves (None: 405 rather than a 401 that
 # suggests logging in would help). They skip authentication: retrieve must not depend on who asks.
 _PUBLIC_ACTIONS = {"acreate", "aretrieve", None}
+SIGNUP_ACCEPTED = "Check your inbox: the link sent to this address creates the account."
 
 
 USER_ID = OpenApiParameter(
@@ -105,13 +107,21 @@ class UserViewSet(OneHopMixin, GenericViewSet):
         summary="Register",
         description="Creates a user and queues a welcome email. Answers the private representation "
                     "(with the email). Usernames are NFKC-normalized and unique whatever their case; "
-                    "mixed-script look-alikes and reserved names (admin, root, support, ...) are refused.",
+                    "mixed-script look-alikes and reserved names (admin, root, support, ...) are refused. "
+                    "With SIGNUP_PREVENT_ENUMERATION on, every valid signup answers 202 instead, whether or not "
+                    "the address has an account: the account is created by the link emailed to the address "
+                    "(`POST /auth/signup/confirm/`), and a taken address gets a notice; only a taken username "
+                    "is a 409.",
         request=UserCreateSerializer, parameters=[RETRY_AFTER],
-        responses=api_responses({201: UserPrivateSerializer}, 400, 409, 413, 415, 429),
+        responses=api_responses({201: UserPrivateSerializer, 202: DetailSerializer}, 400, 409, 413, 415, 429),
     )
     def acreate(self, request: Request) -> Response:
-        serializer = UserCreateSerializer(data=request.data)
+        quiet = settings.SIGNUP_PREVENT_ENUMERATION
+        serializer = UserCreateSerializer(data=request.data, context={"email_may_be_taken": quiet})
         serializer.is_valid(raise_exception=True)
+        if quiet:
+            services.signup_request(**serializer.validated_data)
+            return Response({"detail": SIGNUP_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
         user = services.user_create(**serializer.validated_data)
         return Response(UserPrivateSerializer(user).data, status=status.HTTP_201_CREATED)
 
