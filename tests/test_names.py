@@ -51,7 +51,7 @@ def test_a_spelling_logs_in_to_the_account_it_folds_to_and_to_no_other(api_clien
 
 
 @pytest.mark.parametrize("name, spelling, same", USERNAME_SPELLINGS)
-@limits(login_failed="100/m/ip,3/5m/key")
+@limits(login_failed="100/m/ip,3/1d/key")
 def test_every_spelling_that_reaches_an_account_shares_its_failed_login_lock(
     api_client, make_user, name, spelling, same
 ):
@@ -67,7 +67,7 @@ def test_every_spelling_that_reaches_an_account_shares_its_failed_login_lock(
 
 
 @pytest.mark.parametrize("name, spelling, same", USERNAME_SPELLINGS)
-@limits(login_failed="100/m/ip,3/5m/key")
+@limits(login_failed="100/m/ip,3/1d/key")
 def test_failures_under_any_spelling_lock_the_account_they_reach(api_client, make_user, name, spelling, same):
     make_user(username=name, password=PASSWORD)
     for _ in range(3):
@@ -95,7 +95,7 @@ def test_signup_under_another_spelling_of_a_taken_username(api_client, make_user
 
 
 @pytest.mark.parametrize("address, spelling, same", EMAIL_SPELLINGS)
-@limits(password_reset="100/m/ip,2/m/key")
+@limits(password_reset="100/m/ip,2/1d/key")
 def test_every_spelling_of_an_address_that_finds_the_account_shares_its_reset_limit(
     api_client, make_user, address, spelling, same
 ):

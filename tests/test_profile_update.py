@@ -204,7 +204,7 @@ async def test_a_token_from_before_a_soft_delete_stays_dead_after_a_restore(asgi
 
 async def test_the_update_rate_limit_counts_lean_writes_too(asgi_client, to_django, settings):
     settings.RATE_LIMITS_ENABLED = True
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "update": "3/m/user"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "update": "3/1d/user"}
     ada, bob = await make("ada"), await make("bob")
     for bio in ("one", "two", "three"):  # Django's, then two lean ones
         assert (await asgi_client.patch(f"{USERS}me/", json={"bio": bio}, headers=await auth(ada))).status_code == 200

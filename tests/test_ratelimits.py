@@ -19,7 +19,10 @@ USERS = "/api/v1/users/"
 
 
 def limits(**rates: str):
-    """override_settings for RATE_LIMITS, the defaults for every action not named."""
+    """override_settings for RATE_LIMITS, the defaults for every action not named.
+
+    django-ratelimit's windows are fixed, not sliding: a count restarts when its window ends. A
+    limit a test counts up to is given a day's window (1d), so that no window ends mid-test."""
     from django.conf import settings
 
     return override_settings(RATE_LIMITS={**settings.RATE_LIMITS, **rates})
@@ -56,7 +59,7 @@ def test_a_bad_rate_fails_the_system_check(spec):
 # --- failed logins -----------------------------------------------------------------------------
 
 
-@limits(login_failed="100/m/ip,3/5m/key")
+@limits(login_failed="100/m/ip,3/1d/key")
 def test_failed_logins_lock_that_username_even_with_the_right_password(api_client, make_user):
     ada, bob = make_user(username="ada"), make_user(username="bob")
     for _ in range(3):
@@ -67,20 +70,20 @@ def test_failed_logins_lock_that_username_even_with_the_right_password(api_clien
     assert ada.pk and bob.pk
 
 
-@limits(login_failed="100/m/ip,3/5m/key")
+@limits(login_failed="100/m/ip,3/1d/key")
 def test_successful_logins_do_not_count_as_failures(api_client, user):
     for _ in range(5):
         assert login(api_client, user.username).status_code == 200
 
 
-@limits(login_failed="100/m/ip,3/5m/key")
+@limits(login_failed="100/m/ip,3/1d/key")
 def test_an_unknown_username_locks_the_same_way(api_client):
     for _ in range(3):
         assert login(api_client, "nobody", "wrong").status_code == 401
     assert_429(login(api_client, "nobody", "wrong"))
 
 
-@limits(login_failed="3/m/ip,100/5m/key")
+@limits(login_failed="3/1d/ip,100/5m/key")
 def test_failed_logins_from_one_ip_lock_that_ip_only(api_client, user):
     for name in ("a", "b", "c"):
         assert login(api_client, name, "wrong").status_code == 401
@@ -89,7 +92,7 @@ def test_failed_logins_from_one_ip_lock_that_ip_only(api_client, user):
 
 
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"])
-@limits(login_failed="100/m/ip,2/5m/key")
+@limits(login_failed="100/m/ip,2/1d/key")
 def test_a_locked_username_answers_as_slowly_as_a_wrong_password(api_client, make_user):
     from users.services import user_soft_delete
 
@@ -112,7 +115,7 @@ def test_a_locked_username_answers_as_slowly_as_a_wrong_password(api_client, mak
         assert took > wrong / 2, (username, took, wrong)
 
 
-@limits(login_failed="100/m/ip,2/5m/key")
+@limits(login_failed="100/m/ip,2/1d/key")
 def test_the_admin_login_shares_the_failed_login_limit(make_user):
     make_user(username="boss", password=PASSWORD, is_staff=True, is_superuser=True)
     client = Client()
@@ -129,14 +132,14 @@ def test_the_admin_login_shares_the_failed_login_limit(make_user):
 # --- attempts ----------------------------------------------------------------------------------
 
 
-@limits(login="3/m/ip")
+@limits(login="3/1d/ip")
 def test_logins_per_ip(api_client, user):
     for _ in range(3):
         assert login(api_client, user.username).status_code == 200
     assert_429(login(api_client, user.username))
 
 
-@limits(signup="2/m/ip")
+@limits(signup="2/1d/ip")
 def test_signups_per_ip_count_failed_ones_too(api_client):
     assert api_client.post(USERS, {"username": "x"}, format="json").status_code == 400
     payload = {"username": "first", "email": "first@example.com", "password": PASSWORD}
@@ -146,7 +149,7 @@ def test_signups_per_ip_count_failed_ones_too(api_client):
     assert not User.objects.filter(username="second").exists()
 
 
-@limits(refresh="2/m/ip")
+@limits(refresh="2/1d/ip")
 def test_refreshes_per_ip(api_client, user):
     refresh = login(api_client, user.username).json()["refresh"]
     for _ in range(2):
@@ -155,7 +158,7 @@ def test_refreshes_per_ip(api_client, user):
     assert_429(api_client.post("/api/v1/auth/token/refresh/", {"refresh": refresh}, format="json"))
 
 
-@limits(update="2/m/user")
+@limits(update="2/1d/user")
 def test_profile_updates_per_user(api_client, user, make_user):
     for bio in ("one", "two"):
         assert api_client.patch(f"{USERS}me/", {"bio": bio}, format="json", **bearer(user)).status_code == 200
@@ -168,7 +171,7 @@ def test_profile_updates_per_user(api_client, user, make_user):
 
 
 @override_settings(RATE_LIMITS_ENABLED=False)
-@limits(login="1/m/ip", login_failed="1/m/ip")
+@limits(login="1/1d/ip", login_failed="1/1d/ip")
 def test_switched_off_nothing_is_limited(api_client, user):
     for _ in range(3):
         assert login(api_client, user.username, "wrong").status_code == 401
@@ -199,7 +202,7 @@ def test_client_ip(settings, proxies, remote, forwarded, expected):
     assert client_ip(_Request(remote, forwarded)) == expected
 
 
-@limits(login="2/m/ip")
+@limits(login="2/1d/ip")
 def test_a_forged_forwarded_for_does_not_escape_the_limit(api_client, user):
     for n in range(2):
         assert login(api_client, user.username, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code == 200
