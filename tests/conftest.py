@@ -12,6 +12,13 @@ PASSWORD = "correct-horse-battery-9"
 _counter = itertools.count(1)
 
 
+def pytest_collection_modifyitems(items: list) -> None:
+    """A test that starts a Celery worker (the `inbox` fixture does) is slow: `-m "not slow"` skips it."""
+    for item in items:
+        if "celery_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

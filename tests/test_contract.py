@@ -15,7 +15,7 @@ from tests.servers import ROOT, running_workers, wait_until
 from users.models import User
 from users.tokens import token_pair
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 EXAMPLES = "40"
 SEED = "20261128"

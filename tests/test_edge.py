@@ -1,39 +1,77 @@
-"""Django's request rules as the ASGI layers apply them: the same answer as HttpRequest gives."""
-import pytest
-from django.test import RequestFactory
+"""The edge's request model against Django's own: the same scope, read by `EdgeRequest` and by
+Django's `ASGIRequest`, gives the same headers, host, scheme and content type."""
+import io
 
-from sidus import edge
+import pytest
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidus.edge import request as edge_request
+from sidus.edge.request import EdgeRequest, accepts_plain_json, host_allowed
+
+NAMES = [b"host", b"accept", b"content-type", b"x-forwarded-proto", b"x_forwarded_proto", b"x-forwarded-host",
+         b"x-forwarded-for", b"authorization", b"if-none-match", b"cookie"]
+VALUES = [b"localhost", b"localhost:8000", b"127.0.0.1", b"evil.example", b"", b"https", b"http", b"https, http",
+          b"application/json", b"application/json; charset=latin-1", b"text/html", b"[::1]:80", b"a,b",
+          b"Application/JSON;Charset=UTF-8", b"*/*"]
 
 
 @pytest.fixture
 def proxied(settings):
     """DJANGO_HTTPS's setting: X-Forwarded-Proto decides the scheme."""
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    edge.proxy_ssl_header.cache_clear()
+    edge_request.proxy_ssl_header.cache_clear()
     yield
-    edge.proxy_ssl_header.cache_clear()
+    edge_request.proxy_ssl_header.cache_clear()
 
 
-@pytest.mark.parametrize("connection, header, expected", [
-    ("http", None, False),
-    ("https", None, True),
-    ("http", b"https", True),
-    ("https", b"http", False),  # the proxy's word wins over the connection's
-    ("http", b"https, http", True),  # only the first value counts
-    ("http", b"http,https", False),
-    ("http", b" https ", True),
-])
-def test_the_scheme_is_djangos(proxied, connection, header, expected):
-    assert edge.is_secure({"scheme": connection}, header) is expected
-    meta = {"wsgi.url_scheme": connection}
-    if header is not None:
-        meta["HTTP_X_FORWARDED_PROTO"] = header.decode()
-    assert RequestFactory().get("/", **meta).is_secure() is expected
+def scope_of(headers, scheme="http") -> dict:
+    return {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": headers,
+            "scheme": scheme, "server": ("testserver", 80), "client": ("10.0.0.1", 1234)}
+
+
+def django_host(request: ASGIRequest) -> tuple[str, bool]:
+    try:
+        return request.get_host(), True
+    except DisallowedHost:
+        return request._get_raw_host(), False
+
+
+headers_strategy = st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(VALUES)), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers_strategy, st.sampled_from(["http", "https"]), st.booleans())
+def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_proxy):
+    from django.test import override_settings
+
+    proxy = ("HTTP_X_FORWARDED_PROTO", "https") if behind_proxy else None
+    with override_settings(SECURE_PROXY_SSL_HEADER=proxy):
+        edge_request.proxy_ssl_header.cache_clear()
+        scope = scope_of(headers, scheme)
+        ours, theirs = EdgeRequest.of(scope), ASGIRequest(scope, io.BytesIO(b""))
+        for name, value in ours.headers.items():
+            meta = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}.get(
+                name.decode(), "HTTP_" + name.decode().upper().replace("-", "_"))
+            assert theirs.META[meta] == value.decode("latin-1")
+        assert len(ours.headers) == sum(1 for key in theirs.META if key.startswith("HTTP_") or key == "CONTENT_TYPE")
+        host, allowed = django_host(theirs)
+        assert ours.host.decode("latin-1") == host and host_allowed(ours.host) is allowed
+        assert ours.secure is theirs.is_secure()
+        assert ours.content_type() == (theirs.content_type, theirs.content_params)
+    edge_request.proxy_ssl_header.cache_clear()
 
 
 def test_without_a_proxy_header_setting_the_header_means_nothing():
-    assert edge.proxy_ssl_header() is None
-    assert edge.is_secure({"scheme": "http"}, b"https") is False
+    assert edge_request.proxy_ssl_header() is None
+    assert EdgeRequest.of(scope_of([(b"x-forwarded-proto", b"https")])).secure is False
+
+
+def test_an_underscore_header_cannot_pose_as_the_proxys(proxied):
+    request = EdgeRequest.of(scope_of([(b"x_forwarded_proto", b"https")]))
+    assert request.secure is False and b"x_forwarded_proto" not in request.headers
 
 
 @pytest.mark.parametrize("accept, plain", [
@@ -41,9 +79,4 @@ def test_without_a_proxy_header_setting_the_header_means_nothing():
     (b"text/html", False), (b"application/json; indent=4", False), (b"text/*", False), (b"text/plain", False),
 ])
 def test_plain_json_is_what_drf_renders_without_parameters(accept, plain):
-    assert edge.accepts_plain_json(accept) is plain
-
-
-def test_hosts_as_allowed_hosts_says(settings):
-    assert edge.host_allowed(b"localhost:8000") and edge.host_allowed(b"127.0.0.1")
-    assert not edge.host_allowed(b"evil.example") and not edge.host_allowed(b"")
+    assert accepts_plain_json(accept) is plain

@@ -107,3 +107,50 @@ async def test_asgi_stops_a_large_chunked_body(asgi_client, close_db_connections
     response = await asgi_client.post(USERS, content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert await sync_to_async(User.objects.count)() == 0
+
+
+# --- The edge's two reproductions (issue 17): every path answers a body as Django does -----------
+
+
+async def chunks(body: bytes, size: int = 5):
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("if_match", [None, "*"])
+async def test_a_deep_body_with_a_bad_token_is_a_json_401_on_every_path(asgi_client, loading, if_match):
+    deep = b'{"bio": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    headers = {"Authorization": "Bearer x", "Content-Type": "application/json"}
+    if if_match:
+        headers["If-Match"] = if_match
+    response = await asgi_client.patch(f"{USERS}me/", content=deep, headers=headers)
+    assert response.status_code == 401 and response.headers["content-type"] == "application/json"
+    assert "detail" in response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("if_match", [None, "*"])
+async def test_a_chunked_patch_is_applied_as_the_same_body_with_a_length(asgi_client, loading, listening, if_match):
+    user = await sync_to_async(User.objects.create_user)("chunky", "chunky@example.com", PASSWORD, bio="old")
+    headers = {**{"Authorization": (await sync_to_async(bearer)(user))["HTTP_AUTHORIZATION"]},
+               "Content-Type": "application/json", **({"If-Match": if_match} if if_match else {})}
+    for _ in range(2):  # Django's answer, then the edge's once it learnt the headers
+        written = await asgi_client.patch(f"{USERS}me/", content=chunks(b'{"bio": "new"}'), headers=headers)
+        assert written.status_code == 200 and written.json()["bio"] == "new"
+        assert written.request.headers["transfer-encoding"] == "chunked"
+    await user.arefresh_from_db()
+    assert user.bio == "new"
+    refused = await asgi_client.patch(f"{USERS}me/", content=chunks(b'{"is_staff": true, "bio": 12}'),
+                                      headers=headers)
+    assert refused.status_code == 400 and set(refused.json()) == {"is_staff", "bio"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_chunked_posts_are_read_whole(asgi_client, close_db_connections):
+    body = b'{"username": "chunked", "email": "chunked@example.com", "password": "' + PASSWORD.encode() + b'"}'
+    created = await asgi_client.post(USERS, content=chunks(body), headers={"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    login = b'{"username": "chunked", "password": "' + PASSWORD.encode() + b'"}'
+    token = await asgi_client.post(TOKEN, content=chunks(login), headers={"Content-Type": "application/json"})
+    assert token.status_code == 200 and "access" in token.json()

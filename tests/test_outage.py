@@ -15,7 +15,7 @@ from tests.test_workers import seen_everywhere, warm
 from users import cache, services
 from users.models import User
 
-pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server]
+pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from sidus.edge.answers import templates
 from tests.conftest import PASSWORD, bearer
 from users import services
 from users.cache import local_cache, user_cache_key
@@ -25,19 +26,19 @@ VARYING = ("date", "expires", "etag", "content-length")  # per answer; the rest 
 @pytest.fixture
 def to_django(asgi_client, loading, listening):
     """The paths of the requests that reached Django, through the whole ASGI app."""
-    layer = asgi_client._transport.app.app.application_mapping["http"].app  # cache -> router -> body limit -> PATCH
-    django_app, layer.app = layer.app, None
-    layer.templates.clear()
+    edge = asgi_client._transport.app
+    django_app = edge.django
+    templates.clear()
     calls: list[str] = []
 
     async def counting(scope, receive, send):
         calls.append(f"{scope['method']} {scope['path']}")
         return await django_app(scope, receive, send)
 
-    layer.app = counting
+    edge.django = counting
     yield calls
-    layer.app = django_app
-    layer.templates.clear()
+    edge.django = django_app
+    templates.clear()
 
 
 async def make(name: str, **fields) -> User:

@@ -215,6 +215,7 @@ SERVER_LIMITS = {"RATE_LIMITS_ENABLED": "true", "RATE_LIMIT_LOGIN_FAILED": "50/m
                  "RATE_LIMIT_LOGIN": "8/m/ip"}
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_server_locks_one_username_while_another_logs_in():
     User.objects.create_user("victim", "victim@example.com", PASSWORD)
@@ -236,6 +237,7 @@ def test_server_locks_one_username_while_another_logs_in():
 
 
 @needs_redis_server
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_server_fails_open_when_redis_stops():
     User.objects.create_user("open", "open@example.com", PASSWORD)

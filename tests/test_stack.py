@@ -126,6 +126,7 @@ def compose_command(service: str, port: int | None = None) -> list[str]:
 
 
 @needs_redis_server
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
     redis_server = RedisServer()

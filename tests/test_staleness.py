@@ -22,7 +22,7 @@ from users.cache import shared
 from users.cache.connection import REDIS_TIMEOUT
 from users.models import User
 
-pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server]
+pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, pytest.mark.slow]
 
 BOUND = 1.0  # USER_CACHE_MAX_STALENESS, as shipped
 SLACK = 0.15  # a heartbeat in flight and the read itself

@@ -10,7 +10,7 @@ from tests.conftest import PASSWORD, bearer
 from tests.servers import running_workers, wait_until
 from users.models import User
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 WORKERS = 3
 

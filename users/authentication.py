@@ -16,25 +16,28 @@ def password_fingerprint(user: Any) -> str:
     return user.get_session_auth_hash()[:32]
 
 
-def _session_to_check(token: Any, user: Any) -> str | None:
-    """The session a token of the current password names (to look up in the logout denylist);
-    None when the token is stale already: issued before the last password change, or sessionless."""
+# What `token_refusal` reads of the user's row: the edge loads exactly these.
+TOKEN_FIELDS = ("id", "password", "session_epoch", "is_active", "deleted_at")
+
+
+async def token_refusal(token: Any, user: Any) -> str | None:
+    """The one check of a valid token against its user's row, for DRF's authentication and the
+    edge alike: None if it may act, else why not. No token for inactive or deleted users; none
+    issued before the last password change or soft delete (the fingerprint covers both); none of
+    a logged-out session."""
+    if not user_can_authenticate(user):
+        return "user_inactive"
     session = token.get(SESSION_CLAIM)
     if token.get(PASSWORD_CLAIM) != password_fingerprint(user) or not isinstance(session, str):
-        return None
-    return session
+        return "token_not_valid"
+    if await cache.session_is_revoked(session):
+        return "token_not_valid"
+    return None
 
 
 def token_is_current(token: Any, user: Any) -> bool:
-    """False for a token issued before the user's last password change, or for a logged-out session."""
-    session = _session_to_check(token, user)
-    return session is not None and not cache.session_is_revoked(session)
-
-
-async def token_is_current_async(token: Any, user: Any) -> bool:
-    """`token_is_current` on the event loop (the ASGI layer's writes)."""
-    session = _session_to_check(token, user)
-    return session is not None and not await cache.session_is_revoked_async(session)
+    """`token_refusal` from sync code (the refresh serializer): True if the token may act."""
+    return cache.run_sync(token_refusal, token, user) is None
 
 
 def validated_token(authorization: bytes) -> Any | None:
@@ -62,9 +65,10 @@ class JWTAuthentication(BaseJWTAuthentication):
 
     def get_user(self, validated_token: Any) -> Any:
         user = super().get_user(validated_token)
-        if not user_can_authenticate(user):
+        refusal = cache.run_sync(token_refusal, validated_token, user)
+        if refusal == "user_inactive":
             raise AuthenticationFailed("User is inactive", code="user_inactive")
-        if not token_is_current(validated_token, user):
+        if refusal is not None:
             raise AuthenticationFailed("Token is no longer valid.", code="token_not_valid")
         return user
 

@@ -1,5 +1,4 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -10,15 +9,12 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from psycopg import sql
-from psycopg.rows import dict_row
 from rest_framework.exceptions import ValidationError
 
-from users import cache
+from users import cache, queries
 from users.loop_db import loop_db
 from users.models import OutboxEmail, PendingSignup, User
 from users.outbox import email_queue
-from users.serializers import PRIVATE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -144,46 +140,29 @@ def user_update(
     return user
 
 
-async def profile_update_async(
-    *, user_id: int, password: str, session_epoch: int, data: dict[str, str], secure: bool = False
-) -> User | None:
-    """`user_update` of the text fields alone, on the event loop: the ASGI layer's lean PATCH.
+async def profile_update_async(*, user: User, data: dict[str, str], secure: bool = False) -> User | None:
+    """`user_update` of the text fields alone, on the event loop: the edge's lean PATCH.
 
-    One UPDATE, only while the row is alive, active and still has `password` and `session_epoch`,
-    what the caller checked the token against: a password change or a soft delete (and restore)
-    committed since wins, and the answer is None (the caller lets Django answer). No signal
-    fires, so the change is invalidated here, as `_users_bulk_update` does, and the new public
-    answer for the request's scheme (`secure`) is kept in L2 at once: every worker's next read
-    of the profile is a Redis hit, not a PostgreSQL read.
+    One UPDATE, only while the row is alive, active and still has the password and session epoch
+    `user` was read with, which the caller checked the token against: a password change or a soft
+    delete (and restore) committed since wins, and the answer is None (the caller lets Django
+    answer). No signal fires, so the change is invalidated here, as `_users_bulk_update` does,
+    and the new public answer for the request's scheme (`secure`) is kept in L2 at once: every
+    worker's next read of the profile is a Redis hit, not a PostgreSQL read.
     """
     if not data or not set(data) <= TEXT_FIELDS:
         raise ValueError(f"not a text field update: {sorted(data)}")
-    updated_at = timezone.now()
-    fields = tuple(data)
-    generation = await cache.read_generation(user_id)  # before the write: see invalidate_users_async
+    generation = await cache.read_generation(user.pk)  # before the write: see invalidate_users_async
+    query = queries.update_where(tuple(data), where=("password", "session_epoch"), returning=queries.PRIVATE_ROW)
+    params = [*data.values(), timezone.now(), user.pk, user.password, user.session_epoch]
     async with loop_db.connection() as connection:
-        cursor = connection.cursor(row_factory=dict_row)
-        query = _text_update_sql(fields)
-        params = [*data.values(), updated_at, user_id, password, session_epoch]
-        row = await (await cursor.execute(query, params)).fetchone()
+        row = await (await connection.execute(query, params)).fetchone()
     if row is None:
         return None
-    user = User(**row, updated_at=updated_at)
-    fresh = {user_id: (cache.loader.render(user, secure), generation)}
-    await cache.invalidate_users_async([user_id], fresh=fresh)
-    return user
-
-
-@functools.lru_cache(maxsize=16)
-def _text_update_sql(fields: tuple[str, ...]) -> str:
-    """The UPDATE of `profile_update_async` for these fields, composed once (identifiers quoted)."""
-    return sql.SQL(
-        'UPDATE "user" SET {changes}, updated_at = %s WHERE id = %s AND password = %s AND session_epoch = %s '
-        "AND is_active AND deleted_at IS NULL RETURNING {columns}"
-    ).format(
-        changes=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(field)) for field in fields),
-        columns=sql.SQL(", ").join(map(sql.Identifier, PRIVATE_FIELDS)),
-    ).as_string(None)
+    updated = queries.user_from_row(dict(zip(queries.PRIVATE_ROW, row)))
+    fresh = {user.pk: (cache.loader.render(updated, secure), generation)}
+    await cache.invalidate_users_async([user.pk], fresh=fresh)
+    return updated
 
 
 def user_soft_delete(*, user: User) -> User:

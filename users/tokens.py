@@ -70,7 +70,7 @@ class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSeria
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
         user = User.objects.filter(pk=refresh.get(api_settings.USER_ID_CLAIM)).first()
-        if user is None or not api_settings.USER_AUTHENTICATION_RULE(user) or not token_is_current(refresh, user):
+        if user is None or not token_is_current(refresh, user):
             raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
         data = {"access": str(refresh.access_token)}
         refresh.blacklist()  # rotation: the token just used never works again

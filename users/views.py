@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
-from users import cache, etags, services
+from users import etags, services
 from users.account_serializers import CurrentPasswordSerializer, DetailSerializer
 from users.models import MAX_USER_ID, User, user_id_from
 from users.permissions import IsSelf
@@ -97,10 +97,7 @@ class UserViewSet(OneHopMixin, GenericViewSet):
         elif response.status_code == 200 and _is_plain_json(response):
             # The ETag names the plain JSON bytes; other renderings (HTML, indent=4) get none.
             response["ETag"] = self.etag
-            not_modified = get_conditional_response(request, etag=self.etag, response=response)
-            if not_modified is not response:
-                not_modified["X-Cache"] = response["X-Cache"]
-                return not_modified
+            return get_conditional_response(request, etag=self.etag, response=response)
         return response
 
     @extend_schema(
@@ -127,28 +124,18 @@ class UserViewSet(OneHopMixin, GenericViewSet):
 
     @extend_schema(
         summary="Read a public profile",
-        description="Anyone may read it; no email. Served from memory or Redis when cached; a token, "
-                    "valid or not, changes nothing.",
+        description="Anyone may read it; no email. Served from memory or Redis when cached (X-Cache says "
+                    "where from); a token, valid or not, changes nothing.",
         auth=[], parameters=[USER_ID, X_CACHE, IF_NONE_MATCH, ETAG],
         responses=api_responses({200: UserPublicSerializer, 304: NOT_MODIFIED}, 404),
     )
     async def aretrieve(self, request: Request, pk: str) -> Response:
-        self.headers["X-Cache"] = "MISS"  # also on the 404s: every GET says where it came from
-        user_id = parse_user_id(pk)
-        # The ASGI layer asks only after it found nothing in L2: no second look.
-        data, self.etag, self.headers["X-Cache"] = await cache.user_public_data(
-            user_id, self._load_public, read_l2=not cache.capturing(request)
-        )
-        if data is None:
-            raise NotFound()
-        return Response(data, headers=cache.cacheable_headers(request, user_id))
-
-    async def _load_public(self, user_id: int) -> tuple[dict[str, Any], str] | None:
-        user = await self.get_queryset().filter(pk=user_id).afirst()
+        user = await self.get_queryset().filter(pk=parse_user_id(pk)).afirst()
         if user is None:
-            return None
+            raise NotFound()
         data = UserPublicSerializer(user).data
-        return data, etags.representation_etag(data, user.updated_at)
+        self.etag = etags.representation_etag(data, user.updated_at)
+        return Response(data)
 
     @extend_schema(
         summary="Update a profile",

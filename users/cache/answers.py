@@ -3,8 +3,8 @@ tiers keep it (L1 as the object, L2 as bytes), and its conditional (304) form.""
 from dataclasses import dataclass, field
 
 # Kept in a 304, as Django's own `get_conditional_response` keeps them (RFC 9110 15.4.5), plus the
-# security headers every answer carries.
-_NOT_MODIFIED_DROPS = frozenset({b"content-type", b"content-length", b"allow"})
+# security headers every answer carries; CommonMiddleware then says Content-Length: 0.
+_NOT_MODIFIED_DROPS = frozenset({b"content-type", b"allow"})
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class CachedResponse:
         key = (tier, True) if not_modified else tier
         kept = self._headers.get(key)
         if kept is None:
-            kept = [(n, v) for n, v in self.headers if not (not_modified and n.lower() in _NOT_MODIFIED_DROPS)]
+            kept = [(n, b"0" if not_modified and n.lower() == b"content-length" else v) for n, v in self.headers
+                    if not (not_modified and n.lower() in _NOT_MODIFIED_DROPS)]
             kept.append((b"X-Cache", tier))
             self._headers[key] = kept
         return kept

@@ -1,9 +1,9 @@
 """Each worker's sender of invalidation messages and heartbeats, on its event loop.
 
-The writer's thread queues its ids and waits on a plain future until the group message is out,
-so that when a write is answered every worker has been told, without an `async_to_sync` hop per
-write. The ids queued while a send is in flight go out together in the next one: one send in
-flight per worker, so a burst of writes cannot flood the listeners' channels.
+A writer queues its ids and waits until the group message is out, so that when a write is
+answered every worker has been told. The ids queued while a send is in flight go out together in
+the next one: one send in flight per worker, so a burst of writes cannot flood the listeners'
+channels.
 
 Every message names its sender (`origin`) and numbers it (`seq`, consecutive per process), so a
 listener that misses one sees the gap. When no write needs a message, an empty one goes out every
@@ -11,7 +11,6 @@ quarter of USER_CACHE_MAX_STALENESS: the heartbeat. Coming back to its own sende
 group, it proves that everything sent before it was received (each channel is a FIFO).
 """
 import asyncio
-import concurrent.futures
 import itertools
 import os
 import threading
@@ -57,11 +56,16 @@ class Broadcaster:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids: set[int] = set()
-        # Writers' threads wait on concurrent futures, the loop's own writers on asyncio ones.
-        self._waiters: list[concurrent.futures.Future | asyncio.Future] = []
+        self._waiters: list[asyncio.Future] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._stopping = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The worker's event loop, while this broadcaster runs on it."""
+        loop = self._loop
+        return loop if loop is not None and loop.is_running() else None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -88,19 +92,10 @@ class Broadcaster:
         if self._ids:
             await self._send()
 
-    def send(self, user_ids: list[int]) -> concurrent.futures.Future | None:
-        """Queue ids from any thread but the loop's; the future resolves once they are sent (or
-        holds the error). None where no worker loop runs: the caller sends the message itself."""
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            return None
-        sent: concurrent.futures.Future = concurrent.futures.Future()
-        loop.call_soon_threadsafe(self._queue, user_ids, sent)
-        return sent
-
     async def send_async(self, user_ids: list[int], timeout: float) -> None:
-        """The same from the loop itself (the ASGI layer's writes): returns once the ids are sent,
-        raises what the send raised, or TimeoutError after `timeout` seconds."""
+        """Queue ids on this worker's loop (the edge's writes, and sync writers through `run_sync`):
+        returns once the ids are sent, raises what the send raised, or TimeoutError after `timeout`
+        seconds. On any other loop (shell, Celery) the message is sent at once."""
         if self._loop is not asyncio.get_running_loop():  # no broadcaster on this loop: send it here
             message = invalidation_message(user_ids)
             await asyncio.wait_for(
@@ -118,7 +113,7 @@ class Broadcaster:
         if loop is not None and loop.is_running() and self._wake is not None:
             loop.call_soon_threadsafe(self._wake.set)
 
-    def _queue(self, user_ids: list[int], sent: concurrent.futures.Future | asyncio.Future) -> None:
+    def _queue(self, user_ids: list[int], sent: asyncio.Future) -> None:
         self._ids.update(user_ids)
         self._waiters.append(sent)
         if self._wake is not None:

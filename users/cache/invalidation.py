@@ -1,10 +1,10 @@
 """After a change commits: bump the generation, delete L2, drop the writer's L1 entry, and tell
-every worker. `invalidate_users` is sync, for on_commit callbacks, the admin and the shell;
-`invalidate_users_async` does the same on the event loop, for the ASGI layer's own writes.
+every worker. One implementation, `invalidate_users_async`, on an event loop; `invalidate_users`
+runs it from sync code (on_commit callbacks, the admin, the shell).
 
 In a worker the group message goes out through its loop's `broadcaster`, coalesced with other
-writers'; elsewhere (shell, Celery, management commands) it is sent here. Either way it is out
-before `invalidate_users` returns, unless Redis fails or hangs: then the ids are kept and resent.
+writers'; elsewhere (shell, Celery, management commands) it is sent directly. Either way it is out
+before the call returns, unless Redis fails or hangs: then the ids are kept and resent.
 """
 import threading
 from collections.abc import Iterable, Mapping
@@ -17,8 +17,8 @@ from redis.exceptions import RedisError
 
 from users.cache import shared
 from users.cache.answers import CachedResponse
-from users.cache.broadcast import broadcaster, invalidation_message
-from users.cache.connection import _once_more, redis_call, redis_client, redis_health
+from users.cache.broadcast import broadcaster
+from users.cache.connection import redis_call, redis_client, redis_health, run_sync
 from users.cache.keys import (
     GENERATION_TTL,
     INVALIDATION_GROUP,
@@ -64,28 +64,10 @@ def _queue_invalidation(
 
 
 def invalidate_users(user_ids: Iterable[int]) -> None:
-    """Forget users everywhere after their change committed. Sync: for on_commit, admin, shell."""
-    user_ids = list(user_ids)
-    ids = _take_pending(user_ids)
-    try:
-        if ids:
-            connection = get_redis_connection("default")
-            _once_more(lambda: _queue_invalidation(connection.pipeline(transaction=True), ids).execute())
-    except (RedisError, OSError) as exc:
-        _keep_pending(ids, exc)
-        ids = []
-    finally:
-        # After L2 is gone: a reader here that got the old L2 entry cannot keep it (its L1 token
-        # is older than this), and one that comes later finds the new row.
-        local_cache.invalidate(user_ids)
-    if not ids:
-        return
-    try:
-        _broadcast(ids)
-    except Exception as exc:  # RedisError, OSError, a hung Redis (TimeoutError)
-        _keep_pending(ids, exc)
-    else:
-        redis_health.succeeded()
+    """Forget users everywhere after their change committed, from sync code (on_commit callbacks,
+    the admin, the shell, Celery): `invalidate_users_async`, run on the worker's loop or this
+    process's own (`run_sync`)."""
+    run_sync(invalidate_users_async, list(user_ids))
 
 
 async def invalidate_users_async(
@@ -118,15 +100,6 @@ async def invalidate_users_async(
         _keep_pending(ids, exc)
     else:
         redis_health.succeeded()
-
-
-def _broadcast(ids: list[int]) -> None:
-    sent = broadcaster.send(ids)
-    if sent is None:  # no worker loop in this process
-        message = invalidation_message(ids)
-        _once_more(lambda: async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, message))
-    else:
-        sent.result(timeout=BROADCAST_TIMEOUT)
 
 
 def clear_all_users() -> int:

@@ -1,10 +1,6 @@
 """Every Redis key and Channels name of the user cache, in one place."""
 INVALIDATION_GROUP = "sidus.users.invalidate"
 INVALIDATION_MESSAGE = "users.invalidate"
-# Set by the view on a cacheable public representation, only when the ASGI layer asked for it
-# (CAPTURE_SCOPE_KEY in the scope); the layer strips it, so no client ever sees it.
-CACHEABLE_HEADER = "X-Sidus-Cacheable"
-CAPTURE_SCOPE_KEY = "sidus.capture"
 GENERATION_TTL = 7 * 86400
 
 

@@ -1,18 +1,18 @@
 """Misses without Django: the public row read with psycopg's async pool on the event loop, and
 rendered into the very bytes and headers Django gave for another user.
 
-Django answers the first miss of each scheme (http or https); its headers become the template,
-in which only Content-Length and ETag change from user to user. The body is the same serializer
-and renderer the view uses. Unknown and deleted users, and any failure (PostgreSQL away, the
-pool busy), go to Django, which answers 404 or 503. The templates are forgotten when the worker
-stops (the ASGI lifespan).
+Django answers the first miss of each scheme (http or https); its headers become the template
+(`sidus.edge.answers.templates`), in which only Content-Length and ETag change from user to user.
+The body is the same serializer and renderer the view uses, the query the view's own queryset
+(`users.queries`). Unknown and deleted users, and any failure (PostgreSQL away, the pool busy),
+go to Django, which answers 404 or 503.
 """
 import logging
 
-from psycopg.rows import dict_row
 from rest_framework.renderers import JSONRenderer
 
-from sidus.edge import filled
+from sidus.edge.answers import body_of, render, shareable, templates
+from users import queries
 from users.cache.answers import CachedResponse
 from users.etags import body_etag
 from users.loop_db import loop_db
@@ -21,47 +21,44 @@ from users.serializers import UserPublicSerializer, representation
 
 logger = logging.getLogger("users.cache")
 
-_COLUMNS = ("id", "username", "first_name", "last_name", "bio", "date_joined", "updated_at")
-_SQL = f'SELECT {", ".join(_COLUMNS)} FROM "user" WHERE id = %s AND deleted_at IS NULL'
+ROUTE = "user-detail"
 
 
 class MissLoader:
-    def __init__(self) -> None:
-        self.templates: dict[bool, list[tuple[bytes, bytes]]] = {}
-
     async def stop(self) -> None:
-        self.templates.clear()
+        templates.clear()
 
-    def learn(self, answer: CachedResponse) -> None:
-        """Django's answer for one user: the headers every answer on this scheme will carry."""
-        self.templates[answer.secure] = answer.headers
+    def learn(self, start: dict | None, messages: list[dict], secure: bool) -> CachedResponse | None:
+        """Django's answer for one profile, as the edge may keep it (`shareable`), or None; its
+        headers become the template of every answer on this scheme."""
+        if start is None or not shareable(start["status"], start.get("headers", [])):
+            return None
+        templates.learn((ROUTE, secure), start["status"], start["headers"])
+        return CachedResponse.of(start["status"], start["headers"], body_of(messages[1:]), secure)
 
     async def load(self, user_id: int, secure: bool) -> CachedResponse | None:
         """The answer Django would give, or None: then ask Django."""
-        template = self.templates.get(secure)
-        if template is None:
+        if templates.get((ROUTE, secure)) is None:
             return None
         try:
             async with loop_db.connection() as conn:
-                row = await (await conn.cursor(row_factory=dict_row).execute(_SQL, (user_id,))).fetchone()
+                cursor = await conn.execute(queries.select_by_id(queries.PUBLIC_ROW, alive=True), [user_id])
+                row = await cursor.fetchone()
         except Exception as exc:  # whatever it is, Django answers instead (503 if PostgreSQL is away)
             logger.debug("Miss loader fell back to Django: %r", exc)
             return None
         if row is None:
             return None
-        return _render(User(**row), template, secure)  # CPU only: a DRF serializer and the JSON renderer
+        return self.render(queries.user_from_row(dict(zip(queries.PUBLIC_ROW, row))), secure)
 
     def render(self, user: User, secure: bool) -> CachedResponse | None:
         """The answer Django would give for `user` as it is in memory (a writer's own row), or
         None before Django answered a first miss on this scheme."""
-        template = self.templates.get(secure)
-        return _render(user, template, secure) if template is not None else None
-
-
-def _render(user: User, template: list[tuple[bytes, bytes]], secure: bool) -> CachedResponse:
-    body = JSONRenderer().render(representation(UserPublicSerializer, user))
-    values = {b"content-length": str(len(body)).encode(), b"etag": body_etag(body, user.updated_at).encode()}
-    return CachedResponse.of(200, filled(template, values), body, secure)
+        template = templates.get((ROUTE, secure))
+        if template is None:
+            return None
+        body = JSONRenderer().render(representation(UserPublicSerializer, user))
+        return CachedResponse.of(200, render(template, body, body_etag(body, user.updated_at).encode()), body, secure)
 
 
 loader = MissLoader()

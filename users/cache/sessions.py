@@ -16,19 +16,8 @@ def session_revoke(session_id: str, *, ttl: timedelta) -> None:
         redis_health.failed(exc)  # its refresh token is blacklisted anyway; the access token ages out
 
 
-def session_is_revoked(session_id: str) -> bool:
+async def session_is_revoked(session_id: str) -> bool:
     """Fails open while Redis is away: one warning per outage, no 5xx for every logged-in user."""
-    if not redis_health.available():
-        return False
-    try:
-        return bool(get_redis_connection("default").exists(revoked_session_key(session_id)))
-    except (RedisError, OSError) as exc:
-        redis_health.failed(exc)
-        return False
-
-
-async def session_is_revoked_async(session_id: str) -> bool:
-    """`session_is_revoked` on the event loop (the ASGI layer's writes), failing open the same way."""
     if not redis_health.available():
         return False
     try:

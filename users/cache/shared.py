@@ -1,8 +1,6 @@
-"""L2: the answers of the ASGI layer in Redis, shared by every worker, stored only if no write
+"""L2: the answers of the edge in Redis, shared by every worker, stored only if no write
 committed since the generation was read (a Lua check-and-set), and read with the generation in
 one MGET, shared by the readers of one turn of the loop (`reads`)."""
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +9,7 @@ from redis.exceptions import RedisError
 from users.cache import reads
 from users.cache.answers import CachedResponse, decode, encode
 from users.cache.connection import redis_call, redis_client, redis_health
-from users.cache.keys import CACHEABLE_HEADER, CAPTURE_SCOPE_KEY, user_cache_key, user_generation_key
+from users.cache.keys import user_cache_key, user_generation_key
 
 # Store only if the generation is still the one read before the database: a write that committed
 # (and bumped it) in between wins.
@@ -64,33 +62,3 @@ def store_command(user_id: int, answer: CachedResponse, generation: bytes | int)
     """The arguments of EVAL that keeps `answer` if the generation is still `generation`."""
     return (_SET_IF_GENERATION, 2, user_cache_key(user_id), user_generation_key(user_id), generation,
             encode(answer), settings.USER_CACHE_L2_TTL)
-
-
-async def user_public_data(
-    user_id: int, load: Callable[[int], Awaitable[tuple[dict[str, Any], str] | None]], *, read_l2: bool = True
-) -> tuple[dict[str, Any] | None, str | None, str]:
-    """For Django's own path: the public data, its ETag and where it came from ("L2" or "MISS").
-
-    Django's answers to other media types are not stored: L2 holds only what the ASGI layer
-    serves, and the layer has read it already when it asks Django (`read_l2=False`).
-    """
-    if read_l2:
-        answer, _ = await read_answer(user_id)
-        if answer is not None:
-            return json.loads(answer.body), (answer.etag or b"").decode() or None, "L2"
-    loaded = await load(user_id)
-    if loaded is None:
-        return None, None, "MISS"
-    data, etag = loaded
-    return data, etag, "MISS"
-
-
-def capturing(request: Any) -> bool:
-    """True when the ASGI layer will keep this answer (it asked for it in the scope)."""
-    scope = getattr(request, "scope", None) or {}
-    return bool(scope.get(CAPTURE_SCOPE_KEY))
-
-
-def cacheable_headers(request: Any, user_id: int) -> dict[str, str]:
-    """Marks a response as the public representation of `user_id`, if the ASGI layer will keep it."""
-    return {CACHEABLE_HEADER: str(user_id)} if capturing(request) else {}

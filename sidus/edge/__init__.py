@@ -1,0 +1,163 @@
+"""The edge: the one ASGI layer in front of Django, and the only one.
+
+Every HTTP request goes through it once:
+1. Its route is looked up in one table (`Route`s, each a URL name of Django's URLconf and the
+   methods the edge may answer there). Requests of no route go on to Django untouched, but for
+   their body.
+2. A body, if the client announced one, is read here, once, under DATA_UPLOAD_MAX_MEMORY_SIZE
+   (over it: 413, before anything is spooled to disk), and handed to Django with its length
+   declared: a chunked body is read as the same body with a Content-Length is.
+3. A routed request becomes one `EdgeRequest` (Django's header, host and scheme rules), and its
+   route's handler answers it, or hands it to Django (`Django`), whose answer is then final.
+
+Django is the oracle: a handler answers only what it can tell Django would answer the same way,
+with the same validators, checks and columns, and with headers learnt from Django's own answers
+(`answers`). Anything else, any doubt and any error is Django's. `Edge(..., routes=())` is the
+same project with no fast path, which tests/test_differential.py compares against this one.
+"""
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.urls import reverse
+from rest_framework.utils import json
+
+from sidus.edge.answers import kept_answer
+from sidus.edge.request import (
+    BodyTooLarge,
+    EdgeRequest,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    replaying,
+)
+from sidus.exception_handler import request_too_large_detail
+
+__all__ = ["Django", "Edge", "EdgeRequest", "Route"]
+
+
+class Django:
+    """Django's answer to a routed request, with the body the edge read."""
+
+    def __init__(self, app: Callable, scope: Scope, receive: Receive) -> None:
+        self.app, self.scope, self.receive = app, scope, receive
+
+    async def answer(self, send: Send) -> None:
+        await self.app(self.scope, self.receive, send)
+
+    async def kept(self, *, drop: frozenset[bytes] = frozenset()) -> tuple[dict | None, list[dict]]:
+        """Django's whole answer, kept (`answers.kept_answer`), asked without the `drop` headers."""
+        scope = self.scope
+        if drop:
+            scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n not in drop]}
+        return await kept_answer(self.app, scope, self.receive)
+
+
+Handler = Callable[[EdgeRequest, Any, Send, Django], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Requests the edge may answer: `methods` on the URL named `name`. A URL with a `kwarg`
+    (the user's id) passes its value through `parse`, which says None for values no object can
+    have (then it is Django's 404)."""
+
+    name: str
+    methods: frozenset[str]
+    handler: Handler
+    kwarg: str | None = None
+    parse: Callable[[str], Any] | None = None
+
+    def pattern(self) -> re.Pattern[str]:
+        if self.kwarg is None:
+            return re.compile(re.escape(reverse(self.name)) + r"\Z")
+        marker = "0edge0"  # any value the URL's converter accepts, to split the reversed path around
+        prefix, suffix = reverse(self.name, kwargs={self.kwarg: marker}).split(marker)
+        return re.compile(re.escape(prefix) + r"([^/]+)" + re.escape(suffix) + r"\Z")
+
+
+_KNOWN_PATHS = 10_000  # remembered paths, then forgotten all at once: a bound, whatever clients make up
+_NO_MATCH = (None, None)
+
+
+class Edge:
+    def __init__(self, django: Callable, *, routes: Iterable[Route], lifespan: Callable | None = None) -> None:
+        self.django = django
+        self.routes = tuple(routes)
+        self.lifespan = lifespan
+        self._patterns: list[tuple[Route, re.Pattern[str]]] | None = None
+        self._paths: dict[str, tuple[list[Route] | None, Any]] = {}  # path -> its routes and argument
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.lifespan is not None:
+                return await self.lifespan(scope, receive, send)
+            return await self.django(scope, receive, send)
+        route, argument = self._route(scope)
+        request = EdgeRequest.of(scope)
+        if not request.has_body:
+            if route is None:
+                return await self.django(scope, receive, send)
+            return await route.handler(request, argument, send, Django(self.django, scope, receive))
+        try:
+            body = await read_body(request, receive)
+        except BodyTooLarge:
+            return await _refuse_too_large(send)
+        if body is None:
+            return  # the client left
+        request.body = body
+        django = Django(self.django, request.with_body(), replaying(body, receive))
+        if route is None:
+            return await django.answer(send)
+        await route.handler(request, argument, send, django)
+
+    def _route(self, scope: Scope) -> tuple[Route | None, Any]:
+        path = scope["path"]
+        known = self._paths.get(path)
+        if known is None:
+            known = self._paths_of(path)
+        routes, argument = known
+        if routes is not None:
+            for route in routes:
+                if scope["method"] in route.methods:
+                    return route, argument
+        return _NO_MATCH
+
+    def _paths_of(self, path: str) -> tuple[list[Route] | None, Any]:
+        if self._patterns is None:
+            self._patterns = [(route, route.pattern()) for route in self.routes]
+        routes, argument = [], None
+        for route, pattern in self._patterns:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            value = route.parse(match.group(1)) if route.kwarg is not None else None
+            if route.kwarg is not None and value is None:
+                continue
+            routes.append(route)
+            argument = value
+        if len(self._paths) >= _KNOWN_PATHS:
+            self._paths.clear()
+        known = self._paths[path] = (routes or None, argument)
+        return known
+
+
+async def _refuse_too_large(send: Send) -> None:
+    body = json.dumps({"detail": request_too_large_detail()}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def tagged(send: Send, name: bytes, value: bytes) -> Send:
+    """`send` with one header added to the answer's start."""
+
+    async def send_tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (name, value)]}
+        await send(message)
+
+    return send_tagged

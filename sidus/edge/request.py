@@ -1,0 +1,186 @@
+"""The edge's one request model: the request as Django will see it, read in one pass.
+
+Each rule is Django's own, applied to the ASGI scope before Django builds its HttpRequest:
+- headers as `ASGIRequest` puts them in META: names with an underscore dropped (no smuggling
+  between `x_forwarded_proto` and `x-forwarded-proto`), repeated ones joined with ",";
+- the host as `HttpRequest.get_host()` finds it (USE_X_FORWARDED_HOST, then Host, then the
+  server's address) and checks it (ALLOWED_HOSTS, `validate_host`);
+- the scheme as `HttpRequest.scheme` decides it (SECURE_PROXY_SSL_HEADER's first value);
+- the content type and its charset as `HttpRequest` parses them (`parse_header_parameters`).
+The body is read by `read_body`, once, Content-Length or chunked, under the upload limit.
+"""
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import parse_header_parameters
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+# Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
+_JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
+_HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
+
+
+@dataclass(slots=True)
+class EdgeRequest:
+    scope: Scope
+    headers: dict[bytes, bytes]  # lower-case names, as Django joins and filters them
+    body: bytes | None = field(default=None)  # set by the edge once read (None: not read)
+
+    @classmethod
+    def of(cls, scope: Scope) -> "EdgeRequest":
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if b"_" in name:
+                continue
+            joined = headers.get(name)
+            headers[name] = value if joined is None else joined + b"," + value
+        return cls(scope, headers)
+
+    @property
+    def has_body(self) -> bool:
+        """Whether the client announced a body (a length, or chunks) that someone must read."""
+        return b"transfer-encoding" in self.headers or self.headers.get(b"content-length", b"0").strip() not in (
+            b"", b"0")
+
+    @property
+    def method(self) -> str:
+        return self.scope["method"]
+
+    @property
+    def path(self) -> str:
+        return self.scope["path"]
+
+    @property
+    def plain(self) -> bool:
+        """No query string, an allowed host, and an Accept that Django answers with plain JSON:
+        a request an edge route may answer (anything else is Django's alone)."""
+        return (not self.scope["query_string"] and host_allowed(self.host)
+                and accepts_plain_json(self.headers.get(b"accept", b"")))
+
+    @property
+    def host(self) -> bytes:
+        if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in self.headers:
+            return self.headers[b"x-forwarded-host"]
+        host = self.headers.get(b"host")
+        if host is not None:
+            return host
+        server = self.scope.get("server")
+        if not server:
+            return b"unknown"
+        name, port = server[0], str(server[1])
+        return (name if port == ("443" if self.secure else "80") else f"{name}:{port}").encode("latin-1")
+
+    @property
+    def secure(self) -> bool:
+        proxy = proxy_ssl_header()
+        if proxy is not None:
+            value = self.headers.get(proxy[0])
+            if value is not None:
+                return value.split(b",", 1)[0].strip() == proxy[1]
+        return self.scope.get("scheme") == "https"
+
+    def content_type(self) -> tuple[str, dict[str, str]]:
+        """The media type and its parameters (a `charset`, say), as HttpRequest reads them."""
+        return parse_header_parameters(self.headers.get(b"content-type", b"").decode("latin-1"))
+
+    @property
+    def client(self) -> str:
+        client = self.scope.get("client")
+        return client[0] if client else ""
+
+    def meta(self) -> dict[str, str]:
+        """What django-ratelimit and our client-IP rule read of META."""
+        meta = {"REMOTE_ADDR": self.client}
+        forwarded = self.headers.get(b"x-forwarded-for")
+        if forwarded is not None:
+            meta["HTTP_X_FORWARDED_FOR"] = forwarded.decode("latin-1")
+        return meta
+
+    def with_body(self) -> Scope:
+        """The scope to hand Django with the body read here: its length declared, so that a
+        chunked body is parsed as the same body with a Content-Length would be (Django reads a
+        body without one as empty)."""
+        headers = [(n, v) for n, v in self.scope["headers"] if n not in (b"content-length", b"transfer-encoding")]
+        headers.append((b"content-length", str(len(self.body or b"")).encode()))
+        return {**self.scope, "headers": headers}
+
+
+async def read_body(request: EdgeRequest, receive: Receive) -> bytes | None:
+    """The whole body, or None if the client left. BodyTooLarge past DATA_UPLOAD_MAX_MEMORY_SIZE: a
+    declared length is refused before anything is read, a chunked body as soon as it passes it."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    length = request.headers.get(b"content-length", b"").strip()
+    if length.isdigit() and int(length[:20]) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class BodyTooLarge(Exception):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE: refused with 413 before Django spools it to disk."""
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives Django the body read here, then the client's later messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+@functools.lru_cache(maxsize=1)
+def _allowed_hosts() -> tuple[str, ...]:
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]  # as HttpRequest.get_host()
+    return tuple(allowed)
+
+
+@functools.lru_cache(maxsize=128)
+def host_allowed(host: bytes) -> bool:
+    """Django's own ALLOWED_HOSTS check, remembered for the few hosts a deployment sees."""
+    domain, _ = split_domain_port(host.decode("latin-1"))
+    return bool(domain) and validate_host(domain, _allowed_hosts())
+
+
+@functools.lru_cache(maxsize=1)
+def proxy_ssl_header() -> tuple[bytes, bytes] | None:
+    """SECURE_PROXY_SSL_HEADER as a lower-case header name and its value: a request with it is https."""
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not header:
+        return None
+    return header[0].removeprefix("HTTP_").replace("_", "-").lower().encode(), header[1].encode("latin-1")
+
+
+@functools.lru_cache(maxsize=256)
+def accepts_plain_json(accept: bytes) -> bool:
+    """True if Django would answer this Accept header with plain JSON bytes.
+
+    Anything with parameters (`; indent=4`, `; q=0.9` changes DRF's output) or that could pick
+    the browsable API (text/html, text/*) goes to Django.
+    """
+    if not accept.strip():
+        return True
+    ranges = {part.strip() for part in accept.lower().split(b",")}
+    return all(b";" not in r for r in ranges) and ranges <= _HARMLESS_RANGES and bool(ranges & _JSON_RANGES)

@@ -1,0 +1,203 @@
+"""The profile's routes at the edge (sidus/edge): what it answers before Django, by Django's rules.
+
+- `read_profile`: GET/HEAD /users/{id}/ in plain JSON, from L1, else L2, else the miss loader
+  (the row read on the event loop and rendered into Django's own headers), 304s included, with
+  no thread hop. Django answers the first miss of each scheme, and everything that is not plain
+  JSON; the edge keeps an answer of Django's only if the answer itself allows it
+  (`sidus.edge.answers.shareable`).
+- `update_profile`: PATCH /users/me/ (or one's own /users/{id}/) of the fields no other row, no
+  email and no constraint depends on (`services.TEXT_FIELDS`), on the event loop. The body is
+  parsed by the API's own parser and validated by `UserUpdateSerializer` itself, the token by
+  simplejwt and `users.authentication.token_refusal`, the rate limit counted on the same keys;
+  the answer is `UserPrivateSerializer`'s in the headers Django gave the first such PATCH.
+  Everything else, every refusal and every error is Django's: it words them.
+"""
+import codecs
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from sidus.edge import Django, EdgeRequest, Route, tagged
+from sidus.edge.answers import render, templates
+from sidus.edge.request import Send
+from sidus.parsers import JSONParser
+from users import queries, ratelimits, services
+from users.authentication import TOKEN_FIELDS, token_refusal, validated_token
+from users.cache import local_cache, shared
+from users.cache.answers import CachedResponse, etag_matches
+from users.cache.loader import loader
+from users.etags import body_etag
+from users.loop_db import loop_db
+from users.models import User, user_id_from
+from users.serializers import UserPrivateSerializer, UserUpdateSerializer, representation
+
+logger = logging.getLogger(__name__)
+
+PROFILE = "user-detail"
+ME = "user-me"
+_CONDITIONAL = frozenset({b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since"})
+_DJANGOS_CONDITIONS = _CONDITIONAL - {b"if-none-match"}  # the edge answers If-None-Match alone
+_X_CACHE = b"X-Cache"
+
+
+# --- GET and HEAD /users/{id}/ ------------------------------------------------------------------
+
+
+async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: Django) -> None:
+    if not request.plain or _DJANGOS_CONDITIONS & request.headers.keys():
+        return await django.answer(tagged(send, _X_CACHE, b"MISS"))
+    secure = request.secure
+    if_none_match = request.headers.get(b"if-none-match")
+    answer = local_cache.get(user_id)
+    if answer is not None and answer.secure == secure:
+        return await _send_answer(send, request, answer, b"L1", if_none_match)
+    token = local_cache.token(user_id)
+    answer, generation = await shared.read_answer(user_id)
+    if answer is not None and answer.secure == secure:
+        local_cache.set(user_id, answer, token)
+        return await _send_answer(send, request, answer, b"L2", if_none_match)
+    if request.method != "GET":
+        return await django.answer(tagged(send, _X_CACHE, b"MISS"))
+    answer = await loader.load(user_id, secure)
+    if answer is None:
+        # Django's answer without the client's conditions (the edge answers those), kept if it may be.
+        start, messages = await django.kept(drop=_CONDITIONAL)
+        answer = loader.learn(start, messages, secure)
+        if answer is None:
+            if start is not None and start["status"] == 200 and _CONDITIONAL & request.headers.keys():
+                return await django.answer(tagged(send, _X_CACHE, b"MISS"))  # Django judges the condition
+            send = tagged(send, _X_CACHE, b"MISS")
+            for message in messages:
+                await send(message)
+            return
+    local_cache.set(user_id, answer, token)
+    await _send_answer(send, request, answer, b"MISS", if_none_match)
+    # Kept in L2 once the client has its answer: the generation guards against a write meanwhile.
+    await shared.store_answer(user_id, answer, generation)
+
+
+async def _send_answer(
+    send: Send, request: EdgeRequest, answer: CachedResponse, tier: bytes, if_none_match: bytes | None
+) -> None:
+    """`answer` from `tier`: its 200 (no body for HEAD), or a 304."""
+    if if_none_match is not None and etag_matches(if_none_match, answer.etag):
+        await send({"type": "http.response.start", "status": 304,
+                    "headers": answer.headers_for(tier, not_modified=True)})
+        return await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)})
+    await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else answer.body})
+
+
+# --- PATCH /users/me/ and /users/{own id}/ --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Patch:
+    """A PATCH the edge may answer, as far as can be told without I/O."""
+
+    token: Any
+    user_id: int
+    data: dict[str, str]
+
+
+async def update_profile(request: EdgeRequest, user_id: int | None, send: Send, django: Django) -> None:
+    patch = _lean_patch(request, user_id)
+    if patch is None:
+        return await django.answer(send)
+    key = (f"{ME if user_id is None else PROFILE} PATCH", request.secure)
+    template = templates.get(key)
+    if template is None:  # Django answers the first one of each route and scheme: its headers are the template
+        start, messages = await django.kept()
+        if start is not None:
+            templates.learn(key, start["status"], start.get("headers", []))
+        for message in messages:
+            await send(message)
+        return
+    user = await _write(request, patch)
+    if user is None:
+        return await django.answer(send)
+    body = JSONRenderer().render(representation(UserPrivateSerializer, user))
+    headers = render(template, body, body_etag(body, user.updated_at).encode())
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_parsers = [JSONParser()]
+
+
+def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | None:
+    """The PATCH, if the edge may answer it: no I/O, and no refusal worded here. Whatever raises
+    (a validator that would need the database, say) is Django's to answer."""
+    authorization = request.headers.get(b"authorization")
+    if authorization is None or b"if-match" in request.headers or not request.plain:
+        return None
+    try:
+        data = _parsed(request)
+        if not isinstance(data, dict) or not data or not data.keys() <= services.TEXT_FIELDS:
+            return None
+        serializer = UserUpdateSerializer(data=data, partial=True)
+        if not serializer.is_valid():
+            return None
+        token = validated_token(authorization)
+    except Exception as exc:  # noqa: BLE001  anything at all: Django answers it
+        logger.debug("Lean PATCH left to Django: %r", exc)
+        return None
+    user_id = user_id_from(str(token.get(jwt_settings.USER_ID_CLAIM))) if token is not None else None
+    if user_id is None or route_user_id not in (None, user_id):
+        return None
+    return _Patch(token, user_id, dict(serializer.validated_data))
+
+
+def _parsed(request: EdgeRequest) -> Any:
+    """The body as DRF's view would parse it: the parser its negotiation picks, the charset of the
+    content type if Python knows it (else DEFAULT_CHARSET, as HttpRequest.encoding says)."""
+    raw = request.headers.get(b"content-type", b"").decode("latin-1")
+    parser = DefaultContentNegotiation().select_parser(_ContentType(raw), _parsers)
+    if parser is None:
+        raise ValueError("unsupported media type")
+    media_type, params = request.content_type()
+    charset = params.get("charset")
+    try:
+        encoding = codecs.lookup(charset).name if charset else None
+    except LookupError:
+        encoding = None
+    return parser.parse(io.BytesIO(request.body or b""), media_type,
+                        {"encoding": encoding or settings.DEFAULT_CHARSET})
+
+
+@dataclass(frozen=True)
+class _ContentType:
+    content_type: str
+
+
+async def _write(request: EdgeRequest, patch: _Patch) -> User | None:
+    """The updated user, or None when Django must answer (a refusal, or PostgreSQL away)."""
+    try:
+        async with loop_db.connection() as connection:
+            cursor = await connection.execute(queries.select_by_id(TOKEN_FIELDS, alive=False), [patch.user_id])
+            row = await cursor.fetchone()
+        user = queries.user_from_row(dict(zip(TOKEN_FIELDS, row))) if row is not None else None
+        if user is None or await token_refusal(patch.token, user) is not None:
+            return None
+        if ratelimits.rates_for("update"):
+            caller = ratelimits.Caller(user, request.meta())
+            if await sync_to_async(ratelimits.hit, thread_sensitive=False)(caller, "update") is not None:
+                return None  # Django counts once more and answers 429
+        return await services.profile_update_async(user=user, data=patch.data, secure=request.secure)
+    except Exception as exc:  # noqa: BLE001  whatever it is, Django answers instead (503 if PostgreSQL is away)
+        logger.debug("Lean PATCH fell back to Django: %r", exc)
+        return None
+
+
+ROUTES = (
+    Route(PROFILE, frozenset({"GET", "HEAD"}), read_profile, kwarg="pk", parse=user_id_from),
+    Route(PROFILE, frozenset({"PATCH"}), update_profile, kwarg="pk", parse=user_id_from),
+    Route(ME, frozenset({"PATCH"}), update_profile),
+)
