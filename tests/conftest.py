@@ -75,9 +75,10 @@ def bearer(user: User) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def clean_user_cache(settings):
-    """Each test starts with empty tiers: no L2 keys, empty L1, no remembered outage."""
+    """Each test starts with empty tiers: no L2 keys, empty L1, no learnt headers, no remembered outage."""
     import redis
 
+    from sidus.edge.answers import templates
     from users import cache
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
@@ -85,6 +86,7 @@ def clean_user_cache(settings):
     cache.local_cache.disable()
     cache.redis_health.succeeded()
     cache._pending.clear()
+    templates.clear()
     yield
     cache.local_cache.disable()
 

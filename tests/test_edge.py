@@ -51,7 +51,7 @@ def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_
     with override_settings(SECURE_PROXY_SSL_HEADER=proxy):
         edge_request.proxy_ssl_header.cache_clear()
         scope = scope_of(headers, scheme)
-        ours, theirs = EdgeRequest.of(scope), ASGIRequest(scope, io.BytesIO(b""))
+        ours, theirs = EdgeRequest(scope, None), ASGIRequest(scope, io.BytesIO(b""))
         for name, value in ours.headers.items():
             meta = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}.get(
                 name.decode(), "HTTP_" + name.decode().upper().replace("-", "_"))
@@ -66,11 +66,11 @@ def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_
 
 def test_without_a_proxy_header_setting_the_header_means_nothing():
     assert edge_request.proxy_ssl_header() is None
-    assert EdgeRequest.of(scope_of([(b"x-forwarded-proto", b"https")])).secure is False
+    assert EdgeRequest(scope_of([(b"x-forwarded-proto", b"https")]), None).secure is False
 
 
 def test_an_underscore_header_cannot_pose_as_the_proxys(proxied):
-    request = EdgeRequest.of(scope_of([(b"x_forwarded_proto", b"https")]))
+    request = EdgeRequest(scope_of([(b"x_forwarded_proto", b"https")]), None)
     assert request.secure is False and b"x_forwarded_proto" not in request.headers
 
 
@@ -80,3 +80,51 @@ def test_an_underscore_header_cannot_pose_as_the_proxys(proxied):
 ])
 def test_plain_json_is_what_drf_renders_without_parameters(accept, plain):
     assert accepts_plain_json(accept) is plain
+
+
+# --- What the edge may replay: judged from Django's answer itself ------------------------------
+
+JSON_200 = [(b"content-type", b"application/json"), (b"vary", b"Accept"), (b"allow", b"GET")]
+
+
+@pytest.mark.parametrize("extra, replayable, shareable", [
+    ([], True, True),
+    ([(b"Vary", b"Accept, Accept-Encoding")], True, True),
+    ([(b"Vary", b"Cookie")], False, False),
+    ([(b"Vary", b"Accept, Origin")], False, False),
+    ([(b"Set-Cookie", b"a=b")], False, False),
+    ([(b"Access-Control-Allow-Origin", b"*")], False, False),
+    ([(b"Content-Language", b"fr")], False, False),
+    ([(b"Cache-Control", b"max-age=0, no-cache, no-store, must-revalidate, private")], True, False),
+    ([(b"Cache-Control", b"private")], True, False),
+    ([(b"Cache-Control", b"max-age=60")], True, True),
+])
+def test_an_answer_is_replayed_only_if_nothing_in_it_is_per_client(extra, replayable, shareable):
+    from sidus.edge import answers
+
+    assert answers.replayable(200, JSON_200 + extra) is replayable
+    assert answers.shareable(200, JSON_200 + extra) is shareable
+    assert not answers.replayable(404, JSON_200 + extra)
+    assert not answers.replayable(200, [(b"content-type", b"text/html")] + extra)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_profile_whose_answer_varies_per_client_stays_djangos(asgi_client, loading, listening, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    from tests.conftest import PASSWORD
+    from users.models import User
+    from users.views import UserViewSet
+
+    user = await sync_to_async(User.objects.create_user)("polyglot", "p@example.com", PASSWORD)
+    original = UserViewSet.aretrieve
+
+    async def localized(self, request, pk):
+        response = await original(self, request, pk)
+        response["Content-Language"] = request.headers.get("Accept-Language", "en")
+        return response
+
+    monkeypatch.setattr(UserViewSet, "aretrieve", localized)
+    for language in ("fr", "de", "fr"):
+        response = await asgi_client.get(f"/api/v1/users/{user.pk}/", headers={"Accept-Language": language})
+        assert response.headers["content-language"] == language and response.headers["x-cache"] == "MISS"

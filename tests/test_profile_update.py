@@ -1,4 +1,4 @@
-"""The lean PATCH: once Django answered one, the ASGI layer writes names and bio itself, with
+"""The lean PATCH: once Django answered one, the edge writes names and bio itself, with
 Django's very bytes and headers, and leaves every refusal and every other change to Django."""
 import time
 

@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 PROFILE = "user-detail"
 ME = "user-me"
-_CONDITIONAL = frozenset({b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since"})
-_DJANGOS_CONDITIONS = _CONDITIONAL - {b"if-none-match"}  # the edge answers If-None-Match alone
+# Conditions Django judges: the edge answers If-None-Match alone.
+_DJANGOS_CONDITIONS = frozenset({b"if-match", b"if-modified-since", b"if-unmodified-since"})
 _X_CACHE = b"X-Cache"
 
 
@@ -51,8 +51,8 @@ _X_CACHE = b"X-Cache"
 
 
 async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: Django) -> None:
-    if not request.plain or _DJANGOS_CONDITIONS & request.headers.keys():
-        return await django.answer(tagged(send, _X_CACHE, b"MISS"))
+    if not request.plain or not request.headers.keys().isdisjoint(_DJANGOS_CONDITIONS):
+        return await django.answer(request, tagged(send, _X_CACHE, b"MISS"))
     secure = request.secure
     if_none_match = request.headers.get(b"if-none-match")
     answer = local_cache.get(user_id)
@@ -64,15 +64,13 @@ async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: D
         local_cache.set(user_id, answer, token)
         return await _send_answer(send, request, answer, b"L2", if_none_match)
     if request.method != "GET":
-        return await django.answer(tagged(send, _X_CACHE, b"MISS"))
+        return await django.answer(request, tagged(send, _X_CACHE, b"MISS"))
     answer = await loader.load(user_id, secure)
     if answer is None:
-        # Django's answer without the client's conditions (the edge answers those), kept if it may be.
-        start, messages = await django.kept(drop=_CONDITIONAL)
+        # Django's answer, kept if it may be: a 200 (a 304 to the client's If-None-Match is passed on).
+        start, messages = await django.kept(request)
         answer = loader.learn(start, messages, secure)
         if answer is None:
-            if start is not None and start["status"] == 200 and _CONDITIONAL & request.headers.keys():
-                return await django.answer(tagged(send, _X_CACHE, b"MISS"))  # Django judges the condition
             send = tagged(send, _X_CACHE, b"MISS")
             for message in messages:
                 await send(message)
@@ -110,11 +108,11 @@ class _Patch:
 async def update_profile(request: EdgeRequest, user_id: int | None, send: Send, django: Django) -> None:
     patch = _lean_patch(request, user_id)
     if patch is None:
-        return await django.answer(send)
+        return await django.answer(request, send)
     key = (f"{ME if user_id is None else PROFILE} PATCH", request.secure)
     template = templates.get(key)
     if template is None:  # Django answers the first one of each route and scheme: its headers are the template
-        start, messages = await django.kept()
+        start, messages = await django.kept(request)
         if start is not None:
             templates.learn(key, start["status"], start.get("headers", []))
         for message in messages:
@@ -122,7 +120,7 @@ async def update_profile(request: EdgeRequest, user_id: int | None, send: Send, 
         return
     user = await _write(request, patch)
     if user is None:
-        return await django.answer(send)
+        return await django.answer(request, send)
     body = JSONRenderer().render(representation(UserPrivateSerializer, user))
     headers = render(template, body, body_etag(body, user.updated_at).encode())
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -130,6 +128,32 @@ async def update_profile(request: EdgeRequest, user_id: int | None, send: Send, 
 
 
 _parsers = [JSONParser()]
+
+
+class _UpdateValidation:
+    """`UserUpdateSerializer`'s own validation, on one instance per process.
+
+    Building a ModelSerializer's fields costs most of validating a small PATCH. Validation is
+    synchronous, and the edge runs it on its event loop's one thread, so one instance serves each
+    PATCH in turn, its per-run state (the data, and what `is_valid` keeps) cleared before each run.
+    """
+
+    _STATE = ("_validated_data", "_errors", "_data")
+
+    def __init__(self) -> None:
+        self._serializer: UserUpdateSerializer | None = None
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        serializer = self._serializer
+        if serializer is None:
+            serializer = self._serializer = UserUpdateSerializer(data=data, partial=True)
+        serializer.initial_data = data
+        for name in self._STATE:
+            serializer.__dict__.pop(name, None)
+        return dict(serializer.validated_data) if serializer.is_valid() else None
+
+
+_validate = _UpdateValidation()
 
 
 def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | None:
@@ -142,8 +166,8 @@ def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | Non
         data = _parsed(request)
         if not isinstance(data, dict) or not data or not data.keys() <= services.TEXT_FIELDS:
             return None
-        serializer = UserUpdateSerializer(data=data, partial=True)
-        if not serializer.is_valid():
+        validated = _validate(data)
+        if validated is None:
             return None
         token = validated_token(authorization)
     except Exception as exc:  # noqa: BLE001  anything at all: Django answers it
@@ -152,7 +176,7 @@ def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | Non
     user_id = user_id_from(str(token.get(jwt_settings.USER_ID_CLAIM))) if token is not None else None
     if user_id is None or route_user_id not in (None, user_id):
         return None
-    return _Patch(token, user_id, dict(serializer.validated_data))
+    return _Patch(token, user_id, validated)
 
 
 def _parsed(request: EdgeRequest) -> Any:

@@ -1,4 +1,4 @@
-"""PostgreSQL on the event loop, for what the ASGI layer reads and writes without Django: the
+"""PostgreSQL on the event loop, for what the edge reads and writes without Django: the
 cache's miss loader and the lean profile update.
 
 Django's connection settings on psycopg's async pool, in autocommit: each statement is its own

@@ -56,7 +56,7 @@ def parse_rates(spec: str) -> tuple[Rate, ...]:
 @dataclass(frozen=True)
 class Caller:
     """What the counters read of a request (its user and META), for a caller that has no Django
-    request: the ASGI layer's lean PATCH counts `update` with the very same keys."""
+    request: the edge's lean PATCH counts `update` with the very same keys."""
 
     user: Any
     META: dict[str, str]

@@ -32,7 +32,6 @@ from sidus.edge.request import (
     Scope,
     Send,
     read_body,
-    replaying,
 )
 from sidus.exception_handler import request_too_large_detail
 
@@ -40,20 +39,19 @@ __all__ = ["Django", "Edge", "EdgeRequest", "Route"]
 
 
 class Django:
-    """Django's answer to a routed request, with the body the edge read."""
+    """Django, as a route's handler asks it: with the body the edge read, and the final word."""
 
-    def __init__(self, app: Callable, scope: Scope, receive: Receive) -> None:
-        self.app, self.scope, self.receive = app, scope, receive
+    def __init__(self, app: Callable) -> None:
+        self.app = app
 
-    async def answer(self, send: Send) -> None:
-        await self.app(self.scope, self.receive, send)
+    async def answer(self, request: EdgeRequest, send: Send) -> None:
+        scope, receive = request.for_django()
+        await self.app(scope, receive, send)
 
-    async def kept(self, *, drop: frozenset[bytes] = frozenset()) -> tuple[dict | None, list[dict]]:
-        """Django's whole answer, kept (`answers.kept_answer`), asked without the `drop` headers."""
-        scope = self.scope
-        if drop:
-            scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n not in drop]}
-        return await kept_answer(self.app, scope, self.receive)
+    async def kept(self, request: EdgeRequest) -> tuple[dict | None, list[dict]]:
+        """Django's whole answer, kept (`answers.kept_answer`) for the handler to learn from."""
+        scope, receive = request.for_django()
+        return await kept_answer(self.app, scope, receive)
 
 
 Handler = Callable[[EdgeRequest, Any, Send, Django], Awaitable[None]]
@@ -86,6 +84,7 @@ _NO_MATCH = (None, None)
 class Edge:
     def __init__(self, django: Callable, *, routes: Iterable[Route], lifespan: Callable | None = None) -> None:
         self.django = django
+        self.to_django = Django(self._django)  # through self.django, which a test may swap
         self.routes = tuple(routes)
         self.lifespan = lifespan
         self._patterns: list[tuple[Route, re.Pattern[str]]] | None = None
@@ -97,22 +96,20 @@ class Edge:
                 return await self.lifespan(scope, receive, send)
             return await self.django(scope, receive, send)
         route, argument = self._route(scope)
-        request = EdgeRequest.of(scope)
-        if not request.has_body:
-            if route is None:
-                return await self.django(scope, receive, send)
-            return await route.handler(request, argument, send, Django(self.django, scope, receive))
-        try:
-            body = await read_body(request, receive)
-        except BodyTooLarge:
-            return await _refuse_too_large(send)
-        if body is None:
-            return  # the client left
-        request.body = body
-        django = Django(self.django, request.with_body(), replaying(body, receive))
+        request = EdgeRequest(scope, receive)
+        if request.has_body:
+            try:
+                request.body = await read_body(request)
+            except BodyTooLarge:
+                return await _refuse_too_large(send)
+            if request.body is None:
+                return  # the client left
         if route is None:
-            return await django.answer(send)
-        await route.handler(request, argument, send, django)
+            return await self.to_django.answer(request, send)
+        await route.handler(request, argument, send, self.to_django)
+
+    async def _django(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.django(scope, receive, send)
 
     def _route(self, scope: Scope) -> tuple[Route | None, Any]:
         path = scope["path"]

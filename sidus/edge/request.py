@@ -11,10 +11,11 @@ The body is read by `read_body`, once, Content-Length or chunked, under the uplo
 """
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import parse_header_parameters
 
@@ -29,35 +30,30 @@ _JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
 _HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
 
 
-@dataclass(slots=True)
 class EdgeRequest:
-    scope: Scope
-    headers: dict[bytes, bytes]  # lower-case names, as Django joins and filters them
-    body: bytes | None = field(default=None)  # set by the edge once read (None: not read)
+    """One request, as Django will see it. Built once per request by the edge, in one pass over
+    the headers; plain attributes and cached settings, as it is built for every hit of L1."""
 
-    @classmethod
-    def of(cls, scope: Scope) -> "EdgeRequest":
+    __slots__ = ("scope", "receive", "headers", "has_body", "body")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             if b"_" in name:
                 continue
             joined = headers.get(name)
             headers[name] = value if joined is None else joined + b"," + value
-        return cls(scope, headers)
-
-    @property
-    def has_body(self) -> bool:
-        """Whether the client announced a body (a length, or chunks) that someone must read."""
-        return b"transfer-encoding" in self.headers or self.headers.get(b"content-length", b"0").strip() not in (
+        self.headers = headers
+        # A body announced (a length, or chunks) must be read by someone: the edge reads it.
+        self.has_body = b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (
             b"", b"0")
+        self.body: bytes | None = None  # set once read
 
     @property
     def method(self) -> str:
         return self.scope["method"]
-
-    @property
-    def path(self) -> str:
-        return self.scope["path"]
 
     @property
     def plain(self) -> bool:
@@ -68,9 +64,10 @@ class EdgeRequest:
 
     @property
     def host(self) -> bytes:
-        if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in self.headers:
-            return self.headers[b"x-forwarded-host"]
-        host = self.headers.get(b"host")
+        headers = self.headers
+        if b"x-forwarded-host" in headers and _use_forwarded_host():
+            return headers[b"x-forwarded-host"]
+        host = headers.get(b"host")
         if host is not None:
             return host
         server = self.scope.get("server")
@@ -105,16 +102,25 @@ class EdgeRequest:
             meta["HTTP_X_FORWARDED_FOR"] = forwarded.decode("latin-1")
         return meta
 
-    def with_body(self) -> Scope:
-        """The scope to hand Django with the body read here: its length declared, so that a
-        chunked body is parsed as the same body with a Content-Length would be (Django reads a
-        body without one as empty)."""
+    def for_django(self) -> tuple[Scope, Receive]:
+        """The scope and receive to hand Django. With a body read here, its length is declared, so
+        that a chunked body is parsed as the same body with a Content-Length would be (Django reads
+        a body without one as empty), and the body is replayed to it."""
+        if self.body is None:
+            return self.scope, self.receive
         headers = [(n, v) for n, v in self.scope["headers"] if n not in (b"content-length", b"transfer-encoding")]
-        headers.append((b"content-length", str(len(self.body or b"")).encode()))
-        return {**self.scope, "headers": headers}
+        headers.append((b"content-length", str(len(self.body)).encode()))
+        return {**self.scope, "headers": headers}, replaying(self.body, self.receive)
 
 
-async def read_body(request: EdgeRequest, receive: Receive) -> bytes | None:
+@receiver(setting_changed)
+def _forget_settings(**kwargs: Any) -> None:
+    """The settings are read once; a test that overrides one gets it read again."""
+    for cached in (_use_forwarded_host, _allowed_hosts, host_allowed, proxy_ssl_header):
+        cached.cache_clear()
+
+
+async def read_body(request: EdgeRequest) -> bytes | None:
     """The whole body, or None if the client left. BodyTooLarge past DATA_UPLOAD_MAX_MEMORY_SIZE: a
     declared length is refused before anything is read, a chunked body as soon as it passes it."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -123,7 +129,7 @@ async def read_body(request: EdgeRequest, receive: Receive) -> bytes | None:
         raise BodyTooLarge()
     chunks, size = [], 0
     while True:
-        message = await receive()
+        message = await request.receive()
         if message["type"] != "http.request":
             return None
         chunk = message.get("body", b"")
@@ -147,6 +153,11 @@ def replaying(body: bytes, receive: Receive) -> Receive:
         return pending.pop() if pending else await receive()
 
     return replay
+
+
+@functools.lru_cache(maxsize=1)
+def _use_forwarded_host() -> bool:
+    return settings.USE_X_FORWARDED_HOST
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""L1: each worker's own bounded LRU of answers, read by the ASGI layer with no I/O."""
+"""L1: each worker's own bounded LRU of answers, read by the edge with no I/O."""
 import threading
 import time
 from collections import OrderedDict
