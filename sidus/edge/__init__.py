@@ -70,8 +70,6 @@ class Route:
     parse: Callable[[str], Any] | None = None
 
     def pattern(self) -> re.Pattern[str]:
-        if self.kwarg is None:
-            return re.compile(re.escape(reverse(self.name)) + r"\Z")
         marker = "0edge0"  # any value the URL's converter accepts, to split the reversed path around
         prefix, suffix = reverse(self.name, kwargs={self.kwarg: marker}).split(marker)
         return re.compile(re.escape(prefix) + r"([^/]+)" + re.escape(suffix) + r"\Z")
@@ -87,8 +85,8 @@ class Edge:
         self.to_django = Django(self._django)  # through self.django, which a test may swap
         self.routes = tuple(routes)
         self.lifespan = lifespan
-        self._patterns: list[tuple[Route, re.Pattern[str]]] | None = None
-        self._paths: dict[str, tuple[list[Route] | None, Any]] = {}  # path -> its routes and argument
+        self._urls: list[_Url] | None = None
+        self._paths: dict[str, tuple[tuple[Route, ...], Any]] = {}  # path -> its routes and argument
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,34 +110,53 @@ class Edge:
         await self.django(scope, receive, send)
 
     def _route(self, scope: Scope) -> tuple[Route | None, Any]:
-        path = scope["path"]
-        known = self._paths.get(path)
+        known = self._paths.get(scope["path"])
         if known is None:
-            known = self._paths_of(path)
+            known = self._paths_of(scope["path"])
         routes, argument = known
-        if routes is not None:
+        if routes:
+            method = scope["method"]
             for route in routes:
-                if scope["method"] in route.methods:
+                if method in route.methods:
                     return route, argument
         return _NO_MATCH
 
-    def _paths_of(self, path: str) -> tuple[list[Route] | None, Any]:
-        if self._patterns is None:
-            self._patterns = [(route, route.pattern()) for route in self.routes]
-        routes, argument = [], None
-        for route, pattern in self._patterns:
+    def _paths_of(self, path: str) -> tuple[tuple[Route, ...], Any]:
+        """The routes of a path not seen lately, and its argument: one match per URL of the table."""
+        if self._urls is None:
+            self._urls = _urls_of(self.routes)
+        known: tuple[tuple[Route, ...], Any] = ((), None)
+        for exact, pattern, parse, routes in self._urls:
+            if exact is not None:
+                if path == exact:
+                    known = (routes, None)
+                    break
+                continue
             match = pattern.match(path)
-            if match is None:
-                continue
-            value = route.parse(match.group(1)) if route.kwarg is not None else None
-            if route.kwarg is not None and value is None:
-                continue
-            routes.append(route)
-            argument = value
+            if match is not None and (value := parse(match.group(1))) is not None:
+                known = (routes, value)
+                break
         if len(self._paths) >= _KNOWN_PATHS:
             self._paths.clear()
-        known = self._paths[path] = (routes or None, argument)
+        self._paths[path] = known
         return known
+
+
+_Url = tuple[str | None, re.Pattern[str] | None, Callable[[str], Any] | None, tuple[Route, ...]]
+
+
+def _urls_of(routes: tuple[Route, ...]) -> list[_Url]:
+    """The routes grouped by URL, exact paths first: (path, or pattern and parse; routes)."""
+    grouped: dict[tuple[str, str | None], list[Route]] = {}
+    for route in routes:
+        grouped.setdefault((route.name, route.kwarg), []).append(route)
+    urls: list[_Url] = []
+    for (name, kwarg), group in grouped.items():
+        if kwarg is None:
+            urls.insert(0, (reverse(name), None, None, tuple(group)))
+        else:
+            urls.append((None, group[0].pattern(), group[0].parse, tuple(group)))
+    return urls
 
 
 async def _refuse_too_large(send: Send) -> None:
