@@ -21,10 +21,7 @@ VALUES = [b"localhost", b"localhost:8000", b"127.0.0.1", b"evil.example", b"", b
 @pytest.fixture
 def proxied(settings):
     """DJANGO_HTTPS's setting: X-Forwarded-Proto decides the scheme."""
-    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    edge_request.proxy_ssl_header.cache_clear()
-    yield
-    edge_request.proxy_ssl_header.cache_clear()
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # read again on setting_changed
 
 
 def scope_of(headers, scheme="http") -> dict:
@@ -49,7 +46,6 @@ def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_
 
     proxy = ("HTTP_X_FORWARDED_PROTO", "https") if behind_proxy else None
     with override_settings(SECURE_PROXY_SSL_HEADER=proxy):
-        edge_request.proxy_ssl_header.cache_clear()
         scope = scope_of(headers, scheme)
         ours, theirs = EdgeRequest(scope, None), ASGIRequest(scope, io.BytesIO(b""))
         for name, value in ours.headers.items():
@@ -61,11 +57,10 @@ def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_
         assert ours.host.decode("latin-1") == host and host_allowed(ours.host) is allowed
         assert ours.secure is theirs.is_secure()
         assert ours.content_type() == (theirs.content_type, theirs.content_params)
-    edge_request.proxy_ssl_header.cache_clear()
 
 
 def test_without_a_proxy_header_setting_the_header_means_nothing():
-    assert edge_request.proxy_ssl_header() is None
+    assert edge_request._rules.proxy is None
     assert EdgeRequest(scope_of([(b"x-forwarded-proto", b"https")]), None).secure is False
 
 

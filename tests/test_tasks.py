@@ -129,4 +129,5 @@ def test_a_refused_address_fails_alone_and_does_not_block_the_outbox(settings, c
     good.refresh_from_db()
     assert (bad.status, good.status) == (OutboxEmail.Status.FAILED, OutboxEmail.Status.SENT)
     assert len(smtp.inbox.to("somebody@example.com")) == 1
-    assert "nobody@example.com" not in caplog.text
+    # Our logs name no address; the SMTP server the test runs (aiosmtpd, logger "mail.log") may.
+    assert not [r for r in caplog.records if r.name != "mail.log" and "nobody@example.com" in r.getMessage()]

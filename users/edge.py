@@ -57,12 +57,16 @@ async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: D
     if_none_match = request.headers.get(b"if-none-match")
     answer = local_cache.get(user_id)
     if answer is not None and answer.secure == secure:
-        return await _send_answer(send, request, answer, b"L1", if_none_match)
+        start, body = _messages(request, answer, b"L1", if_none_match)
+        await send(start)
+        return await send(body)
     token = local_cache.token(user_id)
     answer, generation = await shared.read_answer(user_id)
     if answer is not None and answer.secure == secure:
         local_cache.set(user_id, answer, token)
-        return await _send_answer(send, request, answer, b"L2", if_none_match)
+        start, body = _messages(request, answer, b"L2", if_none_match)
+        await send(start)
+        return await send(body)
     if request.method != "GET":
         return await django.answer(request, tagged(send, _X_CACHE, b"MISS"))
     answer = await loader.load(user_id, secure)
@@ -76,21 +80,22 @@ async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: D
                 await send(message)
             return
     local_cache.set(user_id, answer, token)
-    await _send_answer(send, request, answer, b"MISS", if_none_match)
+    start, body = _messages(request, answer, b"MISS", if_none_match)
+    await send(start)
+    await send(body)
     # Kept in L2 once the client has its answer: the generation guards against a write meanwhile.
     await shared.store_answer(user_id, answer, generation)
 
 
-async def _send_answer(
-    send: Send, request: EdgeRequest, answer: CachedResponse, tier: bytes, if_none_match: bytes | None
-) -> None:
-    """`answer` from `tier`: its 200 (no body for HEAD), or a 304."""
+def _messages(
+    request: EdgeRequest, answer: CachedResponse, tier: bytes, if_none_match: bytes | None
+) -> tuple[dict, dict]:
+    """The two ASGI messages of `answer` from `tier`: its 200 (no body for HEAD), or a 304."""
     if if_none_match is not None and etag_matches(if_none_match, answer.etag):
-        await send({"type": "http.response.start", "status": 304,
-                    "headers": answer.headers_for(tier, not_modified=True)})
-        return await send({"type": "http.response.body", "body": b""})
-    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)})
-    await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else answer.body})
+        start = {"type": "http.response.start", "status": 304, "headers": answer.headers_for(tier, not_modified=True)}
+        return start, {"type": "http.response.body", "body": b""}
+    start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)}
+    return start, {"type": "http.response.body", "body": b"" if request.scope["method"] == "HEAD" else answer.body}
 
 
 # --- PATCH /users/me/ and /users/{own id}/ --------------------------------------------------------

@@ -47,8 +47,8 @@ class EdgeRequest:
             headers[name] = value if joined is None else joined + b"," + value
         self.headers = headers
         # A body announced (a length, or chunks) must be read by someone: the edge reads it.
-        self.has_body = b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (
-            b"", b"0")
+        length = headers.get(b"content-length")
+        self.has_body = b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
         self.body: bytes | None = None  # set once read
 
     @property
@@ -59,13 +59,12 @@ class EdgeRequest:
     def plain(self) -> bool:
         """No query string, an allowed host, and an Accept that Django answers with plain JSON:
         a request an edge route may answer (anything else is Django's alone)."""
-        return (not self.scope["query_string"] and host_allowed(self.host)
-                and accepts_plain_json(self.headers.get(b"accept", b"")))
+        return not self.scope["query_string"] and _rules.plain_for(self.host, self.headers.get(b"accept", b""))
 
     @property
     def host(self) -> bytes:
         headers = self.headers
-        if b"x-forwarded-host" in headers and _use_forwarded_host():
+        if b"x-forwarded-host" in headers and _rules.use_forwarded_host:
             return headers[b"x-forwarded-host"]
         host = headers.get(b"host")
         if host is not None:
@@ -78,7 +77,7 @@ class EdgeRequest:
 
     @property
     def secure(self) -> bool:
-        proxy = proxy_ssl_header()
+        proxy = _rules.proxy
         if proxy is not None:
             value = self.headers.get(proxy[0])
             if value is not None:
@@ -114,10 +113,8 @@ class EdgeRequest:
 
 
 @receiver(setting_changed)
-def _forget_settings(**kwargs: Any) -> None:
-    """The settings are read once; a test that overrides one gets it read again."""
-    for cached in (_use_forwarded_host, _allowed_hosts, host_allowed, proxy_ssl_header):
-        cached.cache_clear()
+def _read_settings_again(**kwargs: Any) -> None:
+    _rules.load()
 
 
 async def read_body(request: EdgeRequest) -> bytes | None:
@@ -155,33 +152,43 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-@functools.lru_cache(maxsize=1)
-def _use_forwarded_host() -> bool:
-    return settings.USE_X_FORWARDED_HOST
+class _Rules:
+    """The settings the request model reads, read once, and read again when a test overrides one
+    (`setting_changed`): every request reads them, and an attribute is cheaper than a lookup."""
+
+    def __init__(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        self.use_forwarded_host: bool = settings.USE_X_FORWARDED_HOST
+        header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        # SECURE_PROXY_SSL_HEADER as a lower-case header name and its value: a request with it is https.
+        self.proxy: tuple[bytes, bytes] | None = (
+            (header[0].removeprefix("HTTP_").replace("_", "-").lower().encode(), header[1].encode("latin-1"))
+            if header else None
+        )
+        allowed = list(settings.ALLOWED_HOSTS)
+        if settings.DEBUG and not allowed:
+            allowed = [".localhost", "127.0.0.1", "[::1]"]  # as HttpRequest.get_host()
+        self.allowed_hosts = tuple(allowed)
+        self.plain: dict[tuple[bytes, bytes], bool] = {}  # (host, Accept) -> plain
+
+    def plain_for(self, host: bytes, accept: bytes) -> bool:
+        plain = self.plain.get((host, accept))
+        if plain is None:
+            if len(self.plain) >= 1024:  # a bound, whatever hosts and Accept values clients send
+                self.plain.clear()
+            plain = self.plain[(host, accept)] = host_allowed(host) and accepts_plain_json(accept)
+        return plain
 
 
-@functools.lru_cache(maxsize=1)
-def _allowed_hosts() -> tuple[str, ...]:
-    allowed = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]  # as HttpRequest.get_host()
-    return tuple(allowed)
+_rules = _Rules()
 
 
-@functools.lru_cache(maxsize=128)
 def host_allowed(host: bytes) -> bool:
-    """Django's own ALLOWED_HOSTS check, remembered for the few hosts a deployment sees."""
+    """Django's own ALLOWED_HOSTS check (`split_domain_port`, `validate_host`)."""
     domain, _ = split_domain_port(host.decode("latin-1"))
-    return bool(domain) and validate_host(domain, _allowed_hosts())
-
-
-@functools.lru_cache(maxsize=1)
-def proxy_ssl_header() -> tuple[bytes, bytes] | None:
-    """SECURE_PROXY_SSL_HEADER as a lower-case header name and its value: a request with it is https."""
-    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-    if not header:
-        return None
-    return header[0].removeprefix("HTTP_").replace("_", "-").lower().encode(), header[1].encode("latin-1")
+    return bool(domain) and validate_host(domain, _rules.allowed_hosts)
 
 
 @functools.lru_cache(maxsize=256)
