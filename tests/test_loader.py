@@ -62,3 +62,29 @@ async def test_when_the_loader_fails_django_answers(loading, asgi_client):
     await loop_db.pool.close()  # every connection attempt now fails
     response = await asgi_client.get(f"/api/v1/users/{two.pk}/")
     assert response.status_code == 200 and response.json()["username"] == "two"
+
+
+def _database_time_zone(zone: str | None) -> None:
+    from django.db import connection
+
+    name = connection.ops.quote_name(connection.settings_dict["NAME"])
+    with connection.cursor() as cursor:  # Django binds parameters client-side: a literal here
+        if zone:
+            cursor.execute(f"ALTER DATABASE {name} SET TimeZone = %s", [zone])
+        else:
+            cursor.execute(f"ALTER DATABASE {name} RESET TimeZone")
+
+
+async def test_the_loop_pool_speaks_djangos_time_zone_whatever_the_servers(loading):
+    """A server in another zone: the edge's `updated_at`, and so its ETags, are still Django's."""
+    from django.db import connection
+
+    await sync_to_async(_database_time_zone)("Asia/Tokyo")
+    try:
+        await loop_db.stop()
+        await loop_db.start()  # new connections, which the server would put in Tokyo
+        async with loop_db.connection() as conn:
+            zone = (await (await conn.execute("SHOW TimeZone")).fetchone())[0]
+        assert zone == connection.timezone_name == "UTC"
+    finally:
+        await sync_to_async(_database_time_zone)(None)

@@ -19,8 +19,12 @@ class LoopDatabase:
         self.pool: AsyncConnectionPool | None = None
 
     async def start(self) -> None:
-        params = connections["default"].get_connection_params()
+        connection = connections["default"]
+        params = connection.get_connection_params()
         conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+        # Django sets each of its connections to its own time zone (UTC): so do these, or a server in
+        # another zone would give `updated_at` another offset, and the edge's ETags would not be Django's.
+        conninfo["options"] = f"{conninfo.get('options', '')} -c TimeZone={connection.timezone_name}".strip()
         size = settings.LOOP_DB_POOL_SIZE
         # A fixed size, opened in the background at start: a burst of misses (a write's refreshes
         # and readers together) must not wait for a connection to be opened, nor after a quiet spell.
