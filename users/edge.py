@@ -51,10 +51,11 @@ _X_CACHE = b"X-Cache"
 
 
 async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: Django) -> None:
-    if not request.plain or not request.headers.keys().isdisjoint(_DJANGOS_CONDITIONS):
+    headers = request.headers
+    if not headers.keys().isdisjoint(_DJANGOS_CONDITIONS) or not request.plain:
         return await django.answer(request, tagged(send, _X_CACHE, b"MISS"))
     secure = request.secure
-    if_none_match = request.headers.get(b"if-none-match")
+    if_none_match = headers.get(b"if-none-match")
     answer = local_cache.get(user_id)
     if answer is not None and answer.secure == secure:
         start, body = _messages(request, answer, b"L1", if_none_match)

@@ -76,7 +76,7 @@ class Route:
 
 
 _KNOWN_PATHS = 10_000  # remembered paths, then forgotten all at once: a bound, whatever clients make up
-_NO_MATCH = (None, None)
+_NO_ROUTES: dict[str, "Route"] = {}
 
 
 class Edge:
@@ -86,14 +86,17 @@ class Edge:
         self.routes = tuple(routes)
         self.lifespan = lifespan
         self._urls: list[_Url] | None = None
-        self._paths: dict[str, tuple[tuple[Route, ...], Any]] = {}  # path -> its routes and argument
+        self._paths: dict[str, tuple[dict[str, Route], Any]] = {}  # path -> its routes by method, argument
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan" and self.lifespan is not None:
                 return await self.lifespan(scope, receive, send)
             return await self.django(scope, receive, send)
-        route, argument = self._route(scope)
+        known = self._paths.get(scope["path"])
+        if known is None:
+            known = self._paths_of(scope["path"])
+        route, argument = known[0].get(scope["method"]), known[1]
         request = EdgeRequest(scope, receive)
         if request.has_body:
             try:
@@ -109,23 +112,11 @@ class Edge:
     async def _django(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.django(scope, receive, send)
 
-    def _route(self, scope: Scope) -> tuple[Route | None, Any]:
-        known = self._paths.get(scope["path"])
-        if known is None:
-            known = self._paths_of(scope["path"])
-        routes, argument = known
-        if routes:
-            method = scope["method"]
-            for route in routes:
-                if method in route.methods:
-                    return route, argument
-        return _NO_MATCH
-
-    def _paths_of(self, path: str) -> tuple[tuple[Route, ...], Any]:
-        """The routes of a path not seen lately, and its argument: one match per URL of the table."""
+    def _paths_of(self, path: str) -> tuple[dict[str, Route], Any]:
+        """The routes of a path not seen lately, by method, and its argument: one match per URL."""
         if self._urls is None:
             self._urls = _urls_of(self.routes)
-        known: tuple[tuple[Route, ...], Any] = ((), None)
+        known: tuple[dict[str, Route], Any] = (_NO_ROUTES, None)
         for exact, pattern, parse, routes in self._urls:
             if exact is not None:
                 if path == exact:
@@ -142,20 +133,21 @@ class Edge:
         return known
 
 
-_Url = tuple[str | None, re.Pattern[str] | None, Callable[[str], Any] | None, tuple[Route, ...]]
+_Url = tuple[str | None, re.Pattern[str] | None, Callable[[str], Any] | None, dict[str, Route]]
 
 
 def _urls_of(routes: tuple[Route, ...]) -> list[_Url]:
-    """The routes grouped by URL, exact paths first: (path, or pattern and parse; routes)."""
+    """The routes grouped by URL, exact paths first: (path, or pattern and parse; routes by method)."""
     grouped: dict[tuple[str, str | None], list[Route]] = {}
     for route in routes:
         grouped.setdefault((route.name, route.kwarg), []).append(route)
     urls: list[_Url] = []
     for (name, kwarg), group in grouped.items():
+        by_method = {method: route for route in group for method in route.methods}
         if kwarg is None:
-            urls.insert(0, (reverse(name), None, None, tuple(group)))
+            urls.insert(0, (reverse(name), None, None, by_method))
         else:
-            urls.append((None, group[0].pattern(), group[0].parse, tuple(group)))
+            urls.append((None, group[0].pattern(), group[0].parse, by_method))
     return urls
 
 
