@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
+    """A port free now, for servers that cannot be handed a bound socket (redis-server, aiosmtpd)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -86,18 +87,38 @@ class RedisServer:
 
 
 class Worker:
-    """One `uvicorn sidus.asgi:application` process against the test database."""
+    """One `uvicorn sidus.asgi:application` process against the test database.
+
+    Its port is bound here and handed over as a socket (`--fd`), never picked and released: no
+    other process can take it in between."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="sidus-worker-", suffix=".log", delete=False)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "sidus.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-proxy-headers"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        with socket.socket() as listening:
+            listening.bind(("127.0.0.1", 0))
+            listening.listen(128)
+            self.port = listening.getsockname()[1]
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = tempfile.NamedTemporaryFile(prefix="sidus-worker-", suffix=".log", delete=False)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "sidus.asgi:application", "--fd", str(listening.fileno()),
+                 "--log-level", "warning", "--no-proxy-headers"],
+                cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(listening.fileno(),),
+            )
         self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def wait_until_serving(self, timeout: float = 30.0) -> None:
+        """Until it answers HTTP: uvicorn reads requests only once the lifespan (the listener's join)
+        completed, and the socket, bound before it started, takes connections from the first moment."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker on port {self.port} exited with {self.process.returncode}")
+            try:
+                self.client.get("/health/", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise TimeoutError(f"worker on port {self.port} did not answer")
 
     def stop(self) -> None:
         self.client.close()
@@ -135,7 +156,7 @@ def running_workers(count: int, **env_overrides: str) -> Iterator[list[Worker]]:
     workers = [Worker(worker_env(**env_overrides)) for _ in range(count)]
     try:
         for worker in workers:
-            wait_for_port(worker.port, process=worker.process)
+            worker.wait_until_serving()
         yield workers
     finally:
         for worker in workers:
