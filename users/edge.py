@@ -213,7 +213,7 @@ async def _write(request: EdgeRequest, patch: _Patch) -> User | None:
         async with loop_db.connection() as connection:
             cursor = await connection.execute(queries.select_by_id(TOKEN_FIELDS, alive=False), [patch.user_id])
             row = await cursor.fetchone()
-        user = queries.user_from_row(dict(zip(TOKEN_FIELDS, row))) if row is not None else None
+        user = queries.user_from_row(TOKEN_FIELDS, row) if row is not None else None
         if user is None or await token_refusal(patch.token, user) is not None:
             return None
         if ratelimits.rates_for("update"):

@@ -31,11 +31,13 @@ def select_by_id(fields: tuple[str, ...], *, alive: bool) -> str:
     return query
 
 
-def user_from_row(row: dict[str, Any]) -> User:
-    """A model instance from a row of these queries, as the ORM builds one (`Model.from_db`):
-    the fields not read are deferred, never silently given their defaults."""
-    names = [field.attname for field in User._meta.concrete_fields if field.attname in row]
-    return User.from_db(DEFAULT_DB_ALIAS, names, [row[name] for name in names])
+def user_from_row(fields: tuple[str, ...], row: tuple[Any, ...]) -> User:
+    """A model instance from a row of these queries (`fields` in the order they were asked for),
+    as the ORM builds one (`Model.from_db`): the fields not read are deferred, never silently
+    given their defaults."""
+    values = dict(zip(fields, row))
+    names = [field.attname for field in User._meta.concrete_fields if field.attname in values]
+    return User.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
 
 
 @functools.cache

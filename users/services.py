@@ -159,7 +159,7 @@ async def profile_update_async(*, user: User, data: dict[str, str], secure: bool
         row = await (await connection.execute(query, params)).fetchone()
     if row is None:
         return None
-    updated = queries.user_from_row(dict(zip(queries.PRIVATE_ROW, row)))
+    updated = queries.user_from_row(queries.PRIVATE_ROW, row)
     fresh = {user.pk: (cache.loader.render(updated, secure), generation)}
     await cache.invalidate_users_async([user.pk], fresh=fresh)
     return updated

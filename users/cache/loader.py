@@ -49,7 +49,7 @@ class MissLoader:
             return None
         if row is None:
             return None
-        return self.render(queries.user_from_row(dict(zip(queries.PUBLIC_ROW, row))), secure)
+        return self.render(queries.user_from_row(queries.PUBLIC_ROW, row), secure)
 
     def render(self, user: User, secure: bool) -> CachedResponse | None:
         """The answer Django would give for `user` as it is in memory (a writer's own row), or
