@@ -59,7 +59,7 @@ class TemplateStore:
         """Keep Django's headers of this answer for `key` if they are `replayable`."""
         if not replayable(status, headers):
             return False
-        self._templates[key] = [(n, v) for n, v in headers if n.lower() != b"x-cache"]
+        self._templates[key] = list(headers)
         return True
 
     def clear(self) -> None:

@@ -10,7 +10,7 @@ _NOT_MODIFIED_DROPS = frozenset({b"content-type", b"allow"})
 @dataclass(frozen=True)
 class CachedResponse:
     status: int
-    headers: list[tuple[bytes, bytes]]  # without X-Cache, which says the tier at send time
+    headers: list[tuple[bytes, bytes]]  # Django's, which name no tier: X-Cache is added at send time
     body: bytes
     secure: bool
     etag: bytes | None = field(default=None, compare=False)
@@ -20,7 +20,6 @@ class CachedResponse:
 
     @classmethod
     def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
-        headers = [(n, v) for n, v in headers if n.lower() != b"x-cache"]
         etag = next((v for n, v in headers if n.lower() == b"etag"), None)
         return cls(status, headers, body, secure, etag)
 
