@@ -15,7 +15,7 @@ NAMES = [b"host", b"accept", b"content-type", b"x-forwarded-proto", b"x_forwarde
          b"x-forwarded-for", b"authorization", b"if-none-match", b"cookie"]
 VALUES = [b"localhost", b"localhost:8000", b"127.0.0.1", b"evil.example", b"", b"https", b"http", b"https, http",
           b"application/json", b"application/json; charset=latin-1", b"text/html", b"[::1]:80", b"a,b",
-          b"Application/JSON;Charset=UTF-8", b"*/*"]
+          b"Application/JSON;Charset=UTF-8", b"*/*", b"application/json; charset=bogus"]
 
 
 @pytest.fixture
@@ -57,6 +57,7 @@ def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_
         assert ours.host.decode("latin-1") == host and host_allowed(ours.host) is allowed
         assert ours.secure is theirs.is_secure()
         assert ours.content_type() == (theirs.content_type, theirs.content_params)
+        assert ours.encoding == theirs.encoding
 
 
 def test_without_a_proxy_header_setting_the_header_means_nothing():

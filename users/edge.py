@@ -12,7 +12,6 @@
   the answer is `UserPrivateSerializer`'s in the headers Django gave the first such PATCH.
   Everything else, every refusal and every error is Django's: it words them.
 """
-import codecs
 import io
 import logging
 from dataclasses import dataclass
@@ -186,20 +185,14 @@ def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | Non
 
 
 def _parsed(request: EdgeRequest) -> Any:
-    """The body as DRF's view would parse it: the parser its negotiation picks, the charset of the
-    content type if Python knows it (else DEFAULT_CHARSET, as HttpRequest.encoding says)."""
+    """The body as DRF's view would parse it: the parser its negotiation picks, in the request's
+    encoding (else DEFAULT_CHARSET, as DRF's request does)."""
     raw = request.headers.get(b"content-type", b"").decode("latin-1")
     parser = DefaultContentNegotiation().select_parser(_ContentType(raw), _parsers)
     if parser is None:
         raise ValueError("unsupported media type")
-    media_type, params = request.content_type()
-    charset = params.get("charset")
-    try:
-        encoding = codecs.lookup(charset).name if charset else None
-    except LookupError:
-        encoding = None
-    return parser.parse(io.BytesIO(request.body or b""), media_type,
-                        {"encoding": encoding or settings.DEFAULT_CHARSET})
+    return parser.parse(io.BytesIO(request.body or b""), request.content_type()[0],
+                        {"encoding": request.encoding or settings.DEFAULT_CHARSET})
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Each rule is Django's own, applied to the ASGI scope before Django builds its Ht
 - the content type and its charset as `HttpRequest` parses them (`parse_header_parameters`).
 The body is read by `read_body`, once, Content-Length or chunked, under the upload limit.
 """
+import codecs
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -87,6 +88,18 @@ class EdgeRequest:
     def content_type(self) -> tuple[str, dict[str, str]]:
         """The media type and its parameters (a `charset`, say), as HttpRequest reads them."""
         return parse_header_parameters(self.headers.get(b"content-type", b"").decode("latin-1"))
+
+    @property
+    def encoding(self) -> str | None:
+        """HttpRequest.encoding: the content type's charset if Python knows it, else None."""
+        charset = self.content_type()[1].get("charset")
+        if charset is None:
+            return None
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            return None
+        return charset
 
     @property
     def client(self) -> str:
