@@ -30,7 +30,6 @@ from sidus.parsers import JSONParser
 from users import queries, ratelimits, services
 from users.authentication import TOKEN_FIELDS, token_refusal, validated_token
 from users.cache import local_cache, shared
-from users.cache.answers import CachedResponse, etag_matches
 from users.cache.loader import loader
 from users.etags import body_etag
 from users.loop_db import loop_db
@@ -55,19 +54,20 @@ async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: D
         return await django.answer(request, tagged(send, _X_CACHE, b"MISS"))
     secure = request.secure
     if_none_match = headers.get(b"if-none-match")
+    head = request.scope["method"] == "HEAD"
     answer = local_cache.get(user_id)
     if answer is not None and answer.secure == secure:
-        start, body = _messages(request, answer, b"L1", if_none_match)
+        start, body = answer.messages(b"L1", if_none_match, head)
         await send(start)
         return await send(body)
     token = local_cache.token(user_id)
     answer, generation = await shared.read_answer(user_id)
     if answer is not None and answer.secure == secure:
         local_cache.set(user_id, answer, token)
-        start, body = _messages(request, answer, b"L2", if_none_match)
+        start, body = answer.messages(b"L2", if_none_match, head)
         await send(start)
         return await send(body)
-    if request.method != "GET":
+    if head:
         return await django.answer(request, tagged(send, _X_CACHE, b"MISS"))
     answer = await loader.load(user_id, secure)
     if answer is None:
@@ -80,22 +80,11 @@ async def read_profile(request: EdgeRequest, user_id: int, send: Send, django: D
                 await send(message)
             return
     local_cache.set(user_id, answer, token)
-    start, body = _messages(request, answer, b"MISS", if_none_match)
+    start, body = answer.messages(b"MISS", if_none_match, head)
     await send(start)
     await send(body)
     # Kept in L2 once the client has its answer: the generation guards against a write meanwhile.
     await shared.store_answer(user_id, answer, generation)
-
-
-def _messages(
-    request: EdgeRequest, answer: CachedResponse, tier: bytes, if_none_match: bytes | None
-) -> tuple[dict, dict]:
-    """The two ASGI messages of `answer` from `tier`: its 200 (no body for HEAD), or a 304."""
-    if if_none_match is not None and etag_matches(if_none_match, answer.etag):
-        start = {"type": "http.response.start", "status": 304, "headers": answer.headers_for(tier, not_modified=True)}
-        return start, {"type": "http.response.body", "body": b""}
-    start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers_for(tier)}
-    return start, {"type": "http.response.body", "body": b"" if request.scope["method"] == "HEAD" else answer.body}
 
 
 # --- PATCH /users/me/ and /users/{own id}/ --------------------------------------------------------

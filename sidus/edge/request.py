@@ -40,12 +40,10 @@ class EdgeRequest:
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self.receive = receive
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            if b"_" in name:
-                continue
-            joined = headers.get(name)
-            headers[name] = value if joined is None else joined + b"," + value
+        raw = scope["headers"]
+        headers = dict(raw)  # most requests: no name twice, none with an underscore
+        if len(headers) != len(raw) or b"_" in b"".join(headers):
+            headers = _joined(raw)
         self.headers = headers
         # A body announced (a length, or chunks) must be read by someone: the edge reads it.
         length = headers.get(b"content-length")
@@ -123,6 +121,17 @@ class EdgeRequest:
         headers = [(n, v) for n, v in self.scope["headers"] if n not in (b"content-length", b"transfer-encoding")]
         headers.append((b"content-length", str(len(self.body)).encode()))
         return {**self.scope, "headers": headers}, replaying(self.body, self.receive)
+
+
+def _joined(raw: Headers) -> dict[bytes, bytes]:
+    """Headers as ASGIRequest puts them in META: underscores dropped, repeated ones joined."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in raw:
+        if b"_" in name:
+            continue
+        joined = headers.get(name)
+        headers[name] = value if joined is None else joined + b"," + value
+    return headers
 
 
 @receiver(setting_changed)

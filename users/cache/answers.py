@@ -14,25 +14,33 @@ class CachedResponse:
     body: bytes
     secure: bool
     etag: bytes | None = field(default=None, compare=False)
-    # Built at first use, then sent as they are: each tier's headers of the 200 (under the tier)
-    # and of the 304 (under (tier, True)).
-    _headers: dict[bytes | tuple[bytes, bool], list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
+    # Built at first use, then sent as they are: the two ASGI messages of each (tier, 304?, HEAD?).
+    _messages: dict[tuple[bytes, bool, bool], tuple[dict, dict]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
         etag = next((v for n, v in headers if n.lower() == b"etag"), None)
         return cls(status, headers, body, secure, etag)
 
-    def headers_for(self, tier: bytes, *, not_modified: bool = False) -> list[tuple[bytes, bytes]]:
-        """The headers to send from `tier` (X-Cache says it), of the 200 or of the 304."""
-        key = (tier, True) if not_modified else tier
-        kept = self._headers.get(key)
-        if kept is None:
-            kept = [(n, b"0" if not_modified and n.lower() == b"content-length" else v) for n, v in self.headers
-                    if not (not_modified and n.lower() in _NOT_MODIFIED_DROPS)]
-            kept.append((b"X-Cache", tier))
-            self._headers[key] = kept
-        return kept
+    def messages(self, tier: bytes, if_none_match: bytes | None, head: bool) -> tuple[dict, dict]:
+        """The response start and body to send from `tier` (X-Cache says it): the 200 (no body
+        for HEAD), or the 304 to `if_none_match`. Built once each; ASGI servers only read them."""
+        not_modified = if_none_match is not None and etag_matches(if_none_match, self.etag)
+        key = (tier, not_modified, head)
+        messages = self._messages.get(key)
+        if messages is None:
+            messages = self._messages[key] = self._build(tier, not_modified, head)
+        return messages
+
+    def _build(self, tier: bytes, not_modified: bool, head: bool) -> tuple[dict, dict]:
+        if not_modified:
+            headers = [(n, b"0" if n.lower() == b"content-length" else v) for n, v in self.headers
+                       if n.lower() not in _NOT_MODIFIED_DROPS]
+        else:
+            headers = list(self.headers)
+        headers.append((b"X-Cache", tier))
+        start = {"type": "http.response.start", "status": 304 if not_modified else self.status, "headers": headers}
+        return start, {"type": "http.response.body", "body": b"" if not_modified or head else self.body}
 
 
 def encode(answer: CachedResponse) -> bytes:
