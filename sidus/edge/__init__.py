@@ -75,8 +75,8 @@ class Route:
         return re.compile(re.escape(prefix) + r"([^/]+)" + re.escape(suffix) + r"\Z")
 
 
-_KNOWN_PATHS = 10_000  # remembered paths, then forgotten all at once: a bound, whatever clients make up
 _NO_ROUTES: dict[str, "Route"] = {}
+_KNOWN_PATHS = 256  # remembered paths, then forgotten all at once
 
 
 class Edge:
@@ -85,17 +85,18 @@ class Edge:
         self.to_django = Django(self._django)  # through self.django, which a test may swap
         self.routes = tuple(routes)
         self.lifespan = lifespan
-        self._urls: list[_Url] | None = None
-        self._paths: dict[str, tuple[dict[str, Route], Any]] = {}  # path -> its routes by method, argument
+        self._urls: _Urls | None = None
+        self._known: dict[str, tuple[dict[str, Route], Any]] = {}  # path -> routes by method, argument
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan" and self.lifespan is not None:
                 return await self.lifespan(scope, receive, send)
             return await self.django(scope, receive, send)
-        known = self._paths.get(scope["path"])
+        path = scope["path"]
+        known = self._known.get(path)
         if known is None:
-            known = self._paths_of(scope["path"])
+            known = self._routes_of(path)
         route, argument = known[0].get(scope["method"]), known[1]
         request = EdgeRequest(scope, receive)
         if request.has_body:
@@ -112,42 +113,47 @@ class Edge:
     async def _django(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.django(scope, receive, send)
 
-    def _paths_of(self, path: str) -> tuple[dict[str, Route], Any]:
-        """The routes of a path not seen lately, by method, and its argument: one match per URL."""
-        if self._urls is None:
-            self._urls = _urls_of(self.routes)
+    def _routes_of(self, path: str) -> tuple[dict[str, Route], Any]:
+        """The routes of `path` by method, and its argument: a dict lookup for the exact paths, then
+        one match per URL with an argument. The last few paths are remembered (a hot profile is
+        looked up once); few, so that reads of countless ids do not fill memory for nothing."""
+        urls = self._urls
+        if urls is None:
+            urls = self._urls = _urls_of(self.routes)
         known: tuple[dict[str, Route], Any] = (_NO_ROUTES, None)
-        for exact, pattern, parse, routes in self._urls:
-            if exact is not None:
-                if path == exact:
-                    known = (routes, None)
+        routes = urls.exact.get(path)
+        if routes is not None:
+            known = (routes, None)
+        else:
+            for pattern, parse, routes in urls.patterns:
+                match = pattern.match(path)
+                if match is not None and (value := parse(match.group(1))) is not None:
+                    known = (routes, value)
                     break
-                continue
-            match = pattern.match(path)
-            if match is not None and (value := parse(match.group(1))) is not None:
-                known = (routes, value)
-                break
-        if len(self._paths) >= _KNOWN_PATHS:
-            self._paths.clear()
-        self._paths[path] = known
+        if len(self._known) >= _KNOWN_PATHS:
+            self._known.clear()
+        self._known[path] = known
         return known
 
 
-_Url = tuple[str | None, re.Pattern[str] | None, Callable[[str], Any] | None, dict[str, Route]]
+@dataclass(frozen=True)
+class _Urls:
+    exact: dict[str, dict[str, Route]]  # path -> routes by method
+    patterns: list[tuple[re.Pattern[str], Callable[[str], Any], dict[str, Route]]]
 
 
-def _urls_of(routes: tuple[Route, ...]) -> list[_Url]:
-    """The routes grouped by URL, exact paths first: (path, or pattern and parse; routes by method)."""
+def _urls_of(routes: tuple[Route, ...]) -> _Urls:
+    """The routes grouped by URL: exact paths, and patterns with their parse; routes by method."""
     grouped: dict[tuple[str, str | None], list[Route]] = {}
     for route in routes:
         grouped.setdefault((route.name, route.kwarg), []).append(route)
-    urls: list[_Url] = []
+    urls = _Urls({}, [])
     for (name, kwarg), group in grouped.items():
         by_method = {method: route for route in group for method in route.methods}
         if kwarg is None:
-            urls.insert(0, (reverse(name), None, None, by_method))
+            urls.exact[reverse(name)] = by_method
         else:
-            urls.append((None, group[0].pattern(), group[0].parse, by_method))
+            urls.patterns.append((group[0].pattern(), group[0].parse, by_method))
     return urls
 
 

@@ -14,8 +14,8 @@ class CachedResponse:
     body: bytes
     secure: bool
     etag: bytes | None = field(default=None, compare=False)
-    # Built at first use, then sent as they are: the two ASGI messages of each (tier, 304?, HEAD?).
-    _messages: dict[tuple[bytes, bool, bool], tuple[dict, dict]] = field(default_factory=dict, compare=False)
+    # Built at first use, then sent as they are: L1's two ASGI messages of each (304?, HEAD?).
+    _messages: dict[tuple[bool, bool], tuple[dict, dict]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, status: int, headers: list[tuple[bytes, bytes]], body: bytes, secure: bool) -> "CachedResponse":
@@ -24,9 +24,12 @@ class CachedResponse:
 
     def messages(self, tier: bytes, if_none_match: bytes | None, head: bool) -> tuple[dict, dict]:
         """The response start and body to send from `tier` (X-Cache says it): the 200 (no body
-        for HEAD), or the 304 to `if_none_match`. Built once each; ASGI servers only read them."""
+        for HEAD), or the 304 to `if_none_match`. L1's are built once each: ASGI servers only
+        read them."""
         not_modified = if_none_match is not None and etag_matches(if_none_match, self.etag)
-        key = (tier, not_modified, head)
+        if tier != b"L1":  # an answer read from L2 or loaded is sent once, then kept in L1
+            return self._build(tier, not_modified, head)
+        key = (not_modified, head)
         messages = self._messages.get(key)
         if messages is None:
             messages = self._messages[key] = self._build(tier, not_modified, head)
