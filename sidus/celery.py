@@ -1,5 +1,6 @@
 """The Celery app: `celery -A sidus worker` finds it through `sidus.celery_app`."""
 import os
+import threading
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -35,3 +36,30 @@ class OutboxDrain(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(OutboxDrain)
+
+
+class EventRelay(bootsteps.StartStopStep):
+    """Runs the user events relay (users/events/relay.py) in a thread of each worker's main
+    process: several workers relay side by side, each user's events still in order."""
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+
+    def start(self, worker: Any) -> None:
+        from django.conf import settings
+
+        from users.events.relay import Relay
+
+        if settings.EVENTS_RELAY:
+            self.thread = threading.Thread(target=Relay().run, args=(self.stopping,), name="events-relay", daemon=True)
+            self.thread.start()
+
+    def stop(self, worker: Any) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+app.steps["worker"].add(EventRelay)

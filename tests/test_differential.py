@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sidus.edge import Edge
 from tests.conftest import PASSWORD
 from users import cache
-from users.models import User
+from users.models import User, UserEvent
 from users.tokens import token_pair
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -119,12 +119,20 @@ async def send(app, spec: dict, tokens: dict[str, str]) -> httpx.Response:
 
 
 def row(user_id: int) -> dict:
+    """The user's row, and the events it recorded (ids aside: each write makes its own)."""
     user = User.objects.filter(pk=user_id).first()
-    return {field.attname: getattr(user, field.attname) for field in User._meta.concrete_fields} if user else {}
+    if user is None:
+        return {}
+    events = UserEvent.objects.filter(user_id=user_id).order_by("sequence")
+    events = events.values_list("sequence", "type", "time", "data")
+    return {**{field.attname: getattr(user, field.attname) for field in User._meta.concrete_fields},
+            "events": list(events)}
 
 
 def restore(user_id: int, saved: dict) -> None:
-    User.objects.filter(pk=user_id).update(**{k: v for k, v in saved.items() if k != "id"})
+    """The row as saved, and the events recorded since forgotten: as if the request never came."""
+    UserEvent.objects.filter(user_id=user_id, sequence__gt=saved["event_sequence"]).delete()
+    User.objects.filter(pk=user_id).update(**{k: v for k, v in saved.items() if k not in ("id", "events")})
     cache.invalidate_users([user_id])
 
 

@@ -19,7 +19,20 @@ async def test_health_ok_names_every_dependency():
     assert response.json() == {
         "status": "ok",
         "checks": {"database": "ok", "cache": "ok", "channel_layer": "ok"},
+        "events": {"backlog": 0},
     }
+
+
+async def test_health_counts_the_events_not_yet_published_without_failing(close_db_connections):
+    from asgiref.sync import sync_to_async
+
+    from users import services
+
+    await sync_to_async(services.user_create)(username="backlogged", email="backlogged@example.com",
+                                              password="Str0ng-pass-phrase!")
+    response = await get_health()
+    assert response.status_code == 200  # no relay runs here: the event waits, and that is no failure
+    assert response.json()["events"] == {"backlog": 1}
 
 
 async def test_health_is_503_naming_the_failing_cache(settings):

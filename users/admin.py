@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from users import services
-from users.models import OutboxEmail, User
+from users.models import OutboxEmail, User, UserEvent
 from users.ratelimits import RateLimited
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
@@ -116,4 +116,58 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: OutboxEmail | None = None) -> bool:
+        return False
+
+
+class EventStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "Waiting (the backlog)"), ("parked", "Parked"), ("published", "Published")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "waiting":
+            return queryset.filter(published_at__isnull=True, parked_at__isnull=True)
+        if value == "parked":
+            return queryset.filter(published_at__isnull=True, parked_at__isnull=False)
+        if value == "published":
+            return queryset.filter(published_at__isnull=False)
+        return queryset
+
+
+@admin.register(UserEvent)
+class UserEventAdmin(admin.ModelAdmin):
+    """Read-only: the events are written by the changes themselves and published by the relay.
+    A parked event (refused too often) waits here, holding up its user's later events, until
+    staff release it for another try."""
+
+    list_display = ("type", "user_id", "sequence", "time", "published_at", "attempts", "parked_at")
+    list_filter = (EventStateFilter, "type")
+    search_fields = ("=user__id", "=id")
+    readonly_fields = [field.name for field in UserEvent._meta.fields]
+    list_select_related = False
+    actions = ("release",)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        waiting = UserEvent.objects.filter(published_at__isnull=True).count()
+        title = f"User events: {waiting} waiting to be published"
+        return super().changelist_view(request, {**(extra_context or {}), "title": title})
+
+    @admin.action(description="Try the selected parked events again", permissions=["release"])
+    def release(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = services.events_release(event_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} parked event(s) will be tried again.", messages.SUCCESS)
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("users.change_userevent")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: UserEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UserEvent | None = None) -> bool:
         return False

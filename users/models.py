@@ -1,6 +1,7 @@
 import json
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router, transaction
 from django.utils.crypto import salted_hmac
 
 MAX_USER_ID = 2**63 - 1  # a bigint primary key
@@ -69,6 +70,9 @@ class User(AbstractUser):
     # Bumped by every soft delete: sessions (tokens, admin logins) begun before it stay ended
     # after a restore, as a password change ends them.
     session_epoch = models.PositiveIntegerField(default=0, editable=False)
+    # The `sequence` of this user's last event (UserEvent): numbered under this row's lock, in the
+    # change's transaction, so that a user's events are numbered in commit order.
+    event_sequence = models.PositiveBigIntegerField(default=0, editable=False)
 
     objects = UserManager()
 
@@ -110,12 +114,29 @@ class User(AbstractUser):
             setattr(self, folded, fold(getattr(self, field) or ""))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saves, and records the user events the change makes (users/events), in its transaction:
+        whoever saves a user (API, admin, services, management commands) emits them."""
+        from users import events
+
         self._fold_names()
         update_fields = kwargs.get("update_fields")
+        if update_fields is None and not self._state.adding:
+            # Every field but the event sequence, which only `events.RECORD` writes, under the lock.
+            update_fields = kwargs["update_fields"] = [
+                field.name for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "event_sequence"
+            ]
         if update_fields is not None:
             folded = (FOLDED_FIELDS[field] for field in FOLDED_FIELDS if field in update_fields)
             kwargs["update_fields"] = {*update_fields, *folded}
-        super().save(*args, **kwargs)
+        written = events.written_fields(update_fields)
+        if not written and not self._state.adding:  # last_login, say: nothing an event is about
+            return super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(User, instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            before = None if self._state.adding else events.locked_state(self.pk, written, using=using)
+            super().save(*args, **kwargs)
+            events.record_change(self, before, written, using=using)
 
     def validate_constraints(self, exclude: Any = None) -> None:
         """The admin's forms check uniqueness too: a name's folded column is checked with the name,
@@ -190,3 +211,56 @@ class OutboxEmail(models.Model):
     def __str__(self) -> str:
         whom = f"user {self.user_id}" if self.user_id else "a pending signup"
         return f"{self.get_kind_display()} email to {whom} ({self.status})"
+
+
+class UserEvent(models.Model):
+    """One change to a user, written in the change's transaction (the transactional outbox), and
+    published to the broker by the relay (users/events/relay.py) once committed, in `sequence`
+    order per user. The row is the event: `id` and `data` are what every delivery carries."""
+
+    class Type(models.TextChoices):
+        REGISTERED = "user.registered"
+        UPDATED = "user.updated"
+        EMAIL_CHANGED = "user.email_changed"
+        EMAIL_VERIFIED = "user.email_verified"
+        PASSWORD_CHANGED = "user.password_changed"
+        DELETED = "user.deleted"
+        RESTORED = "user.restored"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No database constraint: a user's events outlive the row, should anyone remove it.
+    user = models.ForeignKey(User, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events")
+    sequence = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=255, choices=Type.choices)
+    time = models.DateTimeField()
+    data = models.JSONField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField(null=True, blank=True)  # not tried again before (after a failure)
+    last_error = models.TextField(blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)  # refused too often: waits for staff
+
+    class Meta:
+        db_table = "user_event"
+        ordering = ["user", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["user", "sequence"], name="user_event_sequence_unique")]
+        indexes = [
+            models.Index(fields=["user", "sequence"], name="user_event_unpublished_idx",
+                         condition=models.Q(published_at__isnull=True)),
+            models.Index(fields=["time"], name="user_event_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.sequence} of user {self.user_id}"
+
+
+class ConsumedEvent(models.Model):
+    """An event `manage.py consume_events` handled, per queue: a redelivery of it is skipped."""
+
+    queue = models.CharField(max_length=255)
+    event_id = models.UUIDField()
+    handled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "consumed_event"
+        constraints = [models.UniqueConstraint(fields=["queue", "event_id"], name="consumed_event_unique")]

@@ -7,13 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from users import cache, queries
+from users import cache, events, queries
 from users.loop_db import loop_db
-from users.models import OutboxEmail, PendingSignup, User
+from users.models import OutboxEmail, PendingSignup, User, UserEvent
 from users.outbox import email_queue
 
 logger = logging.getLogger(__name__)
@@ -143,23 +142,30 @@ def user_update(
 async def profile_update_async(*, user: User, data: dict[str, str], secure: bool = False) -> User | None:
     """`user_update` of the text fields alone, on the event loop: the edge's lean PATCH.
 
-    One UPDATE, only while the row is alive, active and still has the password and session epoch
-    `user` was read with, which the caller checked the token against: a password change or a soft
-    delete (and restore) committed since wins, and the answer is None (the caller lets Django
-    answer). No signal fires, so the change is invalidated here, as `_users_bulk_update` does,
-    and the new public answer for the request's scheme (`secure`) is kept in L2 at once: every
-    worker's next read of the profile is a Redis hit, not a PostgreSQL read.
+    One transaction, only while the row is alive, active and still has the password and session
+    epoch `user` was read with, which the caller checked the token against: a password change or
+    a soft delete (and restore) committed since wins, and the answer is None (the caller lets
+    Django answer). It records its event as `User.save()` does (the same SQL), and fires no signal,
+    so the change is invalidated here, and the new public answer for the request's scheme
+    (`secure`) is kept in L2 at once: every worker's next read of the profile is a Redis hit.
     """
     if not data or not set(data) <= TEXT_FIELDS:
         raise ValueError(f"not a text field update: {sorted(data)}")
+    fields = tuple(data)
     generation = await cache.read_generation(user.pk)  # before the write: see invalidate_users_async
-    query = queries.update_where(tuple(data), where=("password", "session_epoch"), returning=queries.PRIVATE_ROW)
-    params = [*data.values(), timezone.now(), user.pk, user.password, user.session_epoch]
-    async with loop_db.connection() as connection:
-        row = await (await connection.execute(query, params)).fetchone()
-    if row is None:
-        return None
-    updated = queries.user_from_row(queries.PRIVATE_ROW, row)
+    where = ("password", "session_epoch")
+    update = queries.update_where(fields, where=where, returning=queries.PRIVATE_ROW)
+    async with loop_db.connection() as connection, connection.transaction():
+        before = await (await connection.execute(
+            events.locked_state_sql(fields, where, may_log_in=True), [user.pk, user.password, user.session_epoch]
+        )).fetchone()
+        if before is None:
+            return None
+        params = [*data.values(), timezone.now(), user.pk, user.password, user.session_epoch]
+        row = await (await connection.execute(update, params)).fetchone()
+        updated = queries.user_from_row(queries.PRIVATE_ROW, row)
+        for type, changed in events.changes(dict(zip(fields, before)), updated, fields):
+            await connection.execute(events.RECORD, events.record_params(updated, type, changed))
     fresh = {user.pk: (cache.loader.render(updated, secure), generation)}
     await cache.invalidate_users_async([user.pk], fresh=fresh)
     return updated
@@ -186,25 +192,16 @@ def user_restore(*, user: User) -> User:
 
 
 def users_soft_delete(*, user_ids: Iterable[int]) -> int:
-    """Bulk soft delete (admin action)."""
-    return _users_bulk_update(
-        user_ids, deleted=False, deleted_at=timezone.now(), is_active=False, session_epoch=F("session_epoch") + 1
-    )
+    """Bulk soft delete (admin action): each user as `user_soft_delete`, in one transaction."""
+    with transaction.atomic():
+        users = User.objects.select_for_update().filter(pk__in=list(user_ids), deleted_at__isnull=True)
+        return sum(1 for user in users if user_soft_delete(user=user))
 
 
 def users_restore(*, user_ids: Iterable[int]) -> int:
-    return _users_bulk_update(user_ids, deleted=True, deleted_at=None, is_active=True)
-
-
-def _users_bulk_update(user_ids: Iterable[int], *, deleted: bool, **values: Any) -> int:
-    """Update the users now (not) deleted. `update()` fires no signal: invalidate explicitly."""
-    ids = list(user_ids)
     with transaction.atomic():
-        count = User.objects.filter(pk__in=ids, deleted_at__isnull=not deleted).update(
-            updated_at=timezone.now(), **values
-        )
-        transaction.on_commit(lambda: cache.invalidate_users(ids))
-    return count
+        users = User.objects.select_for_update().filter(pk__in=list(user_ids), deleted_at__isnull=False)
+        return sum(1 for user in users if user_restore(user=user))
 
 
 # --- Passwords and email verification --------------------------------------------------------
@@ -259,3 +256,10 @@ def email_verification_resend(*, user: User) -> bool:
     with transaction.atomic():
         email_queue(user=user, kind=OutboxEmail.Kind.VERIFY_EMAIL)
     return True
+
+
+def events_release(*, event_ids: Iterable[Any]) -> int:
+    """Parked events tried again by the relay (from the admin): their attempts start over."""
+    return UserEvent.objects.filter(pk__in=list(event_ids), published_at__isnull=True, parked_at__isnull=False).update(
+        parked_at=None, attempts=0, available_at=None, last_error=""
+    )

@@ -1,0 +1,131 @@
+"""User events: what changed, recorded in the change's own transaction (the transactional outbox).
+
+`User.save()` calls `locked_state` before and `record_change` after it writes, so every way of
+saving a user emits the events of its change; the edge's lean PATCH, which writes without the
+ORM, reads and records with the same SQL (`locked_state_sql`, `RECORD`). Each event is numbered
+by the user's row (`User.event_sequence`) under its lock, so a user's events are numbered in the
+order their transactions commit. The relay (users/events/relay.py) publishes them.
+"""
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils import timezone
+from psycopg import sql
+
+from users.models import User, UserEvent
+from users.serializers import UserPublicSerializer, representation
+
+Type = UserEvent.Type
+
+# The fields whose change is an event: the public profile's writable ones (`user.updated`), and
+# the email, its verification, the password and the soft delete.
+PROFILE_FIELDS = tuple(name for name in UserPublicSerializer.Meta.fields if name in
+                       ("username", "first_name", "last_name", "bio"))
+EVENT_FIELDS = (*PROFILE_FIELDS, "email", "email_verified", "password", "deleted_at")
+# Events whose `data` carries the address: the ones about it.
+_WITH_EMAIL = frozenset({Type.REGISTERED, Type.EMAIL_CHANGED, Type.EMAIL_VERIFIED})
+
+
+def written_fields(update_fields: Iterable[str] | None) -> tuple[str, ...]:
+    """The event fields a save writes: all of them, or those of its `update_fields`."""
+    if update_fields is None:
+        return EVENT_FIELDS
+    names = set(update_fields)
+    return tuple(name for name in EVENT_FIELDS if name in names)
+
+
+@functools.cache
+def locked_state_sql(fields: tuple[str, ...], where: tuple[str, ...] = (), *, may_log_in: bool = False) -> str:
+    """SELECT `fields` of one user FOR UPDATE; the parameters are the id and then `where`'s values.
+    With `may_log_in`, only a row that may (`User.objects.alive().filter(is_active=True)`)."""
+    queryset = User.objects.alive().filter(is_active=True) if may_log_in else User.objects.all()
+    queryset = queryset.filter(pk=1)
+    for name in where:  # one filter() each: the parameters come in this order
+        queryset = queryset.filter(**{name: User._meta.get_field(name).get_default()})
+    query, params = queryset.values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    if len(params) != 1 + len(where):
+        raise ValueError(f"expected the id and {where} as the parameters: {params!r}")
+    return f"{query} FOR UPDATE"  # select_for_update() compiles only inside a transaction
+
+
+def locked_state(user_id: int, fields: tuple[str, ...], *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any] | None:
+    """The user's `fields` as committed, its row locked until the transaction ends (None: no row)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(locked_state_sql(fields), [user_id])
+        row = cursor.fetchone()
+    return dict(zip(fields, row)) if row is not None else None
+
+
+def changes(before: Mapping[str, Any] | None, user: User, fields: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """The events of a change from `before` (None: the user is new) to `user`, in `fields`:
+    (type, changed profile fields), in a fixed order."""
+    if before is None:
+        return [(Type.REGISTERED, [])]
+    changed = [name for name in fields if before[name] != getattr(user, name)]
+    found = []
+    if "password" in changed:
+        found.append((Type.PASSWORD_CHANGED, []))
+    if "email" in changed:
+        found.append((Type.EMAIL_CHANGED, []))
+    elif "email_verified" in changed and user.email_verified:
+        found.append((Type.EMAIL_VERIFIED, []))
+    profile = [name for name in changed if name in PROFILE_FIELDS]
+    if profile:
+        found.append((Type.UPDATED, profile))
+    if "deleted_at" in changed:
+        if before["deleted_at"] is None:
+            found.append((Type.DELETED, []))
+        elif user.deleted_at is None:
+            found.append((Type.RESTORED, []))
+    return found
+
+
+def data(user: User, type: str, changed: list[str]) -> dict[str, Any]:
+    """An event's `data`: the public profile, the changed fields' names, and the address only
+    when the event is about it. Never the password hash or a token."""
+    payload: dict[str, Any] = {"user": dict(representation(UserPublicSerializer, user))}
+    if type == Type.UPDATED:
+        payload["changed"] = changed
+    if type in _WITH_EMAIL:
+        payload["email"] = user.email
+    return payload
+
+
+def _record_sql() -> str:
+    event, user = UserEvent._meta, User._meta
+    columns = ("id", "user_id", "sequence", "type", "time", "data", "attempts", "last_error")
+    return sql.SQL(
+        "WITH numbered AS (UPDATE {user} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {seq} AS sequence) "
+        "INSERT INTO {event} ({columns}) SELECT %s, %s, numbered.sequence, %s, %s, %s::jsonb, 0, '' FROM numbered"
+    ).format(
+        user=sql.Identifier(user.db_table), seq=sql.Identifier(user.get_field("event_sequence").column),
+        pk=sql.Identifier(user.pk.column), event=sql.Identifier(event.db_table),
+        columns=sql.SQL(", ").join(
+            sql.Identifier(event.get_field(name.removesuffix("_id")).column) for name in columns
+        ),
+    ).as_string(None)
+
+
+# One event: the user's next sequence number taken under its row lock, and the row inserted.
+RECORD = _record_sql()
+
+
+def record_params(user: User, type: str, changed: list[str]) -> list[Any]:
+    """RECORD's parameters for one event of `user` (as it is after the change)."""
+    return [user.pk, UserEvent._meta.pk.default(), user.pk, str(type), timezone.now(),
+            json.dumps(data(user, type, changed))]
+
+
+def record_change(user: User, before: Mapping[str, Any] | None, fields: Iterable[str], *,
+                  using: str = DEFAULT_DB_ALIAS) -> None:
+    """Record the events of a change just written, in its transaction."""
+    found = changes(before, user, fields)
+    if not found:
+        return
+    with connections[using].cursor() as cursor:
+        for type, changed in found:
+            cursor.execute(RECORD, record_params(user, type, changed))
+    user.event_sequence += len(found)

@@ -1,0 +1,68 @@
+"""`manage.py consume_events --queue NAME --bind 'user.*'`: a consumer of the user events, and the
+model of one: a durable queue, an ack only once the handler returned, and redeliveries skipped."""
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError, transaction
+from django.utils.module_loading import import_string
+from kombu import Connection, Exchange, Queue, binding
+
+from users.models import ConsumedEvent
+
+
+class Command(BaseCommand):
+    help = "Consume user events from a durable queue bound to the events exchange."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--queue", required=True, help="the durable queue's name (declared if missing)")
+        parser.add_argument("--bind", action="append", default=None,
+                            help="a binding key, e.g. 'user.*' or 'user.registered' (repeatable; default user.*)")
+        parser.add_argument("--handler", default=None,
+                            help="dotted path of a callable taking the event (a dict); default: print it")
+        parser.add_argument("--max-events", type=int, default=None, help="stop after handling this many")
+        parser.add_argument("--idle-timeout", type=float, default=None,
+                            help="stop after this many seconds without a message")
+
+    def handle(self, *args: Any, queue: str, bind: list[str] | None, handler: str | None,
+               max_events: int | None, idle_timeout: float | None, **options: Any) -> None:
+        call = import_string(handler) if handler else self.print_event
+        exchange = Exchange(settings.EVENTS_EXCHANGE, "topic", durable=True)
+        declared = Queue(queue, exchange=exchange, durable=True,
+                         bindings=[binding(exchange, routing_key=key) for key in bind or ["user.*"]])
+        counts = {"handled": 0, "duplicates": 0}
+
+        def on_message(message: Any) -> None:
+            event = json.loads(message.body)
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():
+                        ConsumedEvent.objects.create(queue=queue, event_id=event["id"])
+                except IntegrityError:
+                    counts["duplicates"] += 1
+                else:
+                    call(event)  # raises: nothing recorded, the message is not acked, and comes back
+                    counts["handled"] += 1
+            message.ack()
+
+        try:
+            with Connection(settings.EVENTS_BROKER_URL) as connection:
+                exchange(connection.default_channel).declare()
+                with connection.Consumer(declared, on_message=on_message, prefetch_count=100):
+                    while max_events is None or counts["handled"] < max_events:
+                        try:
+                            connection.drain_events(timeout=idle_timeout)
+                        except TimeoutError:
+                            break
+        except KeyboardInterrupt:
+            pass
+        except OSError as exc:
+            raise CommandError(f"events broker unavailable: {exc}") from exc
+        finally:
+            self.stderr.write(f"handled {counts['handled']}, duplicates skipped {counts['duplicates']}")
+
+    def print_event(self, event: dict[str, Any]) -> None:
+        """The default handler: one JSON line per event on stdout."""
+        self.stdout.write(json.dumps(event, ensure_ascii=False, sort_keys=True))
+        self.stdout.flush()
