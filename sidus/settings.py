@@ -282,7 +282,7 @@ EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", default="amqp://guest:guest@127.0.0
 EVENTS_EXCHANGE = env("EVENTS_EXCHANGE", default="sidus.events")
 EVENTS_SOURCE = env("EVENTS_SOURCE", default="sidus")
 EVENTS_RELAY = env.bool("EVENTS_RELAY", default=True)  # a relay in each Celery worker
-EVENTS_RELAY_BATCH = env.int("EVENTS_RELAY_BATCH", default=500)
+EVENTS_RELAY_BATCH = env.int("EVENTS_RELAY_BATCH", default=1000)
 EVENTS_RELAY_POLL_INTERVAL = env.float("EVENTS_RELAY_POLL_INTERVAL", default=1.0)
 EVENTS_BROKER_TIMEOUT = env.float("EVENTS_BROKER_TIMEOUT", default=5.0)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=5)

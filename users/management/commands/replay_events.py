@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
+from users.events.cloudevents import Outgoing
 from users.events.relay import BrokerUnavailable, Publisher
 from users.models import UserEvent
 
@@ -31,9 +32,9 @@ class Command(BaseCommand):
         publisher = Publisher()
         sent = 0
         try:
-            batch: list[UserEvent] = []
+            batch: list[Outgoing] = []
             for event in events.iterator(chunk_size=CHUNK):
-                batch.append(event)
+                batch.append(Outgoing.of(event))
                 if len(batch) == CHUNK:
                     sent += self._publish(publisher, batch)
                     batch = []
@@ -44,7 +45,7 @@ class Command(BaseCommand):
             publisher.close()
         self.stdout.write(f"replayed {sent} events")
 
-    def _publish(self, publisher: Publisher, batch: list[UserEvent]) -> int:
+    def _publish(self, publisher: Publisher, batch: list[Outgoing]) -> int:
         if not batch:
             return 0
         outcomes = publisher.publish(batch)
