@@ -15,6 +15,8 @@ if os.environ.get("REDIS_URL_DERIVED_FOR_TESTS") != "1":
 os.environ.pop("CHANNEL_LAYER_URL", None)
 os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.pop("EMAIL_URL", None)
+# User events of test runs go to an exchange of their own: a consumer of a stack beside never sees them.
+os.environ.setdefault("EVENTS_EXCHANGE", "sidus.events.tests")
 
 from sidus.settings import *  # noqa: E402,F401,F403
 
