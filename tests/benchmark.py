@@ -1,6 +1,6 @@
 """The benchmark, not part of the test suite: each scenario against a bare ASGI app, in one run.
 
-    python -m tests.benchmark     # needs wrk (apt-get install wrk), PostgreSQL and Redis
+    python -m tests.benchmark     # needs wrk (apt-get install wrk), PostgreSQL, Redis and RabbitMQ
 
 wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios:
 - hot user (L1), and its If-None-Match revalidation (304);
@@ -9,7 +9,9 @@ wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios
 - the same users read at random once every one of them was read (L2 holds them all);
 - PATCH /users/me/ rotating over 100 users;
 and the invalidation delay across 4 workers while they serve about 1,000 reads/s of random users
-(BENCH_BACKGROUND_RPS). It prints one table: req/s, p50, p99 and the ratio to the bare ASGI app
+(BENCH_BACKGROUND_RPS); then the user events' latency (from a registration's or a PATCH's answer
+to a consumer's receipt, BENCH_EVENT_REQUESTS of each) and one relay's throughput draining a
+backlog of BENCH_EVENT_BACKLOG events. It prints one table: req/s, p50, p99 and the ratio to the bare ASGI app
 returning the hot user's bytes, measured in the same run. On a shared 2-core machine one run of
 the bare app differs from the next by 10-20%, as much as the hot scenarios differ from it, so
 those two are measured in BENCH_PAIRS rounds that alternate them with the bare app (BENCH_PAIR_SECONDS
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -58,6 +61,8 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 ROUNDS = int(os.environ.get("BENCH_INVALIDATION_ROUNDS", "300"))
 USERS = int(os.environ.get("BENCH_USERS", "50000"))
 BACKGROUND_RPS = int(os.environ.get("BENCH_BACKGROUND_RPS", "1000"))
+EVENT_REQUESTS = int(os.environ.get("BENCH_EVENT_REQUESTS", "1000"))  # registrations, then as many PATCHes
+EVENT_BACKLOG = int(os.environ.get("BENCH_EVENT_BACKLOG", "100000"))
 SERVER_ENV = {"WEB_CONCURRENCY": "1", "RATE_LIMITS_ENABLED": "false", "USER_CACHE_L2_TTL": "3600"}
 
 RANDOM_IDS = """
@@ -288,6 +293,128 @@ def invalidation_across_workers(user: User, lo: int, hi: int, count: int = 4) ->
             f"{statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {delays[-1] * 1000:.2f} ms")
 
 
+class EventReceipts:
+    """A consumer of the user events on a queue of its own: when each (subject, type, bio) arrived."""
+
+    def __init__(self) -> None:
+        from kombu import Connection, Exchange, Queue
+
+        self.connection = Connection(settings.EVENTS_BROKER_URL)
+        channel = self.connection.channel()
+        exchange = Exchange(settings.EVENTS_EXCHANGE, "topic", durable=True)(channel)
+        exchange.declare()
+        self.queue = Queue(f"{settings.EVENTS_EXCHANGE}.bench", exchange, routing_key="user.*", exclusive=True)
+        self.arrived: dict[tuple[str, str, str], float] = {}
+        self.stopping = False
+        self.consumer = self.connection.Consumer(self.queue, on_message=self._received, no_ack=True)
+        self.consumer.consume()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _received(self, message) -> None:
+        event = json.loads(message.body)
+        self.arrived[(event["subject"], event["type"], event["data"]["user"]["bio"])] = time.monotonic()
+
+    def _run(self) -> None:
+        while not self.stopping:
+            try:
+                self.connection.drain_events(timeout=0.2)
+            except TimeoutError:
+                pass
+
+    def close(self) -> None:
+        self.stopping = True
+        self.thread.join(5)
+        self.connection.release()
+
+
+def events_latency_and_throughput() -> list[str]:
+    """From a request's answer to a consumer's receipt of its event (one worker, one relay process
+    woken by the commit), for registrations and PATCHes; then one relay draining a backlog."""
+    settings.EVENTS_EXCHANGE = os.environ["EVENTS_EXCHANGE"] = "sidus.events.bench"
+    receipts = EventReceipts()
+    worker, base = serve("sidus.asgi:application")
+    relay = subprocess.Popen([sys.executable, "manage.py", "relay_events"], cwd=ROOT, env={**os.environ, **SERVER_ENV})
+    lines = []
+    try:
+        time.sleep(2)  # the relay is listening
+        with httpx.Client(base_url=base, timeout=10) as client:
+            answered: dict[tuple[str, str, str], tuple[float, float]] = {}
+            tokens = []
+            stamp = int(time.time())
+            for n in range(EVENT_REQUESTS):
+                name = f"ev{stamp}x{n}"
+                sent = time.monotonic()
+                response = client.post("/api/v1/users/", json={"username": name, "email": f"{name}@example.com",
+                                                               "password": "bench-password-long-enough", "bio": name})
+                answered[(str(response.json()["id"]), "user.registered", name)] = (sent, time.monotonic())
+                if len(tokens) < 100:
+                    tokens.append((response.json()["id"], token_pair(User.objects.get(pk=response.json()["id"]))))
+            lines.append(_latency("registration", answered, receipts))
+            answered = {}
+            for n in range(EVENT_REQUESTS):
+                user_id, pair = tokens[n % len(tokens)]
+                bio = f"patched {stamp} {n}"
+                sent = time.monotonic()
+                response = client.patch("/api/v1/users/me/", json={"bio": bio},
+                                        headers={"Authorization": f"Bearer {pair['access']}"})
+                assert response.status_code == 200, response.text
+                answered[(str(user_id), "user.updated", bio)] = (sent, time.monotonic())
+            lines.append(_latency("PATCH /users/me/", answered, receipts))
+    finally:
+        stop(relay)
+        stop(worker)
+        receipts.close()
+    lines.append(_drain(EVENT_BACKLOG))
+    return lines
+
+
+def _latency(what: str, answered: dict[tuple[str, str, str], tuple[float, float]], receipts: EventReceipts) -> str:
+    """The consumer's receipt less the answer's arrival (negative: the event came first, as the relay
+    is woken by the commit), and less the request's sending."""
+    deadline = time.monotonic() + 30
+    while not answered.keys() <= receipts.arrived.keys() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    missing = len(answered.keys() - receipts.arrived.keys())
+    assert not missing, f"{missing} events of {what} never arrived"
+
+    def percentiles(delays: list[float]) -> str:
+        delays.sort()
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        return f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+
+    after_answer = [receipts.arrived[key] - at for key, (_, at) in answered.items()]
+    after_sending = [receipts.arrived[key] - sent for key, (sent, _) in answered.items()]
+    return (f"event latency, {len(answered)} x {what}, to the consumer's receipt: from the answer "
+            f"{percentiles(after_answer)}; from the request's sending {percentiles(after_sending)}")
+
+
+def _drain(count: int) -> str:
+    """One relay (in this process) publishing a backlog of `count` events to the bench exchange."""
+    from users.events.relay import Relay
+
+    first = 9_000_000_000  # users no one has: the event rows alone are the backlog
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM user_event WHERE user_id >= %s", [first])
+        cursor.execute(
+            "INSERT INTO user_event (id, user_id, sequence, type, time, data, attempts, last_error) "
+            "SELECT gen_random_uuid(), %s + g, 1, 'user.registered', now(), jsonb_build_object('user', "
+            "jsonb_build_object('id', %s + g, 'username', 'bench-' || g, 'first_name', 'Bench', 'last_name', "
+            "'User ' || g, 'bio', 'Profile number ' || g, 'date_joined', '2026-01-01T00:00:00Z'), 'email', "
+            "'bench-' || g || '@example.com'), 0, '' FROM generate_series(1, %s) g", [first, first, count])
+    relay = Relay()
+    started = time.monotonic()
+    published = 0
+    while published < count:
+        published += relay.relay_once()
+    elapsed = time.monotonic() - started
+    relay.publisher.close()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM user_event WHERE user_id >= %s", [first])
+    return (f"relay throughput, a backlog of {count} events, one relay (batches of {relay.batch}): "
+            f"{count / elapsed:.0f} events/s")
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
@@ -312,6 +439,9 @@ def main() -> None:
         print(f"| {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['ratio']:.3f} |")
     if ROUNDS:
         print(invalidation_across_workers(hot, lo, hi))
+    if EVENT_REQUESTS:
+        for line in events_latency_and_throughput():
+            print(line)
 
 
 if __name__ == "__main__":

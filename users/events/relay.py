@@ -32,12 +32,13 @@ CHANNEL = "sidus_events"  # NOTIFY'd by the trigger of migration 0007 at each co
 _table = UserEvent._meta.db_table
 # The first unpublished event of each user, of those no other relay holds: at most one per user per
 # round, so that a user's next event is published only once the broker confirmed this one. In no
-# order across users: an ORDER BY would sort the whole backlog for each round.
+# order across users: an ORDER BY would sort the whole backlog for each round. The head is found by
+# a subquery per row on the unpublished index, a plan that does not depend on the table's statistics
+# (a NOT EXISTS became a nested loop over the whole backlog when they said the table was small).
 CLAIM = f"""
 SELECT e.id, e.user_id, e.sequence, e.type, e.time, e.data::text, e.attempts FROM "{_table}" e
 WHERE e.published_at IS NULL AND e.parked_at IS NULL AND (e.available_at IS NULL OR e.available_at <= %s)
-  AND NOT EXISTS (SELECT 1 FROM "{_table}" p
-                  WHERE p.user_id = e.user_id AND p.published_at IS NULL AND p.sequence < e.sequence)
+  AND e.sequence = (SELECT min(p.sequence) FROM "{_table}" p WHERE p.user_id = e.user_id AND p.published_at IS NULL)
 LIMIT %s
 FOR UPDATE OF e SKIP LOCKED
 """
