@@ -7,12 +7,12 @@ alone. `resume()` undoes either. It runs its own event loop in a thread.
 import asyncio
 import threading
 
-from tests.servers import free_port, wait_for_port
+from tests.servers import wait_for_port
 
 
 class FaultyProxy:
     def __init__(self, target_port: int) -> None:
-        self.port = free_port()
+        self.port = 0  # bound when it starts
         self.target_port = target_port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="faulty-proxy", daemon=True)
@@ -66,7 +66,8 @@ class FaultyProxy:
     async def _start(self) -> None:
         self._flowing = asyncio.Event()
         self._flowing.set()
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
         self._server.close()

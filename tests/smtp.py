@@ -1,13 +1,16 @@
 """A real SMTP server for the tests (aiosmtpd), which can refuse the first messages it gets, and
 how a test reads what it received as a user would: by subject, and the links in it."""
+import asyncio
 import re
+import socket
+from collections.abc import Awaitable
 from email import message_from_bytes
 from email.message import Message
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
-from tests.servers import free_port, wait_until
+from tests.servers import wait_until
 
 # The FRONTEND_URL of the `inbox` fixture (tests/conftest.py): the links in emails point there.
 FRONTEND_URL = "https://app.example.org"
@@ -38,11 +41,24 @@ class Inbox:
         return [m for m in self.messages if m["To"] == address]
 
 
+class _BoundController(Controller):
+    """aiosmtpd's Controller serving a socket bound beforehand: its port is never picked and released."""
+
+    def __init__(self, handler: Inbox, sock: socket.socket) -> None:
+        self._sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1])
+
+    def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
 class SMTPServer:
     def __init__(self, refuse: int = 0, unknown: tuple[str, ...] = ()) -> None:
         self.inbox = Inbox(refuse, unknown)
-        self.port = free_port()
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.controller = _BoundController(self.inbox, sock)
 
     def __enter__(self) -> "SMTPServer":
         self.controller.start()

@@ -56,6 +56,32 @@ def write(names: list[str], done: threading.Event) -> None:
         done.set()
 
 
+def test_every_celery_worker_runs_a_relay(settings):
+    settings.EVENTS_EXCHANGE = f"sidus.events.worker-{uuid.uuid4().hex[:12]}"
+    with Connection(settings.EVENTS_BROKER_URL) as broker:
+        channel = broker.channel()
+        exchange = Exchange(settings.EVENTS_EXCHANGE, "topic", durable=True)(channel)
+        exchange.declare()
+        queue = Queue(f"{settings.EVENTS_EXCHANGE}.consumer", exchange, routing_key="user.*")(channel)
+        queue.declare()
+        env = worker_env(EVENTS_RELAY="true", EVENTS_EXCHANGE=settings.EVENTS_EXCHANGE)
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "sidus", "worker", "--pool", "solo",
+                                   "--loglevel", "WARNING"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            user = services.user_create(username="celeryrelayed", email="celeryrelayed@example.com",
+                                        password="fault-test-password")
+            wait_until(lambda: queue.queue_declare(passive=True).message_count == 1, timeout=60)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        event = json.loads(queue.get(no_ack=True).body)
+        queue.delete()
+        exchange.delete()
+    assert (event["type"], event["subject"]) == ("user.registered", str(user.pk))
+    assert UserEvent.objects.get(user_id=user.pk).published_at is not None
+
+
 def test_a_cut_broker_and_a_killed_relay_lose_nothing_and_reorder_nothing(settings, capsys):
     settings.EVENTS_EXCHANGE = f"sidus.events.faults-{uuid.uuid4().hex[:12]}"
     with Connection(settings.EVENTS_BROKER_URL) as broker:
