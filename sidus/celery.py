@@ -40,7 +40,10 @@ app.steps["worker"].add(OutboxDrain)
 
 class EventRelay(bootsteps.StartStopStep):
     """Runs the user events relay (users/events/relay.py) in a thread of each worker's main
-    process: several workers relay side by side, each user's events still in order."""
+    process: several workers relay side by side, each user's events still in order. It starts
+    after the pool, so that no child process is forked with its thread and connections."""
+
+    requires = {"celery.worker.components:Pool"}
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
