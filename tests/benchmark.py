@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from tests.servers import ROOT, wait_until  # noqa: E402
+from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
 from users.models import User  # noqa: E402
 from users.tokens import token_pair  # noqa: E402
 
@@ -87,19 +86,17 @@ end
 
 
 def serve(app: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """One uvicorn process serving `app` on a socket bound here (`--fd`), once it answers."""
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen(1024)
-        port = listening.getsockname()[1]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--fd", str(listening.fileno()),
-             "--log-level", "warning", "--no-access-log", "--no-proxy-headers"],
-            cwd=ROOT, env={**os.environ, **SERVER_ENV, **(env or {})}, pass_fds=(listening.fileno(),),
-        )
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: process.poll() is None and httpx.get(base, timeout=1) is not None, timeout=30)
-    return process, base
+    """One uvicorn process serving `app` on a port of its own. Not on a socket bound here (`--fd`):
+    uvicorn takes an inherited socket for a Unix one, and its TCP connections then go without
+    TCP_NODELAY (about 40 ms per keep-alive answer: 727 req/s where 12,000 are served)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log", "--no-proxy-headers"],
+        cwd=ROOT, env={**os.environ, **SERVER_ENV, **(env or {})},
+    )
+    wait_for_port(port, process=process)
+    return process, f"http://127.0.0.1:{port}"
 
 
 def stop(process: subprocess.Popen) -> None:
