@@ -89,7 +89,7 @@ class RedisServer:
 class Worker:
     """One `uvicorn sidus.asgi:application` process against the test database.
 
-    Its port is bound here and handed over as a socket (`--fd`), never picked and released: no
+    Its port is bound here and handed over as a socket (tests/uvicorn_fd.py), never picked and released: no
     other process can take it in between."""
 
     def __init__(self, env: dict[str, str]) -> None:
@@ -100,8 +100,8 @@ class Worker:
             self.url = f"http://127.0.0.1:{self.port}"
             self.log = tempfile.NamedTemporaryFile(prefix="sidus-worker-", suffix=".log", delete=False)
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "sidus.asgi:application", "--fd", str(listening.fileno()),
-                 "--log-level", "warning", "--no-proxy-headers"],
+                [sys.executable, "-m", "tests.uvicorn_fd", str(listening.fileno()), "sidus.asgi:application",
+                 "--log-level", "warning"],
                 cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(listening.fileno(),),
             )
         self.client = httpx.Client(base_url=self.url, timeout=10)
