@@ -1,8 +1,11 @@
 import asyncio
 import itertools
+import json
+import uuid
 from collections.abc import Callable
 
 import pytest
+from kombu import Connection, Exchange, Queue
 from rest_framework.test import APIClient
 
 from users.models import User
@@ -195,3 +198,32 @@ def inbox(settings, celery_worker):
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
         settings.FRONTEND_URL = FRONTEND_URL
         yield smtp.inbox
+
+
+@pytest.fixture
+def exchange(settings):
+    """A topic exchange of this test's own on the real broker, and a queue bound to all of it."""
+    settings.EVENTS_EXCHANGE = f"sidus.events.test-{uuid.uuid4().hex[:12]}"
+    with Connection(settings.EVENTS_BROKER_URL) as connection:
+        channel = connection.channel()
+        topic = Exchange(settings.EVENTS_EXCHANGE, "topic", durable=True)(channel)
+        topic.declare()
+        queue = Queue(f"{settings.EVENTS_EXCHANGE}.all", topic, routing_key="user.#")(channel)
+        queue.declare()
+        yield Received(queue)
+        queue.delete()
+        topic.delete()
+
+
+class Received:
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    def messages(self) -> list:
+        messages = []
+        while (message := self.queue.get(no_ack=True)) is not None:
+            messages.append(message)
+        return messages
+
+    def events(self) -> list[dict]:
+        return [json.loads(message.body) for message in self.messages()]

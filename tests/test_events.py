@@ -5,7 +5,6 @@ import io
 import json
 import logging
 import threading
-import uuid
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import override_settings
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Queue
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, bearer
@@ -32,35 +31,6 @@ def events_of(user: User) -> list[tuple[int, str]]:
 
 def types_of(user: User) -> list[str]:
     return [type for _, type in events_of(user)]
-
-
-@pytest.fixture
-def exchange(settings):
-    """A topic exchange of this test's own on the real broker, and a queue bound to all of it."""
-    settings.EVENTS_EXCHANGE = f"sidus.events.test-{uuid.uuid4().hex[:12]}"
-    with Connection(settings.EVENTS_BROKER_URL) as connection:
-        channel = connection.channel()
-        topic = Exchange(settings.EVENTS_EXCHANGE, "topic", durable=True)(channel)
-        topic.declare()
-        queue = Queue(f"{settings.EVENTS_EXCHANGE}.all", topic, routing_key="user.#")(channel)
-        queue.declare()
-        yield Received(queue)
-        queue.delete()
-        topic.delete()
-
-
-class Received:
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
-
-    def messages(self) -> list:
-        messages = []
-        while (message := self.queue.get(no_ack=True)) is not None:
-            messages.append(message)
-        return messages
-
-    def events(self) -> list[dict]:
-        return [json.loads(message.body) for message in self.messages()]
 
 
 # --- Recording ----------------------------------------------------------------------------------
