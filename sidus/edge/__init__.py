@@ -7,8 +7,10 @@ Every HTTP request goes through it once:
 2. A body, if the client announced one, is read here, once, under DATA_UPLOAD_MAX_MEMORY_SIZE
    (over it: 413, before anything is spooled to disk), and handed to Django with its length
    declared: a chunked body is read as the same body with a Content-Length is.
-3. A routed request becomes one `EdgeRequest` (Django's header, host and scheme rules), and its
-   route's handler answers it, or hands it to Django (`Django`), whose answer is then final.
+3. A routed request becomes one `EdgeRequest` (Django's header, host and scheme rules). Its
+   route's `memory` may answer it at once, from memory and without I/O (a synchronous call: the
+   hot path, with no coroutine of its own); else the route's handler answers it, or hands it to
+   Django (`Django`), whose answer is then final.
 
 Django is the oracle: a handler answers only what it can tell Django would answer the same way,
 with the same validators, checks and columns, and with headers learnt from Django's own answers
@@ -55,19 +57,22 @@ class Django:
 
 
 Handler = Callable[[EdgeRequest, Any, Send, Django], Awaitable[None]]
+# The two ASGI messages of an answer held in memory, or None: the handler decides.
+Memory = Callable[[EdgeRequest, Any], tuple[Message, Message] | None]
 
 
 @dataclass(frozen=True)
 class Route:
     """Requests the edge may answer: `methods` on the URL named `name`. A URL with a `kwarg`
     (the user's id) passes its value through `parse`, which says None for values no object can
-    have (then it is Django's 404)."""
+    have (then it is Django's 404). `memory`, if given, is tried before `handler`."""
 
     name: str
     methods: frozenset[str]
     handler: Handler
     kwarg: str | None = None
     parse: Callable[[str], Any] | None = None
+    memory: Memory | None = None
 
     def pattern(self) -> re.Pattern[str]:
         marker = "0edge0"  # any value the URL's converter accepts, to split the reversed path around
@@ -108,6 +113,11 @@ class Edge:
                 return  # the client left
         if route is None:
             return await self.to_django.answer(request, send)
+        if route.memory is not None:
+            answer = route.memory(request, argument)
+            if answer is not None:
+                await send(answer[0])
+                return await send(answer[1])
         await route.handler(request, argument, send, self.to_django)
 
     async def _django(self, scope: Scope, receive: Receive, send: Send) -> None:

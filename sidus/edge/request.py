@@ -1,8 +1,8 @@
 """The edge's one request model: the request as Django will see it, read in one pass.
 
 Each rule is Django's own, applied to the ASGI scope before Django builds its HttpRequest:
-- headers as `ASGIRequest` puts them in META: names with an underscore dropped (no smuggling
-  between `x_forwarded_proto` and `x-forwarded-proto`), repeated ones joined with ",";
+- headers as `ASGIRequest` puts them in META: repeated ones joined with ",", names with an
+  underscore dropped (no smuggling between `x_forwarded_proto` and `x-forwarded-proto`);
 - the host as `HttpRequest.get_host()` finds it (USE_X_FORWARDED_HOST, then Host, then the
   server's address) and checks it (ALLOWED_HOSTS, `validate_host`);
 - the scheme as `HttpRequest.scheme` decides it (SECURE_PROXY_SSL_HEADER's first value);
@@ -29,41 +29,54 @@ Headers = list[tuple[bytes, bytes]]
 # Media ranges for which DRF's negotiation picks the JSON renderer with its plain content type.
 _JSON_RANGES = frozenset({b"application/json", b"application/*", b"*/*"})
 _HARMLESS_RANGES = _JSON_RANGES | {b"text/plain"}  # no renderer of ours serves text/plain
+# Preconditions Django judges (an edge route answers If-None-Match alone, with its own ETag).
+_DJANGOS_CONDITIONS = frozenset({b"if-match", b"if-modified-since", b"if-unmodified-since"})
 
 
 class EdgeRequest:
     """One request, as Django will see it. Built once per request by the edge, in one pass over
     the headers; plain attributes and cached settings, as it is built for every hit of L1."""
 
-    __slots__ = ("scope", "receive", "headers", "has_body", "body")
+    __slots__ = ("scope", "receive", "headers", "has_body", "body", "secure", "plain")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self.receive = receive
         raw = scope["headers"]
-        headers = dict(raw)  # most requests: no name twice, none with an underscore
-        if len(headers) != len(raw) or b"_" in b"".join(headers):
+        headers = dict(raw)  # most requests: no name twice
+        if len(headers) != len(raw):
             headers = _joined(raw)
+        # A name with an underscore stays in `headers` when no name repeats: it is only ever looked
+        # up by its hyphenated name, which it never equals, so it is as absent as Django makes it.
         self.headers = headers
         # A body announced (a length, or chunks) must be read by someone: the edge reads it.
         length = headers.get(b"content-length")
         self.has_body = b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
         self.body: bytes | None = None  # set once read
+        rules = _rules
+        # HttpRequest.scheme: SECURE_PROXY_SSL_HEADER's first value if the header is there.
+        proxied = None if rules.proxy is None else headers.get(rules.proxy[0])
+        self.secure = (scope.get("scheme") == "https" if proxied is None
+                       else proxied.split(b",", 1)[0].strip() == rules.proxy[1])
+        # No query string, an allowed host, an Accept that Django answers with plain JSON and no
+        # precondition of Django's: a request an edge route may answer (else it is Django's alone).
+        host = headers.get(b"host")
+        if host is None or rules.use_forwarded_host:
+            host = self.host
+        plain = rules.plain.get((host, headers.get(b"accept", b"")))
+        if plain is None:
+            plain = rules.plain_for(host, headers.get(b"accept", b""))
+        self.plain = plain and not scope["query_string"] and headers.keys().isdisjoint(_DJANGOS_CONDITIONS)
 
     @property
     def method(self) -> str:
         return self.scope["method"]
 
     @property
-    def plain(self) -> bool:
-        """No query string, an allowed host, and an Accept that Django answers with plain JSON:
-        a request an edge route may answer (anything else is Django's alone)."""
-        return not self.scope["query_string"] and _rules.plain_for(self.host, self.headers.get(b"accept", b""))
-
-    @property
     def host(self) -> bytes:
+        """HttpRequest.get_host()'s host, before its check (`plain` says whether it passes)."""
         headers = self.headers
-        if b"x-forwarded-host" in headers and _rules.use_forwarded_host:
+        if _rules.use_forwarded_host and b"x-forwarded-host" in headers:
             return headers[b"x-forwarded-host"]
         host = headers.get(b"host")
         if host is not None:
@@ -73,15 +86,6 @@ class EdgeRequest:
             return b"unknown"
         name, port = server[0], str(server[1])
         return (name if port == ("443" if self.secure else "80") else f"{name}:{port}").encode("latin-1")
-
-    @property
-    def secure(self) -> bool:
-        proxy = _rules.proxy
-        if proxy is not None:
-            value = self.headers.get(proxy[0])
-            if value is not None:
-                return value.split(b",", 1)[0].strip() == proxy[1]
-        return self.scope.get("scheme") == "https"
 
     def content_type(self) -> tuple[str, dict[str, str]]:
         """The media type and its parameters (a `charset`, say), as HttpRequest reads them."""
@@ -196,11 +200,10 @@ class _Rules:
         self.plain: dict[tuple[bytes, bytes], bool] = {}  # (host, Accept) -> plain
 
     def plain_for(self, host: bytes, accept: bytes) -> bool:
-        plain = self.plain.get((host, accept))
-        if plain is None:
-            if len(self.plain) >= 1024:  # a bound, whatever hosts and Accept values clients send
-                self.plain.clear()
-            plain = self.plain[(host, accept)] = host_allowed(host) and accepts_plain_json(accept)
+        """Computed, then remembered in `plain` (which EdgeRequest reads first)."""
+        if len(self.plain) >= 1024:  # a bound, whatever hosts and Accept values clients send
+            self.plain.clear()
+        plain = self.plain[(host, accept)] = host_allowed(host) and accepts_plain_json(accept)
         return plain
 
 
