@@ -137,9 +137,9 @@ def create_users() -> tuple[int, int]:
                 # The names are lower-case ASCII: their folded forms (users.models.fold) are themselves.
                 "INSERT INTO \"user\" (password, is_superuser, username, first_name, last_name, email, is_staff, "
                 "is_active, date_joined, bio, updated_at, email_verified, username_folded, email_folded, "
-                "session_epoch) SELECT '!', false, 'bench-' || g, 'Bench', 'User ' || g, "
+                "session_epoch, event_sequence) SELECT '!', false, 'bench-' || g, 'Bench', 'User ' || g, "
                 "'bench-' || g || '@example.com', false, true, now(), 'Profile number ' || g, now(), true, "
-                "'bench-' || g, 'bench-' || g || '@example.com', 0 FROM generate_series(1, %s) g", [USERS],
+                "'bench-' || g, 'bench-' || g || '@example.com', 0, 0 FROM generate_series(1, %s) g", [USERS],
             )
             cursor.execute("SELECT min(id), max(id) FROM \"user\" WHERE username LIKE 'bench-%%'")
             lo, hi = cursor.fetchone()
