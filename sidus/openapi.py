@@ -62,11 +62,13 @@ IF_MATCH = OpenApiParameter(
 NOT_MODIFIED = OpenApiResponse(description="Not modified: the ETag you sent is current. No body.")
 
 
-def api_responses(success: dict[int, Any], *errors: int) -> dict[int, Any]:
-    """`success` plus the error answers `errors`, each with its body's schema; 503 is always possible."""
+def api_responses(success: dict[int, Any], *errors: int,
+                  own: dict[int, tuple[dict[str, Any], str]] | None = None) -> dict[int, Any]:
+    """`success` plus the error answers `errors`, each with its body's schema; 503 is always possible.
+    `own` gives an operation's own body and wording of a status (a 404 of sessions, not of users)."""
     responses = dict(success)
-    for status in sorted({*errors, 503}):
-        schema, description = _ERRORS[status]
+    for status in sorted({*errors, *(own or {}), 503}):
+        schema, description = (own or {}).get(status) or _ERRORS[status]
         responses[status] = OpenApiResponse(response=schema, description=description)
     return responses
 

@@ -208,6 +208,7 @@ RATE_LIMITS = {
     "email_verify": env("RATE_LIMIT_EMAIL_VERIFY", default="20/m/ip"),
     "email_verify_resend": env("RATE_LIMIT_EMAIL_VERIFY_RESEND", default="1/3m/user"),
     "account_delete": env("RATE_LIMIT_ACCOUNT_DELETE", default="5/m/user"),
+    "sessions": env("RATE_LIMIT_SESSIONS", default="60/m/user"),
 }
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 RATELIMIT_USE_CACHE = "default"

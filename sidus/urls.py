@@ -10,6 +10,8 @@ from users.account_views import (
     PasswordChangeView,
     PasswordResetConfirmView,
     PasswordResetView,
+    SessionDetailView,
+    SessionListView,
     SignupConfirmView,
 )
 from users.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
@@ -23,6 +25,8 @@ api_v1 = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/token/blacklist/", TokenBlacklistView.as_view(), name="token_blacklist"),
+    path("auth/sessions/", SessionListView.as_view(), name="sessions"),
+    path("auth/sessions/<uuid:session_id>/", SessionDetailView.as_view(), name="session"),
     path("auth/password/change/", PasswordChangeView.as_view(), name="password_change"),
     path("auth/password/reset/", PasswordResetView.as_view(), name="password_reset"),
     path("auth/password/reset/confirm/", PasswordResetConfirmView.as_view(), name="password_reset_confirm"),

@@ -139,13 +139,18 @@ async def listening(close_db_connections):
 
 @pytest.fixture
 async def loading(close_db_connections):
-    """This process's miss loader and its database pool, as the ASGI lifespan would run them."""
+    """This process's miss loader, its copy of the ended sessions and its database pool, as the
+    ASGI lifespan would run them."""
     from users import cache
     from users.loop_db import loop_db
+    from users.sessions import ended_sessions
 
     await loop_db.start()
+    await ended_sessions.read()  # as its reader in the lifespan does, before the first request
+    ended_sessions.start()
     yield cache.loader
     await cache.loader.stop()
+    await ended_sessions.stop()
     await loop_db.stop()
 
 

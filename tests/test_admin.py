@@ -169,3 +169,25 @@ def test_the_outbox_is_visible_read_only(superuser_client, user):
     page = superuser_client.get(reverse("admin:users_outboxemail_change", args=[email.pk]))
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()  # a view, not a form
     assert superuser_client.get(reverse("admin:users_outboxemail_delete", args=[email.pk])).status_code == 403
+
+
+def test_the_changelist_counts_live_sessions_and_last_activity_in_one_query(superuser_client, make_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from users import services
+
+    def queries_for(count: int) -> int:
+        users = [make_user() for _ in range(count - User.objects.count() + 1)]
+        for user in users:
+            services.session_start(user=user)
+        with CaptureQueriesContext(connection) as captured:
+            page = changelist(superuser_client)
+        assert page.count('class="field-live_sessions">1<') == len(users) or count > 100
+        return len(captured)
+
+    few = queries_for(1)
+    assert queries_for(100) == few
+    assert "Active in the last 30 days" in changelist(superuser_client)
+    active = changelist(superuser_client, active="30d")
+    assert active.count('class="field-live_sessions">1<') == 100  # the staff user has no session

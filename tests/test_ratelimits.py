@@ -271,4 +271,5 @@ def test_the_default_limits_are_allauths(settings):
         "password_change": "5/m/user", "password_reset": "20/m/ip,5/m/key", "password_reset_confirm": "20/m/ip",
         "email_verify": "20/m/ip", "email_verify_resend": "1/3m/user", "account_delete": "5/m/user",
         "signup_confirm": "20/m/ip",  # issue 16: as the other links
+        "sessions": "60/m/user",  # issue 19
     }

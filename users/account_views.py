@@ -7,16 +7,19 @@ Enumeration: a reset request answers 202 with the same body and the same work wh
 address belongs to someone: the lookup runs in the worker. A bad link is a 400 naming `uid`
 (no such active account: ids are public anyway, in /users/{id}/) or `token`.
 """
+import uuid
 from typing import Any
 
 from adrf.views import APIView
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from sidus.openapi import RETRY_AFTER, api_responses
+from sidus.openapi import DETAIL_ERROR, RETRY_AFTER, api_responses
 from users import services
 from users.account_serializers import (
     DetailSerializer,
@@ -26,9 +29,10 @@ from users.account_serializers import (
     PasswordResetSerializer,
     SignupConfirmSerializer,
 )
-from users.models import fold
+from users.authentication import SESSION_CLAIM
+from users.models import Session, fold
 from users.ratelimits import ActionThrottle
-from users.serializers import UserPrivateSerializer
+from users.serializers import SessionSerializer, UserPrivateSerializer
 from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
@@ -72,7 +76,7 @@ class PasswordChangeView(_AccountView):
         serializer = PasswordChangeSerializer(data=request.data, context={"user": request.user})
         serializer.is_valid(raise_exception=True)
         user = services.password_change(user=request.user, new_password=serializer.validated_data["new_password"])
-        return Response(token_pair(user))
+        return Response(token_pair(user, request))
 
 
 @extend_schema(
@@ -107,7 +111,7 @@ class PasswordResetConfirmView(_AnonymousView):
         serializer = PasswordResetConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        services.password_change(user=data["user"], new_password=data["new_password"])
+        services.password_change(user=data["user"], new_password=data["new_password"], reset=True)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -161,3 +165,84 @@ class EmailVerificationResendView(_AccountView):
     def post(self, request: Request) -> Response:
         services.email_verification_resend(user=request.user)
         return Response({"detail": RESEND_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- Sessions -------------------------------------------------------------------------------------
+
+
+CURRENT_SESSION = "This is the session of the request: log out to end it."
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class SessionPagination(CursorPagination):
+    ordering = ("-last_seen_at", "-id")
+    page_size = 50
+
+
+SESSION_PAGE = inline_serializer("SessionPage", {
+    "next": serializers.URLField(allow_null=True, help_text="The next page, if there is one."),
+    "previous": serializers.URLField(allow_null=True, help_text="The previous page, if there is one."),
+    "results": SessionSerializer(many=True),
+})
+_CURSOR = [OpenApiParameter("cursor", str, description="A page's position, from `next` or `previous`.")]
+
+
+class _SessionsView(_AccountView):
+    permission_classes = [IsAuthenticated]
+    rate_limit = "sessions"
+
+    def current_session(self) -> str | None:
+        session = self.request.auth.get(SESSION_CLAIM) if self.request.auth is not None else None
+        return session if isinstance(session, str) else None
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="My sessions", operation_id="auth_sessions_list",
+        description="The sessions of my account that can still act (logged in, not ended, refreshed within "
+                    "the refresh token's lifetime), the most recently active first; `current` marks this one.",
+        parameters=[RETRY_AFTER, *_CURSOR],
+        responses=api_responses({200: SESSION_PAGE}, 401, 429, own={404: (DETAIL_ERROR, "The cursor is not valid.")}),
+    ),
+    delete=extend_schema(
+        summary="End my other sessions", operation_id="auth_sessions_end_others", request=None,
+        description="Ends every session of my account but this one: their tokens answer 401 from now on.",
+        parameters=[RETRY_AFTER], responses=api_responses({204: None}, 401, 429),
+    ),
+)
+class SessionListView(_SessionsView):
+    def get(self, request: Request) -> Response:
+        sessions = services.sessions_live(user=request.user)
+        paginator = SessionPagination()
+        page = paginator.paginate_queryset(sessions, request, view=self)
+        context = {"session_id": self.current_session()}
+        return paginator.get_paginated_response(SessionSerializer(page, many=True, context=context).data)
+
+    def delete(self, request: Request) -> Response:
+        current = self.current_session()
+        services.sessions_end(user=request.user, reason=Session.EndReason.REVOKED,
+                              keep=uuid.UUID(hex=current) if current else None)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionDetailView(_SessionsView):
+    @extend_schema(
+        summary="End one of my sessions", operation_id="auth_session_end", request=None,
+        description="Its access and refresh tokens answer 401 from now on, on every worker; my other sessions go "
+                    "on. A session that is not mine, or not live, is a 404. This session itself is a 409: it ends "
+                    "by logging out (`/auth/token/blacklist/`), which also uses up its refresh token.",
+        parameters=[RETRY_AFTER], responses=api_responses({204: None}, 401, 429, own={
+            404: (DETAIL_ERROR, "No live session of mine has this id."),
+            409: (DETAIL_ERROR, "This is the session of the request: log out to end it."),
+        }),
+    )
+    def delete(self, request: Request, session_id: uuid.UUID) -> Response:
+        if session_id.hex == self.current_session():
+            raise Conflict(CURRENT_SESSION)
+        if not services.session_end(user_id=request.user.pk, session_id=session_id, reason=Session.EndReason.REVOKED):
+            raise NotFound()
+        return Response(status=status.HTTP_204_NO_CONTENT)

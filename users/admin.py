@@ -1,19 +1,25 @@
 """Staff manage users here. Delete is a soft delete (with restore); nothing removes a row."""
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from users import services
-from users.models import OutboxEmail, User, UserEvent
+from users.models import OutboxEmail, Session, User, UserEvent
 from users.ratelimits import RateLimited
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+SESSION_COLUMNS = {"device": "device", "ip": "IP", "created_at": "created", "last_seen_at": "last seen",
+                   "ended_at": "ended", "end_reason": "why"}
 
 
 class RateLimitedAdminLoginForm(AdminAuthenticationForm):
@@ -45,17 +51,61 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ActiveFilter(admin.SimpleListFilter):
+    title = "activity"
+    parameter_name = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("30d", "Active in the last 30 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "30d":
+            return queryset.filter(last_seen__gte=timezone.now() - timedelta(days=30))
+        return queryset
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "deleted_at")
-    list_filter = (DeletedFilter, "email_verified", "is_staff", "is_superuser", "is_active", "groups")
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "live_sessions",
+                    "last_seen", "deleted_at")
+    list_filter = (DeletedFilter, ActiveFilter, "email_verified", "is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("username", "email", "first_name", "last_name")
-    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined")
+    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined", "sessions")
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         ("Profile", {"fields": ("email_verified", "bio", "updated_at", "deleted_at")}),
+        ("Sessions", {"fields": ("sessions",)}),
     )
-    actions = ("delete_selected", "restore", "send_password_reset")
+    actions = ("delete_selected", "restore", "send_password_reset", "end_sessions")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Each user's live sessions and last activity, in the changelist's one query."""
+        expired = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+        live = Q(sessions__ended_at__isnull=True, sessions__last_seen_at__gte=expired)
+        return super().get_queryset(request).annotate(
+            live_sessions=Count("sessions", filter=live), last_seen=Max("sessions__last_seen_at"),
+        )
+
+    @admin.display(description="sessions")
+    def sessions(self, user: User) -> str:
+        """The user's sessions, newest activity first (read-only: "End all sessions" ends them)."""
+        rows = user.sessions.order_by("-last_seen_at")[:50]
+        if not rows:
+            return "None"
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in SESSION_COLUMNS.values()))
+        body = format_html_join("", "<tr>{}</tr>", (
+            (format_html_join("", "<td>{}</td>", ((getattr(row, name) or "-",) for name in SESSION_COLUMNS)),)
+            for row in rows
+        ))
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+    @admin.display(description="live sessions", ordering="live_sessions")
+    def live_sessions(self, user: User) -> int:
+        return user.live_sessions
+
+    @admin.display(description="last seen", ordering="last_seen")
+    def last_seen(self, user: User) -> Any:
+        return user.last_seen
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
         # Only superusers hand out privileges: staff cannot raise their own (or a friend's).
@@ -64,7 +114,7 @@ class UserAdmin(DjangoUserAdmin):
 
     # The standard delete view and delete action both end here: keep the row.
     def delete_model(self, request: HttpRequest, obj: User) -> None:
-        services.user_soft_delete(user=obj)
+        services.user_soft_delete(user=obj, ended_by=Session.EndReason.STAFF)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         services.users_soft_delete(user_ids=queryset.values_list("pk", flat=True))
@@ -93,6 +143,12 @@ class UserAdmin(DjangoUserAdmin):
         skipped = queryset.count() - len(users)
         note = f" {skipped} deleted or inactive user(s) skipped." if skipped else ""
         self.message_user(request, f"Queued a password reset email to {len(users)} user(s).{note}", messages.SUCCESS)
+
+    @admin.action(description="End all sessions of selected users", permissions=["change"])
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ended = sum(services.sessions_end(user=user, reason=Session.EndReason.STAFF) for user in queryset)
+        self.message_user(request, f"Ended {ended} session(s): their tokens answer 401 from now on.",
+                          messages.SUCCESS)
 
     @admin.action(description="Restore selected users", permissions=["change"])
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:

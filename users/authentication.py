@@ -1,11 +1,12 @@
 """JWT authentication that refuses deleted users, tokens older than the password, ended sessions."""
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication as BaseJWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 
-from users import cache
+from users.sessions import session_ended
 
 PASSWORD_CLAIM = "pwd"
 SESSION_CLAIM = "sid"
@@ -20,24 +21,25 @@ def password_fingerprint(user: Any) -> str:
 TOKEN_FIELDS = ("id", "password", "session_epoch", "is_active", "deleted_at")
 
 
-async def token_refusal(token: Any, user: Any) -> str | None:
+def token_refusal(token: Any, user: Any, *, ended: Callable[[str], bool] | None = None) -> str | None:
     """The one check of a valid token against its user's row, for DRF's authentication and the
     edge alike: None if it may act, else why not. No token for inactive or deleted users; none
     issued before the last password change or soft delete (the fingerprint covers both); none of
-    a logged-out session."""
+    an ended session. `ended` says whether a session has ended (`users.sessions.session_ended`
+    by default; the edge passes its worker's copy, which it has checked is fresh)."""
     if not user_can_authenticate(user):
         return "user_inactive"
     session = token.get(SESSION_CLAIM)
     if token.get(PASSWORD_CLAIM) != password_fingerprint(user) or not isinstance(session, str):
         return "token_not_valid"
-    if await cache.session_is_revoked(session):
+    if (ended or session_ended)(session):
         return "token_not_valid"
     return None
 
 
 def token_is_current(token: Any, user: Any) -> bool:
-    """`token_refusal` from sync code (the refresh serializer): True if the token may act."""
-    return cache.run_sync(token_refusal, token, user) is None
+    """True if the token may act (`token_refusal`): the refresh serializer's check."""
+    return token_refusal(token, user) is None
 
 
 def validated_token(authorization: bytes) -> Any | None:
@@ -57,15 +59,13 @@ def user_can_authenticate(user: Any) -> bool:
 
 
 class JWTAuthentication(BaseJWTAuthentication):
-    """Tokens issued before a soft delete, a password change or a logout answer 401 at once.
-
-    The user row is loaded on every authenticated request anyway; the logout check is one Redis
-    read (and passes while Redis is down: the refresh token is blacklisted in PostgreSQL).
-    """
+    """Tokens issued before a soft delete or a password change, or of an ended session, answer
+    401 at once. The user row is loaded on every authenticated request anyway; whether the
+    session ended is known in memory (users/sessions.py)."""
 
     def get_user(self, validated_token: Any) -> Any:
         user = super().get_user(validated_token)
-        refusal = cache.run_sync(token_refusal, validated_token, user)
+        refusal = token_refusal(validated_token, user)
         if refusal == "user_inactive":
             raise AuthenticationFailed("User is inactive", code="user_inactive")
         if refusal is not None:

@@ -35,6 +35,7 @@ from users.etags import body_etag
 from users.loop_db import loop_db
 from users.models import User, user_id_from
 from users.serializers import UserPrivateSerializer, UserUpdateSerializer, representation
+from users.sessions import ended_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,10 @@ async def _write(request: EdgeRequest, patch: _Patch) -> User | None:
             cursor = await connection.execute(queries.select_by_id(TOKEN_FIELDS, alive=False), [patch.user_id])
             row = await cursor.fetchone()
         user = queries.user_from_row(TOKEN_FIELDS, row) if row is not None else None
-        if user is None or await token_refusal(patch.token, user) is not None:
+        # Whether the session ended is known here only while this worker's copy is fresh.
+        if user is None or not ended_sessions.fresh:
+            return None
+        if token_refusal(patch.token, user, ended=ended_sessions.ended) is not None:
             return None
         if ratelimits.rates_for("update"):
             caller = ratelimits.Caller(user, request.meta())

@@ -10,7 +10,10 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
+from django.db.models import F
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
 
 MAX_USER_ID = 2**63 - 1  # a bigint primary key
 # Only the canonical decimal form names a user: "05", "+5" or "٥" would be second names of one.
@@ -252,6 +255,45 @@ class UserEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.sequence} of user {self.user_id}"
+
+
+class Session(models.Model):
+    """One login: the `sid` every token of it carries, kept across refreshes. A session ends once
+    (`ended_at`, and why); its tokens answer 401 from then on, on every worker (users/sessions.py).
+    Expired ones (no refresh for REFRESH_TOKEN_LIFETIME) are pruned by the Celery worker."""
+
+    class EndReason(models.TextChoices):
+        LOGOUT = "logout", _("logged out")
+        REVOKED = "revoked", _("ended by the user")
+        PASSWORD_CHANGE = "password_change", _("password changed")
+        PASSWORD_RESET = "password_reset", _("password reset")
+        ACCOUNT_DELETED = "account_deleted", _("account deleted")
+        STAFF = "staff", _("ended by staff")
+
+    id = models.UUIDField(primary_key=True, editable=False)  # the tokens' `sid`
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)  # the login, then each refresh
+    ip = models.GenericIPAddressField(null=True, blank=True)  # as the rate limits see it (IPv6: its /64)
+    user_agent = models.CharField(max_length=512, blank=True)
+    device = models.CharField(max_length=100, blank=True)  # a label derived from the User-Agent
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        db_table = "user_session"
+        indexes = [
+            # A user's live sessions, newest activity first (the API's list, the admin's counts).
+            models.Index(F("user"), F("last_seen_at").desc(), name="user_session_live_idx",
+                         condition=models.Q(ended_at__isnull=True)),
+            # What each worker reads of the sessions ended lately (users/sessions.py).
+            models.Index(fields=["ended_at"], name="user_session_ended_idx",
+                         condition=models.Q(ended_at__isnull=False)),
+            models.Index(fields=["last_seen_at"], name="user_session_seen_idx"),  # the pruning
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of user {self.user_id}"
 
 
 class ConsumedEvent(models.Model):

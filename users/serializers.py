@@ -11,7 +11,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from users.models import User
+from users.models import Session, User
 from users.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS
 
 PUBLIC_FIELDS = ("id", "username", "first_name", "last_name", "bio", "date_joined")
@@ -175,3 +175,17 @@ class UserUpdateSerializer(_UserWriteSerializer):
         model = User
         fields = ("username", "email", "first_name", "last_name", "bio")
         extra_kwargs = {"username": {"required": False}, "email": {"allow_blank": False}}
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    """A live session as its owner sees it; `current` marks the one the request's token is of."""
+
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Session
+        fields = ("id", "created_at", "last_seen_at", "ip", "device", "user_agent", "current")
+        read_only_fields = fields
+
+    def get_current(self, session: Session) -> bool:
+        return session.pk.hex == self.context.get("session_id")

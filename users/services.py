@@ -1,5 +1,6 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -9,11 +10,13 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
+from user_agents import parse
 
 from users import cache, events, queries
 from users.loop_db import loop_db
-from users.models import OutboxEmail, PendingSignup, User, UserEvent
+from users.models import OutboxEmail, PendingSignup, Session, User, UserEvent
 from users.outbox import email_queue
+from users.sessions import ended_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +174,7 @@ async def profile_update_async(*, user: User, data: dict[str, str], secure: bool
     return updated
 
 
-def user_soft_delete(*, user: User) -> User:
+def user_soft_delete(*, user: User, ended_by: str | None = None) -> User:
     """Keep the row (and its username and email taken); the user can no longer log in or be seen,
     and every session begun before ends for good: a restore brings back the account, not them."""
     if user.deleted_at is None:
@@ -180,6 +183,7 @@ def user_soft_delete(*, user: User) -> User:
     user.session_epoch += 1
     with transaction.atomic():
         user.save(update_fields=["deleted_at", "is_active", "session_epoch", "updated_at"])
+        sessions_end(user=user, reason=ended_by or Session.EndReason.ACCOUNT_DELETED)
     return user
 
 
@@ -192,10 +196,10 @@ def user_restore(*, user: User) -> User:
 
 
 def users_soft_delete(*, user_ids: Iterable[int]) -> int:
-    """Bulk soft delete (admin action): each user as `user_soft_delete`, in one transaction."""
+    """Bulk soft delete (admin action): each user as `user_soft_delete` by staff, in one transaction."""
     with transaction.atomic():
         users = User.objects.select_for_update().filter(pk__in=list(user_ids), deleted_at__isnull=True)
-        return sum(1 for user in users if user_soft_delete(user=user))
+        return sum(1 for user in users if user_soft_delete(user=user, ended_by=Session.EndReason.STAFF))
 
 
 def users_restore(*, user_ids: Iterable[int]) -> int:
@@ -207,11 +211,14 @@ def users_restore(*, user_ids: Iterable[int]) -> int:
 # --- Passwords and email verification --------------------------------------------------------
 
 
-def password_change(*, user: User, new_password: str) -> User:
-    """Every token issued before stops working (they carry the old password's fingerprint)."""
+def password_change(*, user: User, new_password: str, reset: bool = False) -> User:
+    """Every token issued before stops working (they carry the old password's fingerprint), and
+    every session of the user ends (the caller of a change gets a new one)."""
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password", "updated_at"])
+        reason = Session.EndReason.PASSWORD_RESET if reset else Session.EndReason.PASSWORD_CHANGE
+        sessions_end(user=user, reason=reason)
         email_queue(user=user, kind=OutboxEmail.Kind.PASSWORD_CHANGED)
     return user
 
@@ -263,3 +270,72 @@ def events_release(*, event_ids: Iterable[Any]) -> int:
     return UserEvent.objects.filter(pk__in=list(event_ids), published_at__isnull=True, parked_at__isnull=False).update(
         parked_at=None, attempts=0, available_at=None, last_error=""
     )
+
+
+# --- Sessions ------------------------------------------------------------------------------------
+
+
+def session_start(*, user: User, ip: str | None = None, user_agent: str = "") -> Session:
+    """A new session (a login): its id is the `sid` of the tokens issued for it."""
+    user_agent = user_agent[:Session._meta.get_field("user_agent").max_length]
+    return Session.objects.create(
+        id=uuid.uuid4(), user=user, ip=ip, user_agent=user_agent, device=device_label(user_agent),
+    )
+
+
+def device_label(user_agent: str) -> str:
+    """"Firefox on Linux", "Mobile Safari on iOS", "curl": what a person recognises in a list."""
+    if not user_agent:
+        return ""
+    agent = parse(user_agent)
+    browser, system = agent.browser.family, agent.os.family
+    label = browser if system == "Other" else system if browser == "Other" else f"{browser} on {system}"
+    return "" if label == "Other" else label[:Session._meta.get_field("device").max_length]
+
+
+def sessions_live(*, user: User) -> Any:
+    """The sessions of `user` that can still act: not ended, refreshed within REFRESH_TOKEN_LIFETIME."""
+    expired = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    return Session.objects.filter(user=user, ended_at__isnull=True, last_seen_at__gte=expired)
+
+
+def session_seen(*, session_id: str) -> bool:
+    """A refresh: the session is seen now. False if it has ended (or is not one of ours)."""
+    try:
+        key = uuid.UUID(hex=session_id)
+    except ValueError:
+        return False
+    return Session.objects.filter(pk=key, ended_at__isnull=True).update(last_seen_at=timezone.now()) == 1
+
+
+def session_end(*, user_id: Any, session_id: Any, reason: str) -> bool:
+    """End one session of `user_id` (a logout, or the user ending it from elsewhere). False if it
+    was not live."""
+    return _end(Session.objects.filter(pk=session_id, user_id=user_id), reason) == 1
+
+
+def sessions_end(*, user: User, reason: str, keep: Any = None) -> int:
+    """End every live session of `user`, but `keep` (the caller's own); how many ended."""
+    sessions = Session.objects.filter(user=user)
+    if keep is not None:
+        sessions = sessions.exclude(pk=keep)
+    return _end(sessions, reason)
+
+
+def _end(sessions: Any, reason: str) -> int:
+    """Their tokens answer 401 at once on this worker (its copy is told after the commit), and on
+    every other within USER_CACHE_MAX_STALENESS (each reads what ended: users/sessions.py)."""
+    ids = list(sessions.filter(ended_at__isnull=True).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    now = timezone.now()
+    ended = Session.objects.filter(pk__in=ids, ended_at__isnull=True).update(ended_at=now, end_reason=reason)
+    transaction.on_commit(lambda: ended_sessions.note(ids, now))
+    return ended
+
+
+def sessions_prune() -> int:
+    """Delete the sessions with no refresh for REFRESH_TOKEN_LIFETIME: none of their tokens is
+    valid any more (the Celery worker runs this on a timer)."""
+    expired = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    return Session.objects.filter(last_seen_at__lt=expired).delete()[0]

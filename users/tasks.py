@@ -37,8 +37,10 @@ def request_password_reset(email: str) -> None:
 @shared_task
 def drain_outbox() -> int:
     """Send what the after-commit publish could not (broker down, task lost, retries spent), and
-    forget the pending signups whose links expired."""
+    forget what expired: the pending signups whose links did, the sessions no token of which is
+    valid any more."""
     services.signups_expire()
+    services.sessions_prune()
     sent = 0
     grace = timedelta(seconds=settings.EMAIL_OUTBOX_DRAIN_GRACE)
     for email_id in outbox.emails_pending(older_than=grace):

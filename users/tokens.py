@@ -6,14 +6,17 @@ Every pair carries two claims besides the user id:
   `set_password` + save) makes every token issued before it answer 401, the same rule Django
   applies to sessions. simplejwt's own CHECK_REVOKE_TOKEN puts an MD5 of the hash in the token
   instead, readable by anyone holding it.
-- `sid`, one id per login, kept across refreshes: logout denylists it in Redis for the access
-  token's lifetime, so that session's access token stops at once, not only its refresh token.
+- `sid`, one id per login, kept across refreshes: the id of its `Session` row. Logout (or the
+  user ending the session from elsewhere) ends the row, and every token of the session answers
+  401 on every worker within USER_CACHE_MAX_STALENESS (users/sessions.py).
 """
+import ipaddress
 import uuid
 from typing import Any
 
 from adrf.views import APIView
 from django.conf import settings
+from django.contrib.auth.models import update_last_login
 from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -27,26 +30,37 @@ from rest_framework_simplejwt.settings import api_settings
 
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import RETRY_AFTER, api_responses
-from users import cache
+from users import services
 from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerprint, token_is_current
-from users.models import User
-from users.ratelimits import ActionThrottle
+from users.models import Session, User
+from users.ratelimits import ActionThrottle, client_ip
 from users.serializers import StrictInputMixin
 
 
 class RefreshToken(jwt_tokens.RefreshToken):
     @classmethod
-    def for_user(cls, user: User) -> "RefreshToken":
-        token = super().for_user(user)
-        token[SESSION_CLAIM] = uuid.uuid4().hex
-        token[PASSWORD_CLAIM] = password_fingerprint(user)
+    def for_session(cls, session: Session) -> "RefreshToken":
+        token = cls.for_user(session.user)
+        token[SESSION_CLAIM] = session.pk.hex
+        token[PASSWORD_CLAIM] = password_fingerprint(session.user)
         return token
 
 
-def token_pair(user: User) -> dict[str, str]:
-    """A fresh {access, refresh} pair: a new session for `user`."""
-    refresh = RefreshToken.for_user(user)
+def token_pair(user: User, request: Any = None) -> dict[str, str]:
+    """A fresh {access, refresh} pair: a new session for `user`, from `request`'s client."""
+    refresh = RefreshToken.for_session(services.session_start(user=user, **client_of(request)))
     return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+def client_of(request: Any) -> dict[str, Any]:
+    """The IP (as the rate limits count it: IPv6 as its /64) and User-Agent of a session."""
+    if request is None:
+        return {}
+    try:
+        ip = str(ipaddress.ip_address(client_ip(request)))
+    except ValueError:
+        ip = None
+    return {"ip": ip, "user_agent": request.META.get("HTTP_USER_AGENT", "")}
 
 
 # --- Serializers ----------------------------------------------------------------------------------
@@ -61,6 +75,13 @@ class TokenObtainPairSerializer(StrictInputMixin, jwt_serializers.TokenObtainPai
         super().__init__(*args, **kwargs)
         self.fields["password"] = jwt_serializers.PasswordField(trim_whitespace=False, max_length=4096)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        jwt_serializers.TokenObtainSerializer.validate(self, attrs)  # authenticates: self.user
+        pair = token_pair(self.user, self.context.get("request"))
+        if api_settings.UPDATE_LAST_LOGIN:
+            update_last_login(None, self.user)
+        return pair
+
 
 class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSerializer):
     """A new pair for the same session, if the user may still log in and has the same password."""
@@ -70,7 +91,8 @@ class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSeria
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
         user = User.objects.filter(pk=refresh.get(api_settings.USER_ID_CLAIM)).first()
-        if user is None or not token_is_current(refresh, user):
+        if user is None or not token_is_current(refresh, user) or not services.session_seen(
+                session_id=refresh[SESSION_CLAIM]):
             raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
         data = {"access": str(refresh.access_token)}
         refresh.blacklist()  # rotation: the token just used never works again
@@ -83,7 +105,7 @@ class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSeria
 
 
 class TokenBlacklistSerializer(StrictInputMixin, jwt_serializers.TokenBlacklistSerializer):
-    """Logout: the refresh token is blacklisted and the session's access tokens denylisted."""
+    """Logout: the refresh token is blacklisted and the session ends (its access tokens answer 401)."""
 
     token_class = RefreshToken
 
@@ -92,7 +114,11 @@ class TokenBlacklistSerializer(StrictInputMixin, jwt_serializers.TokenBlacklistS
         refresh.blacklist()
         session = refresh.get(SESSION_CLAIM)
         if isinstance(session, str):
-            cache.session_revoke(session, ttl=settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"])
+            try:
+                services.session_end(user_id=refresh.get(api_settings.USER_ID_CLAIM),
+                                     session_id=uuid.UUID(hex=session), reason=Session.EndReason.LOGOUT)
+            except ValueError:
+                pass  # a session id of an old form: the blacklisted refresh token is all there is to end
         return {}
 
 

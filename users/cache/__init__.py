@@ -17,7 +17,7 @@ exact status, headers and body Django produced (`answers`) in both tiers.
   The edge's lean profile update writes there too, and invalidates with `invalidate_users_async`.
 - `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.
 - `connection`: the Redis clients and their health, and `run_sync`, by which sync code calls the
-  one (async) implementation of each call; `keys`: every key; `sessions`: logouts.
+  one (async) implementation of each call; `keys`: every key.
 """
 from users.cache.broadcast import broadcaster
 from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health, run_sync
@@ -27,12 +27,11 @@ from users.cache.lifespan import lifespan
 from users.cache.listener import InvalidationListener, listener
 from users.cache.loader import loader
 from users.cache.local import LocalCache, local_cache
-from users.cache.sessions import session_is_revoked, session_revoke
 from users.cache.shared import read_generation
 
 __all__ = [
     "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener", "LocalCache", "_pending", "broadcaster",
     "clear_all_users", "invalidate_users", "invalidate_users_async", "lifespan", "listener", "loader",
     "local_cache", "ping", "ping_channel_layer", "read_generation", "redis_client", "redis_health", "run_sync",
-    "session_is_revoked", "session_revoke", "user_cache_key", "user_generation_key",
+    "user_cache_key", "user_generation_key",
 ]

@@ -10,7 +10,3 @@ def user_cache_key(user_id: int) -> str:
 
 def user_generation_key(user_id: int) -> str:
     return f"sidus:user:{user_id}:gen"
-
-
-def revoked_session_key(session_id: str) -> str:
-    return f"sidus:session:{session_id}:revoked"

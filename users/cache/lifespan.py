@@ -1,5 +1,5 @@
 """The ASGI lifespan of a worker: its invalidation listener, its broadcaster, its miss loader, its
-refresher and its event-loop database pool live as long as it."""
+refresher, its copy of the ended sessions and its event-loop database pool live as long as it."""
 import asyncio
 import logging
 from collections.abc import Callable
@@ -9,6 +9,7 @@ from users.cache.listener import listener
 from users.cache.loader import loader
 from users.cache.refresh import refresher
 from users.loop_db import loop_db
+from users.sessions import ended_sessions
 
 logger = logging.getLogger("users.cache")
 
@@ -22,10 +23,12 @@ async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
             broadcaster.start()
             await listener.start()
             await loop_db.start()
+            ended_sessions.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             stops = (
-                ("refresher", refresher.stop), ("loader", loader.stop), ("database pool", loop_db.stop),
+                ("refresher", refresher.stop), ("loader", loader.stop), ("ended sessions", ended_sessions.stop),
+                ("database pool", loop_db.stop),
                 ("broadcaster", broadcaster.stop), ("listener", listener.stop),
             )
             for name, stop in stops:

@@ -1,0 +1,228 @@
+"""Sessions a user can see and end: one row per login, ended for good, on every worker."""
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import PASSWORD
+from tests.servers import RedisServer, needs_redis_server, running_workers, wait_until
+from users import services
+from users.models import Session, User
+
+SESSIONS = "/api/v1/auth/sessions/"
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) " \
+        "Version/17.0 Mobile/15E148 Safari/604.1"
+LAPTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def login(client, user: User, user_agent: str = "", ip: str = "10.1.2.3") -> dict[str, str]:
+    response = client.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD},
+                           format="json", HTTP_USER_AGENT=user_agent, REMOTE_ADDR=ip)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def auth(pair: dict[str, str]) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {pair['access']}"}
+
+
+@pytest.fixture
+def ann(db):
+    return User.objects.create_user("ann", "ann@example.com", PASSWORD)
+
+
+@pytest.mark.django_db
+def test_my_sessions_are_listed_newest_first_with_their_device_and_the_current_one_marked(api_client, ann):
+    phone = login(api_client, ann, PHONE, "10.0.0.7")
+    laptop = login(api_client, ann, LAPTOP, "2001:db8:1:2:aaaa::1")
+    library = login(api_client, ann, "", "10.9.9.9")
+    Session.objects.filter(user=ann, device="Firefox on Linux").update(last_seen_at=timezone.now() + timedelta(1))
+    other = User.objects.create_user("bob", "bob@example.com", PASSWORD)
+    login(api_client, other, PHONE)
+
+    response = api_client.get(SESSIONS, **auth(library))
+
+    assert response.status_code == 200
+    assert response["Cache-Control"].startswith("max-age=0") and "no-store" in response["Cache-Control"]
+    rows = response.json()["results"]
+    assert [(row["device"], row["ip"], row["current"]) for row in rows] == [
+        ("Firefox on Linux", "2001:db8:1:2::", False),  # IPv6 as its /64, as the rate limits count it
+        ("", "10.9.9.9", True),
+        ("Mobile Safari on iOS", "10.0.0.7", False),
+    ]
+    assert rows[0]["user_agent"] == LAPTOP
+    assert all(pair for pair in (phone, laptop))
+
+
+@pytest.mark.django_db
+def test_ending_one_session_stops_its_tokens_and_no_other(api_client, ann):
+    phone, laptop = login(api_client, ann, PHONE), login(api_client, ann, LAPTOP)
+    phone_id = Session.objects.get(user=ann, device="Mobile Safari on iOS").pk
+
+    assert api_client.delete(f"{SESSIONS}{phone_id}/", **auth(laptop)).status_code == 204
+
+    assert api_client.get("/api/v1/users/me/", **auth(phone)).status_code == 401
+    refreshed = api_client.post("/api/v1/auth/token/refresh/", {"refresh": phone["refresh"]}, format="json")
+    assert refreshed.status_code == 401
+    assert api_client.get("/api/v1/users/me/", **auth(laptop)).status_code == 200
+    ended = Session.objects.get(pk=phone_id)
+    assert ended.ended_at is not None and ended.end_reason == Session.EndReason.REVOKED
+    # Ended already, someone else's, unknown, not an id: no such session of mine.
+    other = User.objects.create_user("bob", "bob@example.com", PASSWORD)
+    login(api_client, other)
+    bobs = Session.objects.get(user=other).pk
+    for session_id in (phone_id, bobs, "00000000-0000-0000-0000-000000000000"):
+        assert api_client.delete(f"{SESSIONS}{session_id}/", **auth(laptop)).status_code == 404
+    assert api_client.delete(f"{SESSIONS}nope/", **auth(laptop)).status_code == 404
+    mine = Session.objects.get(user=ann, device="Firefox on Linux").pk
+    current = api_client.delete(f"{SESSIONS}{mine}/", **auth(laptop))
+    assert current.status_code == 409 and "log out" in current.json()["detail"]  # logout ends this one
+    assert Session.objects.get(pk=bobs).ended_at is None
+
+
+@pytest.mark.django_db
+def test_ending_the_others_keeps_the_current_one(api_client, ann):
+    pairs = [login(api_client, ann) for _ in range(3)]
+
+    assert api_client.delete(SESSIONS, **auth(pairs[1])).status_code == 204
+
+    assert [api_client.get("/api/v1/users/me/", **auth(pair)).status_code for pair in pairs] == [401, 200, 401]
+    assert [row["current"] for row in api_client.get(SESSIONS, **auth(pairs[1])).json()["results"]] == [True]
+
+
+@pytest.mark.django_db
+def test_a_refresh_is_the_session_seen_and_logout_ends_it(api_client, ann):
+    pair = login(api_client, ann)
+    session = Session.objects.get(user=ann)
+    Session.objects.filter(pk=session.pk).update(last_seen_at=timezone.now() - timedelta(hours=1))
+
+    refreshed = api_client.post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json").json()
+
+    assert Session.objects.get(pk=session.pk).last_seen_at > timezone.now() - timedelta(minutes=1)
+    logout = api_client.post("/api/v1/auth/token/blacklist/", {"refresh": refreshed["refresh"]}, format="json")
+    assert logout.status_code == 200
+    assert Session.objects.get(pk=session.pk).end_reason == Session.EndReason.LOGOUT
+    assert api_client.get("/api/v1/users/me/", **auth(refreshed)).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_password_change_ends_every_session_and_starts_the_callers_new_one(api_client, ann):
+    old, other = login(api_client, ann), login(api_client, ann)
+
+    changed = api_client.post("/api/v1/auth/password/change/",
+                              {"current_password": PASSWORD, "new_password": "a-new-pass-phrase-2026"},
+                              format="json", **auth(old))
+
+    assert changed.status_code == 200, changed.content
+    assert {s.end_reason for s in Session.objects.filter(ended_at__isnull=False)} == {"password_change"}
+    assert Session.objects.filter(user=ann, ended_at__isnull=True).count() == 1
+    assert api_client.get("/api/v1/users/me/", **auth(other)).status_code == 401
+    assert api_client.get("/api/v1/users/me/", **auth(changed.json())).status_code == 200
+
+
+@pytest.mark.django_db
+def test_leaving_ends_every_session_and_a_staff_delete_says_staff(api_client, ann):
+    pair = login(api_client, ann)
+    bob = User.objects.create_user("bob", "bob@example.com", PASSWORD)
+    login(api_client, bob)
+
+    left = api_client.delete("/api/v1/users/me/", {"current_password": PASSWORD}, format="json", **auth(pair))
+    assert left.status_code == 204
+    services.users_soft_delete(user_ids=[bob.pk])
+
+    assert Session.objects.get(user=ann).end_reason == Session.EndReason.ACCOUNT_DELETED
+    assert Session.objects.get(user=bob).end_reason == Session.EndReason.STAFF
+
+
+@pytest.mark.django_db
+def test_sessions_past_the_refresh_lifetime_are_pruned(settings, ann):
+    old = services.session_start(user=ann)
+    live = services.session_start(user=ann)
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    Session.objects.filter(pk=old.pk).update(last_seen_at=timezone.now() - lifetime - timedelta(minutes=1))
+
+    assert services.sessions_prune() == 1
+    assert list(Session.objects.values_list("pk", flat=True)) == [live.pk]
+
+
+@pytest.mark.parametrize("user_agent, label", [
+    (PHONE, "Mobile Safari on iOS"), (LAPTOP, "Firefox on Linux"), ("curl/8.5.0", "curl"), ("", ""), ("x", ""),
+])
+def test_the_device_label_is_what_a_person_recognises(user_agent, label):
+    assert services.device_label(user_agent) == label
+
+
+@pytest.mark.django_db
+def test_listing_and_ending_sessions_are_rate_limited(api_client, ann, settings):
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "sessions": "3/m/user"}
+    pair = login(api_client, ann)
+
+    statuses = [api_client.get(SESSIONS, **auth(pair)).status_code for _ in range(3)]
+    statuses.append(api_client.delete(SESSIONS, **auth(pair)).status_code)
+
+    assert statuses == [200, 200, 200, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_workers_copy_learns_an_ended_session_within_the_staleness_bound(loading, settings):
+    from asgiref.sync import sync_to_async
+
+    from users.sessions import ended_sessions
+
+    user = await sync_to_async(User.objects.create_user)("cy", "cy@example.com", PASSWORD)
+    session = await sync_to_async(services.session_start)(user=user)
+    assert ended_sessions.fresh and not ended_sessions.ended(session.pk.hex)
+
+    await sync_to_async(services.session_end)(user_id=user.pk, session_id=session.pk, reason="revoked")
+    started = time.monotonic()
+    while not ended_sessions.ended(session.pk.hex):
+        assert time.monotonic() - started < settings.USER_CACHE_MAX_STALENESS
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.slow
+@needs_redis_server
+@pytest.mark.django_db(transaction=True)
+def test_a_session_ended_through_one_worker_is_401_on_the_others_even_without_redis():
+    redis = RedisServer()
+    redis.start()
+    try:
+        env = {"REDIS_URL": redis.url, "CHANNEL_LAYER_URL": redis.url.replace("/0", "/1")}
+        with running_workers(3, **env) as workers:
+            for worker in workers:
+                wait_until(lambda: worker.client.get("/health/").status_code == 200)
+            User.objects.create_user("dee", "dee@example.com", PASSWORD)
+            pairs = [workers[0].client.post("/api/v1/auth/token/", json={"username": "dee", "password": PASSWORD})
+                     .json() for _ in range(3)]
+            heads = [{"Authorization": f"Bearer {pair['access']}"} for pair in pairs]
+            for worker in workers:
+                assert worker.client.patch("/api/v1/users/me/", json={"bio": "on"}, headers=heads[0]).is_success
+
+            ended = workers[0].client.get(SESSIONS, headers=heads[1]).json()["results"]
+            victim = next(row["id"] for row in ended if not row["current"])
+            victim_head = next(h for h, p in zip(heads, pairs) if victim.replace("-", "") in _sid(p))
+            assert workers[0].client.delete(f"{SESSIONS}{victim}/", headers=heads[1]).status_code == 204
+            started = time.monotonic()
+            for worker in workers:  # the one it was ended through too: each learns it from PostgreSQL
+                me = "/api/v1/users/me/"
+                while worker.client.patch(me, json={"bio": "x"}, headers=victim_head).status_code != 401:
+                    assert time.monotonic() - started < 1.0
+            assert workers[2].client.get("/api/v1/users/me/", headers=heads[1]).status_code == 200
+
+            redis.stop()
+            for worker in workers:
+                patched = worker.client.patch("/api/v1/users/me/", json={"bio": "y"}, headers=victim_head)
+                assert patched.status_code == 401
+                assert worker.client.get("/api/v1/users/me/", headers=victim_head).status_code == 401
+                assert worker.client.get("/api/v1/users/me/", headers=heads[1]).status_code == 200
+    finally:
+        redis.close()
+
+
+def _sid(pair: dict[str, str]) -> str:
+    from rest_framework_simplejwt.tokens import UntypedToken
+
+    return UntypedToken(pair["access"])["sid"]
