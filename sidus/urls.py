@@ -10,6 +10,7 @@ from users.account_views import (
     PasswordChangeView,
     PasswordResetConfirmView,
     PasswordResetView,
+    SecurityLogView,
     SessionDetailView,
     SessionListView,
     SignupConfirmView,
@@ -21,6 +22,7 @@ router = SimpleRouter()
 router.register("users", UserViewSet, basename="user")
 
 api_v1 = [
+    path("users/me/events/", SecurityLogView.as_view(), name="security_log"),
     path("", include(router.urls)),
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),

@@ -11,14 +11,16 @@ wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios
 and the invalidation delay across 4 workers while they serve about 1,000 reads/s of random users
 (BENCH_BACKGROUND_RPS); then the user events' latency (from a registration's or a PATCH's answer
 to a consumer's receipt, BENCH_EVENT_REQUESTS of each) and one relay's throughput draining a
-backlog of BENCH_EVENT_BACKLOG events. It prints one table: req/s, p50, p99 and the ratio to the bare ASGI app
-returning the hot user's bytes, measured in the same run. On a shared 2-core machine one run of
-the bare app differs from the next by 10-20%, as much as the hot scenarios differ from it, so
-those two are measured in BENCH_PAIRS rounds that alternate them with the bare app (BENCH_PAIR_SECONDS
-each): their row is the round with the median ratio, each ratio to the bare run just before. The
-other scenarios are far from the ceiling: their ratio is to the median of every bare run (one more
-after them). Both servers get 3 s of load first, unmeasured, and the users table is vacuumed after
-the PATCHes, so that autovacuum does not run during the invalidation measurement.
+backlog of BENCH_EVENT_BACKLOG events; then a user's sessions list and security log, with 1,000
+sessions and 100,000 events among 1,000,000 (BENCH_LOG_*). It prints one table: req/s, p50, p99
+and the ratio to the bare ASGI app returning the hot user's bytes, measured in the same run. On a
+shared 2-core machine one run of the bare app differs from the next by 10-20%, as much as the hot
+scenarios differ from it, so those two are measured in BENCH_PAIRS rounds that alternate them with
+the bare app (BENCH_PAIR_SECONDS each): their row is the round with the median ratio, each ratio
+to the bare run just before. The other scenarios are far from the ceiling: their ratio is to the
+median of every bare run (one more after them). Both servers get 3 s of load first, unmeasured,
+and the users table is vacuumed after the PATCHes, so that autovacuum does not run during the
+invalidation measurement.
 """
 import asyncio
 import json
@@ -63,6 +65,11 @@ USERS = int(os.environ.get("BENCH_USERS", "50000"))
 BACKGROUND_RPS = int(os.environ.get("BENCH_BACKGROUND_RPS", "1000"))
 EVENT_REQUESTS = int(os.environ.get("BENCH_EVENT_REQUESTS", "1000"))  # registrations, then as many PATCHes
 EVENT_BACKLOG = int(os.environ.get("BENCH_EVENT_BACKLOG", "100000"))
+# The sessions list and the security log of one user with this many sessions and events, among
+# BENCH_LOG_TABLE events in all (0: not measured).
+LOG_SESSIONS = int(os.environ.get("BENCH_LOG_SESSIONS", "1000"))
+LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "100000"))
+LOG_TABLE = int(os.environ.get("BENCH_LOG_TABLE", "1000000"))
 SERVER_ENV = {"WEB_CONCURRENCY": "1", "RATE_LIMITS_ENABLED": "false", "USER_CACHE_L2_TTL": "3600"}
 
 RANDOM_IDS = """
@@ -418,6 +425,62 @@ def _drain(count: int) -> str:
             f"{count / elapsed:.0f} events/s")
 
 
+def sessions_and_security_log() -> list[str]:
+    """GET /auth/sessions/ and GET /users/me/events/ (first page, and a page 20 pages in) for a user
+    with LOG_SESSIONS sessions and LOG_EVENTS events, LOG_TABLE events in the table; and the plans
+    of their queries."""
+    from users import services
+    from users.models import Session, UserEvent
+
+    others = 9_100_000_000  # users no one has, as in _drain: their rows only fill the table
+    user, _ = User.objects.get_or_create(username="bench-log", defaults={"email": "bench-log@example.com"})
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM user_session WHERE user_id = %s", [user.pk])
+        cursor.execute("DELETE FROM user_event WHERE user_id = %s OR user_id >= %s", [user.pk, others])
+        cursor.execute(
+            "INSERT INTO user_session (id, user_id, created_at, last_seen_at, ip, user_agent, device, end_reason) "
+            "SELECT gen_random_uuid(), %s, now() - g * interval '1 minute', now() - g * interval '1 second', "
+            "'10.0.0.1', 'curl/8.5.0', 'curl', '' FROM generate_series(1, %s) g", [user.pk, LOG_SESSIONS])
+        event = ("INSERT INTO user_event (id, user_id, sequence, type, time, data, context, attempts, last_error, "
+                 "published_at) SELECT gen_random_uuid(), {user}, {sequence}, 'user.logged_in', now(), "
+                 "'{{\"session\": \"x\"}}', '{{\"ip\": \"10.0.0.1\", \"device\": \"curl\"}}', 0, '', now() "
+                 "FROM generate_series(1, %s) g")
+        cursor.execute(event.format(user="%s", sequence="g"), [user.pk, LOG_EVENTS])
+        cursor.execute(event.format(user="%s + g", sequence="1"), [others, max(LOG_TABLE - LOG_EVENTS, 0)])
+        cursor.execute('UPDATE "user" SET event_sequence = %s WHERE id = %s', [LOG_EVENTS, user.pk])
+        cursor.execute("VACUUM ANALYZE user_session")
+        cursor.execute("VACUUM ANALYZE user_event")
+    user.refresh_from_db()
+    access = token_pair(user)["access"]
+    lines = []
+    worker, base = serve("sidus.asgi:application")
+    try:
+        auth = {"Authorization": f"Bearer {access}"}
+        deep = f"{base}/api/v1/users/me/events/"
+        for _ in range(20):
+            deep = httpx.get(deep, headers=auth).json()["next"]
+        for name, url in (("GET /auth/sessions/, first page", f"{base}/api/v1/auth/sessions/"),
+                          ("GET /users/me/events/, first page", f"{base}/api/v1/users/me/events/"),
+                          ("GET /users/me/events/, 20 pages in", deep)):
+            wrk(url, headers=auth, seconds=WARM_UP)
+            row = wrk(url, headers=auth)
+            lines.append(f"{name} ({LOG_SESSIONS} sessions, {LOG_EVENTS} events of the user, {LOG_TABLE} in the "
+                         f"table): {row['rps']:.0f} req/s, p50 {row['p50']:.2f} ms, p99 {row['p99']:.2f} ms")
+    finally:
+        stop(worker)
+    for name, queryset in (
+        ("sessions", services.sessions_live(user=user).order_by("-last_seen_at", "-id")[:51]),
+        ("security log", UserEvent.objects.filter(user=user).exclude(type=UserEvent.Type.UPDATED)
+         .order_by("-sequence")[:51]),
+    ):
+        lines.append(f"EXPLAIN ANALYZE, {name}:\n" + queryset.explain(analyze=True))
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM user_event WHERE user_id = %s OR user_id >= %s", [user.pk, others])
+        cursor.execute("DELETE FROM user_session WHERE user_id = %s", [user.pk])
+    assert Session.objects.filter(user=user).count() == 0
+    return lines
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
@@ -444,6 +507,9 @@ def main() -> None:
         print(invalidation_across_workers(hot, lo, hi))
     if EVENT_REQUESTS:
         for line in events_latency_and_throughput():
+            print(line)
+    if LOG_TABLE:
+        for line in sessions_and_security_log():
             print(line)
 
 

@@ -79,6 +79,7 @@ def test_every_operation_documents_its_errors_with_a_body(schema):
         "GET /api/v1/auth/sessions/": {"200", "401", "404", "429", "503"},
         "DELETE /api/v1/auth/sessions/": {"204", "401", "429", "503"},
         "DELETE /api/v1/auth/sessions/{session_id}/": {"204", "401", "404", "409", "429", "503"},
+        "GET /api/v1/users/me/events/": {"200", "401", "404", "429", "503"},
     }
     assert {name: set(operation["responses"]) for name, operation in operations(schema)} == expected
     for name, operation in operations(schema):

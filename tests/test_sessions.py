@@ -226,3 +226,60 @@ def _sid(pair: dict[str, str]) -> str:
     from rest_framework_simplejwt.tokens import UntypedToken
 
     return UntypedToken(pair["access"])["sid"]
+
+
+# --- My security log ----------------------------------------------------------------------------------
+
+LOG = "/api/v1/users/me/events/"
+
+
+@pytest.mark.django_db
+def test_my_security_log_tells_logins_failures_endings_and_staff_without_naming_them(api_client, ann):
+    login(api_client, ann, PHONE, "10.0.0.7")
+    failed = api_client.post("/api/v1/auth/token/", {"username": "ANN", "password": "wrong-guess-1"},
+                             format="json", HTTP_USER_AGENT=LAPTOP, REMOTE_ADDR="10.6.6.6")
+    assert failed.status_code == 401
+    laptop = login(api_client, ann, LAPTOP, "10.0.0.8")
+    api_client.delete(SESSIONS, **auth(laptop))  # the phone's session ends: revoked
+    api_client.post("/api/v1/auth/token/blacklist/", {"refresh": laptop["refresh"]}, format="json")
+    login(api_client, ann, "", "10.0.0.5")
+    services.users_soft_delete(user_ids=[ann.pk])  # the admin's action: staff, and its live session ends
+    services.users_restore(user_ids=[ann.pk])
+    me = login(api_client, ann, "", "10.0.0.9")
+
+    response = api_client.get(LOG, **auth(me))
+
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    rows = [(row["type"], row["reason"], row["ip"], row["device"], row["by"]) for row in response.json()["results"]]
+    assert rows == [
+        ("user.logged_in", None, "10.0.0.9", "", "you"),
+        ("user.restored", None, None, None, "staff"),
+        ("user.session_ended", "staff", "10.0.0.5", "", "staff"),
+        ("user.deleted", None, None, None, "staff"),
+        ("user.logged_in", None, "10.0.0.5", "", "you"),
+        ("user.logged_out", None, "10.0.0.8", "Firefox on Linux", "you"),
+        ("user.session_ended", "revoked", "10.0.0.7", "Mobile Safari on iOS", "you"),
+        ("user.logged_in", None, "10.0.0.8", "Firefox on Linux", "you"),
+        ("user.login_failed", None, "10.6.6.6", "Firefox on Linux", None),  # "ANN": the same account
+        ("user.logged_in", None, "10.0.0.7", "Mobile Safari on iOS", "you"),
+        ("user.registered", None, None, None, "you"),
+    ]
+    assert set(response.json()["results"][0]) == {"id", "type", "time", "session", "reason", "ip", "device", "by"}
+
+
+@pytest.mark.django_db
+def test_the_log_pages_by_cursor_and_shows_only_mine(api_client, ann):
+    for _ in range(60):
+        services.session_start(user=ann)
+    bob = User.objects.create_user("bob", "bob@example.com", PASSWORD)
+    services.session_start(user=bob)
+    me = login(api_client, ann)
+
+    first = api_client.get(LOG, **auth(me)).json()
+    second = api_client.get(first["next"], **auth(me)).json()
+
+    assert len(first["results"]) == 50 and len(second["results"]) == 12  # 61 logins and the registration
+    ids = [row["id"] for row in first["results"] + second["results"]]
+    assert len(set(ids)) == 62 and second["next"] is None
+    assert api_client.get(LOG + "?cursor=bogus", **auth(me)).status_code == 404
+    assert api_client.get(LOG).status_code == 401

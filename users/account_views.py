@@ -30,9 +30,9 @@ from users.account_serializers import (
     SignupConfirmSerializer,
 )
 from users.authentication import SESSION_CLAIM
-from users.models import Session, fold
+from users.models import Session, UserEvent, fold
 from users.ratelimits import ActionThrottle
-from users.serializers import SessionSerializer, UserPrivateSerializer
+from users.serializers import SecurityEventSerializer, SessionSerializer, UserPrivateSerializer
 from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
@@ -246,3 +246,35 @@ class SessionDetailView(_SessionsView):
         if not services.session_end(user_id=request.user.pk, session_id=session_id, reason=Session.EndReason.REVOKED):
             raise NotFound()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- My security log ------------------------------------------------------------------------------
+
+
+class SecurityLogPagination(CursorPagination):
+    ordering = ("-sequence",)  # the user's own numbering: newest first, on the (user, sequence) index
+    page_size = 50
+
+
+SECURITY_PAGE = inline_serializer("SecurityLogPage", {
+    "next": serializers.URLField(allow_null=True, help_text="The next page, if there is one."),
+    "previous": serializers.URLField(allow_null=True, help_text="The previous page, if there is one."),
+    "results": SecurityEventSerializer(many=True),
+})
+
+
+class SecurityLogView(_SessionsView):
+    @extend_schema(
+        summary="My security log", operation_id="users_me_events",
+        description="What happened to my account, newest first: logins (with IP and device), failed logins, "
+                    "logouts, ended sessions and why, password and email changes, verification, leaving and "
+                    "restore. `by` is `you`, `staff` (never which one) or null (a failed login). These are the "
+                    "account's events (see User events), less profile edits.",
+        parameters=[RETRY_AFTER, *_CURSOR],
+        responses=api_responses({200: SECURITY_PAGE}, 401, 429, own={404: (DETAIL_ERROR, "The cursor is not valid.")}),
+    )
+    def get(self, request: Request) -> Response:
+        events = UserEvent.objects.filter(user=request.user).exclude(type=UserEvent.Type.UPDATED)
+        paginator = SecurityLogPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(SecurityEventSerializer(page, many=True).data)

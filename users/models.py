@@ -229,6 +229,10 @@ class UserEvent(models.Model):
         PASSWORD_CHANGED = "user.password_changed"
         DELETED = "user.deleted"
         RESTORED = "user.restored"
+        LOGGED_IN = "user.logged_in"
+        LOGIN_FAILED = "user.login_failed"
+        LOGGED_OUT = "user.logged_out"
+        SESSION_ENDED = "user.session_ended"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No database constraint: a user's events outlive the row, should anyone remove it.
@@ -237,6 +241,9 @@ class UserEvent(models.Model):
     type = models.CharField(max_length=255, choices=Type.choices)
     time = models.DateTimeField()
     data = models.JSONField()
+    # What only the user sees, in their security log (the client's IP and device, "by staff"):
+    # never published, never in `data`.
+    context = models.JSONField(default=dict, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     available_at = models.DateTimeField(null=True, blank=True)  # not tried again before (after a failure)

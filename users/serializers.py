@@ -11,7 +11,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from users.models import Session, User
+from users.models import Session, User, UserEvent
 from users.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS
 
 PUBLIC_FIELDS = ("id", "username", "first_name", "last_name", "bio", "date_joined")
@@ -189,3 +189,37 @@ class SessionSerializer(serializers.ModelSerializer):
 
     def get_current(self, session: Session) -> bool:
         return session.pk.hex == self.context.get("session_id")
+
+
+class SecurityEventSerializer(serializers.ModelSerializer):
+    """One line of a user's own security log: what happened, when, from where, and by whom (the
+    user, staff, or for a failed login nobody known); never which staff member."""
+
+    session = serializers.SerializerMethodField()
+    reason = serializers.SerializerMethodField()
+    ip = serializers.SerializerMethodField()
+    device = serializers.SerializerMethodField()
+    by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UserEvent
+        fields = ("id", "type", "time", "session", "reason", "ip", "device", "by")
+        read_only_fields = fields
+
+    def get_session(self, event: UserEvent) -> str | None:
+        return event.data.get("session")
+
+    def get_reason(self, event: UserEvent) -> str | None:
+        return event.data.get("reason")
+
+    def get_ip(self, event: UserEvent) -> str | None:
+        return event.context.get("ip")
+
+    def get_device(self, event: UserEvent) -> str | None:
+        return event.context.get("device")
+
+    def get_by(self, event: UserEvent) -> str | None:
+        """"you", "staff", or null: a failed login is anyone's."""
+        if event.type == UserEvent.Type.LOGIN_FAILED:
+            return None
+        return event.context.get("by", "you")

@@ -183,15 +183,21 @@ def user_soft_delete(*, user: User, ended_by: str | None = None) -> User:
     user.session_epoch += 1
     with transaction.atomic():
         user.save(update_fields=["deleted_at", "is_active", "session_epoch", "updated_at"])
+        if ended_by == Session.EndReason.STAFF:
+            UserEvent.objects.filter(user=user, sequence=user.event_sequence, type=UserEvent.Type.DELETED).update(
+                context=_BY_STAFF)
         sessions_end(user=user, reason=ended_by or Session.EndReason.ACCOUNT_DELETED)
     return user
 
 
 def user_restore(*, user: User) -> User:
+    """Staff's (the admin's action): the user's log says so."""
     user.deleted_at = None
     user.is_active = True
     with transaction.atomic():
         user.save(update_fields=["deleted_at", "is_active", "updated_at"])
+        UserEvent.objects.filter(user=user, sequence=user.event_sequence, type=UserEvent.Type.RESTORED).update(
+            context=_BY_STAFF)
     return user
 
 
@@ -278,9 +284,24 @@ def events_release(*, event_ids: Iterable[Any]) -> int:
 def session_start(*, user: User, ip: str | None = None, user_agent: str = "") -> Session:
     """A new session (a login): its id is the `sid` of the tokens issued for it."""
     user_agent = user_agent[:Session._meta.get_field("user_agent").max_length]
-    return Session.objects.create(
-        id=uuid.uuid4(), user=user, ip=ip, user_agent=user_agent, device=device_label(user_agent),
-    )
+    with transaction.atomic():
+        session = Session.objects.create(
+            id=uuid.uuid4(), user=user, ip=ip, user_agent=user_agent, device=device_label(user_agent),
+        )
+        events.record(user, UserEvent.Type.LOGGED_IN, extra={"session": str(session.pk)},
+                      context={"ip": ip, "device": session.device})
+    return session
+
+
+def login_failed(*, username: Any, ip: str | None, user_agent: str) -> None:
+    """A failed login on an account that exists is in its owner's security log (no other trace:
+    the answer and its timing are the same for every username)."""
+    if not isinstance(username, str):
+        return
+    user = User.objects.alive().named("username", username).first()
+    if user is not None:
+        with transaction.atomic():
+            events.record(user, UserEvent.Type.LOGIN_FAILED, context={"ip": ip, "device": device_label(user_agent)})
 
 
 def device_label(user_agent: str) -> str:
@@ -324,14 +345,29 @@ def sessions_end(*, user: User, reason: str, keep: Any = None) -> int:
 
 def _end(sessions: Any, reason: str) -> int:
     """Their tokens answer 401 at once on this worker (its copy is told after the commit), and on
-    every other within USER_CACHE_MAX_STALENESS (each reads what ended: users/sessions.py)."""
-    ids = list(sessions.filter(ended_at__isnull=True).values_list("pk", flat=True))
-    if not ids:
-        return 0
+    every other within USER_CACHE_MAX_STALENESS (each reads what ended: users/sessions.py). Each
+    ending is an event of its user: `user.logged_out`, else `user.session_ended` with the reason."""
     now = timezone.now()
-    ended = Session.objects.filter(pk__in=ids, ended_at__isnull=True).update(ended_at=now, end_reason=reason)
-    transaction.on_commit(lambda: ended_sessions.note(ids, now))
-    return ended
+    with transaction.atomic():
+        live = list(sessions.filter(ended_at__isnull=True).select_related("user").select_for_update(of=("self",)))
+        if not live:
+            return 0
+        ids = [session.pk for session in live]
+        Session.objects.filter(pk__in=ids).update(ended_at=now, end_reason=reason)
+        for session in live:
+            context = {"ip": session.ip, "device": session.device}
+            if reason == Session.EndReason.LOGOUT:
+                events.record(session.user, UserEvent.Type.LOGGED_OUT, extra={"session": str(session.pk)},
+                              context=context)
+            else:
+                events.record(session.user, UserEvent.Type.SESSION_ENDED,
+                              extra={"session": str(session.pk), "reason": reason},
+                              context={**context, **_BY_STAFF} if reason == Session.EndReason.STAFF else context)
+        transaction.on_commit(lambda: ended_sessions.note(ids, now))
+    return len(live)
+
+
+_BY_STAFF = {"by": "staff"}  # what a user's log says of a staff action: never who
 
 
 def sessions_prune() -> int:

@@ -96,10 +96,11 @@ def data(user: User, type: str, changed: list[str]) -> dict[str, Any]:
 
 def _record_sql() -> str:
     event, user = UserEvent._meta, User._meta
-    columns = ("id", "user_id", "sequence", "type", "time", "data", "attempts", "last_error")
+    columns = ("id", "user_id", "sequence", "type", "time", "data", "context", "attempts", "last_error")
     return sql.SQL(
         "WITH numbered AS (UPDATE {user} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {seq} AS sequence) "
-        "INSERT INTO {event} ({columns}) SELECT %s, %s, numbered.sequence, %s, %s, %s::jsonb, 0, '' FROM numbered"
+        "INSERT INTO {event} ({columns}) "
+        "SELECT %s, %s, numbered.sequence, %s, %s, %s::jsonb, %s::jsonb, 0, '' FROM numbered"
     ).format(
         user=sql.Identifier(user.db_table), seq=sql.Identifier(user.get_field("event_sequence").column),
         pk=sql.Identifier(user.pk.column), event=sql.Identifier(event.db_table),
@@ -113,10 +114,21 @@ def _record_sql() -> str:
 RECORD = _record_sql()
 
 
-def record_params(user: User, type: str, changed: list[str]) -> list[Any]:
-    """RECORD's parameters for one event of `user` (as it is after the change)."""
-    return [user.pk, UserEvent._meta.pk.default(), user.pk, str(type), timezone.now(),
-            json.dumps(data(user, type, changed))]
+def record_params(user: User, type: str, changed: list[str], *, extra: Mapping[str, Any] | None = None,
+                  context: Mapping[str, Any] | None = None) -> list[Any]:
+    """RECORD's parameters for one event of `user` (as it is after the change): `extra` goes into
+    its `data`, `context` only into the user's own security log."""
+    payload = {**data(user, type, changed), **(extra or {})}
+    return [user.pk, UserEvent._meta.pk.default(), user.pk, str(type), timezone.now(), json.dumps(payload),
+            json.dumps(dict(context or {}))]
+
+
+def record(user: User, type: str, *, extra: Mapping[str, Any] | None = None,
+           context: Mapping[str, Any] | None = None, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Record one event that is no change of the row (a login, a session ended), in the current
+    transaction: numbered under the user's row lock like every other."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(RECORD, record_params(user, type, [], extra=extra, context=context))
 
 
 def record_change(user: User, before: Mapping[str, Any] | None, fields: Iterable[str], *,
