@@ -188,6 +188,7 @@ def test_the_changelist_counts_live_sessions_and_last_activity_in_one_query(supe
 
     few = queries_for(1)
     assert queries_for(100) == few
+    print(f"\nthe user changelist: {few} queries for 1 user and for 100")
     assert "Active in the last 30 days" in changelist(superuser_client)
     active = changelist(superuser_client, active="30d")
     assert active.count('class="field-live_sessions">1<') == 100  # the staff user has no session
