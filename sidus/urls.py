@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sidus.health import health
+from users import pages
 from users.account_views import (
     EmailVerificationResendView,
     EmailVerifyView,
@@ -43,6 +44,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", health, name="health"),
+    # The pages the emailed links open when FRONTEND_URL is sidus itself (users/pages.py).
+    path("verify-email", pages.verify_email, name="verify_email_page"),
+    path("password-reset", pages.password_reset, name="password_reset_page"),
 ]
 
 # JSON, not HTML, for errors raised outside the API views.

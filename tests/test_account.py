@@ -240,7 +240,7 @@ def test_the_admin_sends_reset_emails_to_the_selected_users(inbox, make_user, cl
     gone = make_user(username="gone", email="gone@example.com")
     services.user_soft_delete(user=gone)
 
-    response = client.post(reverse("admin:users_user_changelist"), {
+    response = client.post(reverse("admin:users_user_changelist") + "?deleted=all", {
         "action": "send_password_reset", "_selected_action": [chosen.pk, gone.pk],
     }, follow=True)
     assert "Queued a password reset email to 1 user(s). 1 deleted or inactive user(s) skipped." in (

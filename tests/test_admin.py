@@ -40,7 +40,10 @@ def test_changelist_lists_searches_and_filters_including_deleted(superuser_clien
     superuser_client.post(reverse("admin:users_user_delete", args=[gone.pk]), {"post": "yes"})
 
     page = changelist(superuser_client)
-    assert "alive-one" in page and "gone-one" in page
+    assert ">alive-one</a>" in page and ">gone-one</a>" not in page  # hidden unless asked for
+    every = changelist(superuser_client, deleted="all")
+    assert ">alive-one</a>" in every and ">gone-one</a>" in every
+    assert 'class="field-deleted"><img src="/static/admin/img/icon-yes.svg" alt="True">' in every
     assert "gone-one" in changelist(superuser_client, deleted="yes")
     assert "alive-one" not in changelist(superuser_client, deleted="yes")
     assert "gone-one" not in changelist(superuser_client, deleted="no")
@@ -57,6 +60,7 @@ def test_delete_view_soft_deletes_and_the_api_stops_serving(
 
     confirm = superuser_client.get(reverse("admin:users_user_delete", args=[user.pk]))
     assert confirm.status_code == 200
+    assert "<title>Soft-delete this user?" in confirm.content.decode()
     assert "The row is kept" in confirm.content.decode() and "will be deleted" not in confirm.content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         response = superuser_client.post(reverse("admin:users_user_delete", args=[user.pk]), {"post": "yes"})
@@ -83,6 +87,7 @@ def test_bulk_soft_delete_confirmation_says_the_rows_are_kept(superuser_client, 
     data = {"action": "delete_selected", "_selected_action": [u.pk for u in users]}
     page = superuser_client.post(reverse("admin:users_user_changelist"), data).content.decode()
     assert "The rows are kept" in page and "will be deleted" not in page
+    assert "<title>Soft-delete the selected users?" in page and "Delete multiple objects" not in page
     assert all(u.username in page for u in users)
     assert User.objects.deleted().count() == 0  # nothing happens before the confirmation
 
@@ -111,8 +116,8 @@ def test_restore_action_brings_users_back(superuser_client, make_user, django_ca
     users = [make_user() for _ in range(2)]
     users_soft_delete(user_ids=[u.pk for u in users])
     data = {"action": "restore", "_selected_action": [u.pk for u in users]}
-    with django_capture_on_commit_callbacks(execute=True):
-        superuser_client.post(reverse("admin:users_user_changelist"), data)
+    with django_capture_on_commit_callbacks(execute=True):  # from the list of the deleted, as staff see them
+        superuser_client.post(reverse("admin:users_user_changelist") + "?deleted=yes", data)
 
     assert User.objects.alive().filter(pk__in=[u.pk for u in users]).count() == 2
     assert all(APIClient().get(f"/api/v1/users/{u.pk}/").status_code == 200 for u in users)

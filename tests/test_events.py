@@ -129,7 +129,7 @@ def test_the_admin_records_its_changes_and_its_soft_deletes(admin_client):
     assert response.status_code == 302, response.context["adminform"].form.errors
     admin_client.post("/admin/users/user/",
                       {"action": "delete_selected", "_selected_action": [user.pk], "post": "yes"})
-    admin_client.post("/admin/users/user/", {"action": "restore", "_selected_action": [user.pk]})
+    admin_client.post("/admin/users/user/?deleted=yes", {"action": "restore", "_selected_action": [user.pk]})
     admin_client.post(f"/admin/users/user/{user.pk}/password/",
                       {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"})
     assert types_of(user) == ["user.registered", "user.updated", "user.deleted", "user.restored",

@@ -37,18 +37,29 @@ admin.site.login_form = RateLimitedAdminLoginForm
 
 
 class DeletedFilter(admin.SimpleListFilter):
+    """Soft-deleted users are hidden unless asked for: "Not deleted" is the default choice."""
+
     title = "deleted"
     parameter_name = "deleted"
+    DEFAULT = "no"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "Not deleted"), ("yes", "Deleted")]
+        return [("no", "Not deleted"), ("yes", "Deleted"), ("all", "All")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
+        value = self.value() or self.DEFAULT
+        if value == "yes":
             return queryset.deleted()
-        if self.value() == "no":
-            return queryset.alive()
-        return queryset
+        if value == "all":
+            return queryset
+        return queryset.alive()
+
+    def choices(self, changelist: Any) -> Any:
+        # Django's own first choice, "All", would mean no parameter, which here means "Not deleted".
+        current = self.value() or self.DEFAULT
+        for value, label in self.lookup_choices:
+            yield {"selected": current == value, "display": label,
+                   "query_string": changelist.get_query_string({self.parameter_name: value})}
 
 
 class ActiveFilter(admin.SimpleListFilter):
@@ -66,8 +77,8 @@ class ActiveFilter(admin.SimpleListFilter):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "live_sessions",
-                    "last_seen", "deleted_at")
+    list_display = ("username", "deleted", "email", "first_name", "last_name", "is_staff", "is_active",
+                    "live_sessions", "last_seen")
     list_filter = (DeletedFilter, ActiveFilter, "email_verified", "is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("username", "email", "first_name", "last_name")
     readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined", "sessions")
@@ -99,6 +110,14 @@ class UserAdmin(DjangoUserAdmin):
         ))
         return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 
+    @admin.display(description="deleted", boolean=True, ordering="deleted_at")
+    def deleted(self, user: User) -> bool:
+        """Next to the name, where it is seen: the row of a soft-deleted user is kept."""
+        return user.deleted_at is not None
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> Any:
+        return super().delete_view(request, object_id, {"title": "Soft-delete this user?", **(extra_context or {})})
+
     @admin.display(description="live sessions", ordering="live_sessions")
     def live_sessions(self, user: User) -> int:
         return user.live_sessions
@@ -127,7 +146,10 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Soft delete selected users", permissions=["delete"])
     def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> Any:
         """Django's own action (confirmation page, then `delete_queryset`) under a name that tells."""
-        return admin_actions.delete_selected(self, request, queryset)
+        response = admin_actions.delete_selected(self, request, queryset)
+        if getattr(response, "context_data", None) is not None:  # the confirmation page, not yet rendered
+            response.context_data["title"] = "Soft-delete the selected users?"
+        return response
 
     def message_user(self, request: HttpRequest, message: Any, *args: Any, **kwargs: Any) -> None:
         # Django's delete view and action report the rows "deleted": say what happened to them.

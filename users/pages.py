@@ -1,0 +1,121 @@
+"""The pages behind the emailed links, for when FRONTEND_URL is sidus itself (the default).
+
+`/verify-email?uid=...&token=...` and `/password-reset?uid=...&token=...` are what the welcome,
+verification and reset emails link to. Each is a plain Django form: a GET shows it, a POST (CSRF
+protected) validates with the API's own serializers and calls the same service as the API, so a
+page and `POST /api/v1/auth/...` can never disagree. No JavaScript; a strict Content-Security-Policy.
+"""
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from users import links, ratelimits, services
+from users.account_serializers import EmailVerifySerializer, PasswordResetConfirmSerializer
+
+# Nothing but our own stylesheet and forms posting to ourselves: no script, no frame, no other origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    response = render(request, f"users/pages/{template}", context, status=status)
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["Cache-Control"] = "no-store"  # the link's uid and token are in the URL of the page
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _link(request: HttpRequest) -> dict[str, str]:
+    source = request.POST if request.method == "POST" else request.GET
+    return {"uid": source.get("uid", ""), "token": source.get("token", "")}
+
+
+def _limited(request: HttpRequest, action: str) -> HttpResponse | None:
+    wait = ratelimits.hit(request, action)
+    if wait is None:
+        return None
+    return _page(request, "message.html", {
+        "title": _("Too many attempts"),
+        "message": _("Please wait %(seconds)s seconds, then try again.") % {"seconds": wait},
+    }, status=429)
+
+
+def _invalid(request: HttpRequest, title: str, hint: str) -> HttpResponse:
+    return _page(request, "message.html", {
+        "title": title, "message": _("The link is invalid or has expired."), "hint": hint,
+    }, status=400)
+
+
+@csrf_protect  # the project's CSRF middleware guards the admin alone: these forms ask for it themselves
+@require_http_methods(["GET", "POST"])
+def verify_email(request: HttpRequest) -> HttpResponse:
+    """One click: the GET shows a button, the POST verifies (a GET never changes anything)."""
+    link = _link(request)
+    title = _("Verify your email address")
+    resend = _("Log in to the app and ask for a new link (it is sent to the address on your account).")
+    if not (link["uid"] and link["token"]):
+        return _invalid(request, title, resend)
+    if request.method == "GET":
+        return _page(request, "verify_email.html", {"title": title, **link})
+    if (limited := _limited(request, "email_verify")) is not None:
+        return limited
+    if _used_already(link):
+        return _page(request, "message.html", {
+            "title": _("Already verified"), "message": _("This address was verified already. Nothing else to do."),
+        })
+    serializer = EmailVerifySerializer(data=link)
+    if not serializer.is_valid():
+        return _invalid(request, title, resend)
+    services.email_verify(user=serializer.validated_data["user"])
+    return _page(request, "message.html", {
+        "title": _("Address verified"), "message": _("Thank you: your email address is verified."),
+    })
+
+
+def _used_already(link: dict[str, str]) -> bool:
+    """A genuine verification link whose address is verified now: the token covers the verified
+    state, so it is checked as the user was when it was made. A made-up token says nothing."""
+    user = links.user_from_uid(link["uid"])
+    if user is None or not user.email_verified:
+        return False
+    user.email_verified = False  # this instance only: never saved
+    return links.email_verification_token.check_token(user, link["token"])
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def password_reset(request: HttpRequest) -> HttpResponse:
+    """A form for the new password, with its rules; the API's validators judge it."""
+    link = _link(request)
+    title = _("Choose a new password")
+    again = _("Ask for a new reset link in the app: each link works once, for a limited time.")
+    if not (link["uid"] and link["token"]):
+        return _invalid(request, title, again)
+    context = {"title": title, "rules": password_validation.password_validators_help_texts(), **link}
+    if request.method == "GET":
+        user = links.user_from_uid(link["uid"])
+        if user is None or not links.password_reset_token.check_token(user, link["token"]):
+            return _invalid(request, title, again)
+        return _page(request, "password_reset.html", context)
+    if (limited := _limited(request, "password_reset_confirm")) is not None:
+        return limited
+    serializer = PasswordResetConfirmSerializer(data={**link, "new_password": request.POST.get("new_password", "")})
+    if not serializer.is_valid():
+        errors = serializer.errors
+        if "uid" in errors or "token" in errors:
+            return _invalid(request, title, again)
+        return _page(request, "password_reset.html", {**context, "errors": errors.get("new_password", [])}, status=400)
+    data = serializer.validated_data
+    services.password_change(user=data["user"], new_password=data["new_password"], reset=True)
+    return _page(request, "message.html", {
+        "title": _("Password changed"),
+        "message": _("Your new password is set. Every device that was logged in has been logged out: "
+                     "log in again with the new password."),
+    })
