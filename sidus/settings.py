@@ -163,9 +163,11 @@ EMAIL_OUTBOX_DRAIN_GRACE = env.float("EMAIL_OUTBOX_DRAIN_GRACE", default=10.0)
 
 # --- Email ------------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":  # noqa: F821  (set by the line above)
+    EMAIL_BACKEND = "sidus.mail.ReadableConsoleBackend"  # each email as a person reads it, at INFO
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.local>")
-# Where the links in emails point: the page that reads uid and token and calls the API.
+# Where the links in emails point: sidus's own pages (users/pages.py) by default, else your front end's.
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:8000")
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also verification and signup links
 # Signup answers 202 whether or not the address has an account; the account is created by the link

@@ -99,3 +99,21 @@ def test_the_pages_are_rate_limited_like_the_api(client: Client, ann, settings):
     params = {**link(ann, links.email_verification_token), "token": "bad"}
     statuses = [client.post("/verify-email", params).status_code for _ in range(3)]
     assert statuses == [400, 400, 429]
+
+
+def test_in_development_each_email_is_logged_once_as_a_person_reads_it(settings, caplog, ann):
+    """The default EMAIL_URL (consolemail://): subject, recipient and the text part with its link, at INFO."""
+    import logging
+
+    from users import outbox
+    from users.models import OutboxEmail
+
+    settings.EMAIL_BACKEND = "sidus.mail.ReadableConsoleBackend"
+    email = OutboxEmail.objects.create(user=ann, kind=OutboxEmail.Kind.VERIFY_EMAIL, to=ann.email)
+    with caplog.at_level(logging.INFO, logger="sidus.mail"):
+        assert outbox.email_send(email_id=email.pk)
+
+    (record,) = [r for r in caplog.records if r.name == "sidus.mail"]
+    text = record.getMessage()
+    assert record.levelno == logging.INFO and text.startswith("Email to ann@example.com: ")
+    assert f"{settings.FRONTEND_URL}/verify-email?uid=" in text and "<html" not in text and "Content-Type" not in text
