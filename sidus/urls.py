@@ -47,6 +47,7 @@ urlpatterns = [
     # The pages the emailed links open when FRONTEND_URL is sidus itself (users/pages.py).
     path("verify-email", pages.verify_email, name="verify_email_page"),
     path("password-reset", pages.password_reset, name="password_reset_page"),
+    path("confirm-signup", pages.confirm_signup, name="confirm_signup_page"),
 ]
 
 # JSON, not HTML, for errors raised outside the API views.

@@ -117,3 +117,41 @@ def test_in_development_each_email_is_logged_once_as_a_person_reads_it(settings,
     text = record.getMessage()
     assert record.levelno == logging.INFO and text.startswith("Email to ann@example.com: ")
     assert f"{settings.FRONTEND_URL}/verify-email?uid=" in text and "<html" not in text and "Content-Type" not in text
+
+
+def test_the_signup_link_creates_the_account_with_one_click(client: Client, api_client):
+    from urllib.parse import parse_qs, urlsplit
+
+    from users import services
+    from users.models import PendingSignup
+
+    services.signup_request(username="cy", email="cy@example.com", password=PASSWORD)
+    token = parse_qs(urlsplit(links.signup_link(PendingSignup.objects.get(username="cy"))).query)["token"][0]
+
+    page = client.get("/confirm-signup", {"token": token})
+    assert page.status_code == 200 and "Create my account" in page.content.decode()
+    assert not User.objects.filter(username="cy").exists()  # a GET creates nothing
+
+    done = client.post("/confirm-signup", {"token": token})
+    assert done.status_code == 200 and "The account cy is ready" in done.content.decode()
+    assert User.objects.get(username="cy").email_verified
+    login = api_client.post("/api/v1/auth/token/", {"username": "cy", "password": PASSWORD}, format="json")
+    assert login.status_code == 200
+    again = client.post("/confirm-signup", {"token": token})
+    assert again.status_code == 400 and "invalid or has expired" in again.content.decode()
+    assert client.post("/confirm-signup", {"token": "made-up"}).status_code == 400
+
+
+def test_a_signup_whose_name_was_taken_since_says_so(client: Client):
+    from urllib.parse import parse_qs, urlsplit
+
+    from users import services
+    from users.models import PendingSignup
+
+    services.signup_request(username="dee", email="dee@example.com", password=PASSWORD)
+    token = parse_qs(urlsplit(links.signup_link(PendingSignup.objects.get(username="dee"))).query)["token"][0]
+    User.objects.create_user("dee", "other@example.com", PASSWORD)
+
+    taken = client.post("/confirm-signup", {"token": token})
+
+    assert taken.status_code == 409 and "Sign up again with another username" in taken.content.decode()

@@ -1,9 +1,10 @@
 """The pages behind the emailed links, for when FRONTEND_URL is sidus itself (the default).
 
-`/verify-email?uid=...&token=...` and `/password-reset?uid=...&token=...` are what the welcome,
-verification and reset emails link to. Each is a plain Django form: a GET shows it, a POST (CSRF
-protected) validates with the API's own serializers and calls the same service as the API, so a
-page and `POST /api/v1/auth/...` can never disagree. No JavaScript; a strict Content-Security-Policy.
+`/verify-email?uid=...&token=...`, `/password-reset?uid=...&token=...` and
+`/confirm-signup?token=...` are what the welcome, verification, reset and signup emails link to.
+Each is a plain Django form: a GET shows it, a POST (CSRF protected) validates with the API's own
+serializers and calls the same service as the API, so a page and `POST /api/v1/auth/...` can
+never disagree. No JavaScript; a strict Content-Security-Policy.
 """
 from typing import Any
 
@@ -13,9 +14,10 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
+from rest_framework.exceptions import ValidationError
 
 from users import links, ratelimits, services
-from users.account_serializers import EmailVerifySerializer, PasswordResetConfirmSerializer
+from users.account_serializers import EmailVerifySerializer, PasswordResetConfirmSerializer, SignupConfirmSerializer
 
 # Nothing but our own stylesheet and forms posting to ourselves: no script, no frame, no other origin.
 CONTENT_SECURITY_POLICY = (
@@ -63,7 +65,10 @@ def verify_email(request: HttpRequest) -> HttpResponse:
     if not (link["uid"] and link["token"]):
         return _invalid(request, title, resend)
     if request.method == "GET":
-        return _page(request, "verify_email.html", {"title": title, **link})
+        return _page(request, "confirm.html", {
+            "title": title, "hidden": link, "prompt": _("Confirm that this address is yours: press the button."),
+            "button": _("Verify my address"),
+        })
     if (limited := _limited(request, "email_verify")) is not None:
         return limited
     if _used_already(link):
@@ -118,4 +123,38 @@ def password_reset(request: HttpRequest) -> HttpResponse:
         "title": _("Password changed"),
         "message": _("Your new password is set. Every device that was logged in has been logged out: "
                      "log in again with the new password."),
+    })
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def confirm_signup(request: HttpRequest) -> HttpResponse:
+    """Under SIGNUP_PREVENT_ENUMERATION: one click creates the account the signup asked for."""
+    token = (request.POST if request.method == "POST" else request.GET).get("token", "")
+    title = _("Create your account")
+    again = _("Sign up again in the app: each link works once, for a limited time.")
+    if not token:
+        return _invalid(request, title, again)
+    if request.method == "GET":
+        return _page(request, "confirm.html", {
+            "title": title, "hidden": {"token": token}, "button": _("Create my account"),
+            "prompt": _("Press the button to create your account with the name and password you chose."),
+        })
+    if (limited := _limited(request, "signup_confirm")) is not None:
+        return limited
+    serializer = SignupConfirmSerializer(data={"token": token})
+    if not serializer.is_valid():
+        return _invalid(request, title, again)
+    try:
+        user = services.signup_confirm(signup=serializer.validated_data["signup"])
+    except ValidationError:  # the name or the address was taken since (the API's 409)
+        return _page(request, "message.html", {
+            "title": _("This name was taken"),
+            "message": _("Someone took this username or address since you signed up."),
+            "hint": _("Sign up again with another username."),
+        }, status=409)
+    return _page(request, "message.html", {
+        "title": _("Account created"),
+        "message": _("The account %(username)s is ready and its address verified: log in with your password.")
+        % {"username": user.username},
     })
