@@ -120,13 +120,12 @@ def test_in_development_each_email_is_logged_once_as_a_person_reads_it(settings,
 
 
 def test_the_signup_link_creates_the_account_with_one_click(client: Client, api_client):
-    from urllib.parse import parse_qs, urlsplit
-
+    from tests.test_signup import token_of
     from users import services
     from users.models import PendingSignup
 
     services.signup_request(username="cy", email="cy@example.com", password=PASSWORD)
-    token = parse_qs(urlsplit(links.signup_link(PendingSignup.objects.get(username="cy"))).query)["token"][0]
+    token = token_of(PendingSignup.objects.get(username="cy"))
 
     page = client.get("/confirm-signup", {"token": token})
     assert page.status_code == 200 and "Create my account" in page.content.decode()
@@ -143,13 +142,12 @@ def test_the_signup_link_creates_the_account_with_one_click(client: Client, api_
 
 
 def test_a_signup_whose_name_was_taken_since_says_so(client: Client):
-    from urllib.parse import parse_qs, urlsplit
-
+    from tests.test_signup import token_of
     from users import services
     from users.models import PendingSignup
 
     services.signup_request(username="dee", email="dee@example.com", password=PASSWORD)
-    token = parse_qs(urlsplit(links.signup_link(PendingSignup.objects.get(username="dee"))).query)["token"][0]
+    token = token_of(PendingSignup.objects.get(username="dee"))
     User.objects.create_user("dee", "other@example.com", PASSWORD)
 
     taken = client.post("/confirm-signup", {"token": token})

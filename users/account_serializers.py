@@ -56,9 +56,13 @@ class _LinkSerializer(StrictInputMixin, serializers.Serializer):
         return attrs
 
 
-class PasswordResetConfirmSerializer(_LinkSerializer):
+class PasswordResetLinkSerializer(_LinkSerializer):
+    """A reset link alone (the page checks it before it shows its form)."""
+
     token_generator = links.password_reset_token
 
+
+class PasswordResetConfirmSerializer(PasswordResetLinkSerializer):
     new_password = password_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from users.authentication import SESSION_CLAIM
 from users.models import Session, UserEvent, fold
 from users.ratelimits import ActionThrottle
 from users.serializers import SecurityEventSerializer, SessionSerializer, UserPrivateSerializer
+from users.sessions import session_key
 from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
@@ -183,11 +184,24 @@ class SessionPagination(CursorPagination):
     page_size = 50
 
 
-SESSION_PAGE = inline_serializer("SessionPage", {
-    "next": serializers.URLField(allow_null=True, help_text="The next page, if there is one."),
-    "previous": serializers.URLField(allow_null=True, help_text="The previous page, if there is one."),
-    "results": SessionSerializer(many=True),
-})
+def _page_of(name: str, serializer: serializers.Serializer) -> serializers.Serializer:
+    """The schema of a cursor page (`CursorPagination`'s answer) of `serializer`'s items."""
+    return inline_serializer(name, {
+        "next": serializers.URLField(allow_null=True, help_text="The next page, if there is one."),
+        "previous": serializers.URLField(allow_null=True, help_text="The previous page, if there is one."),
+        "results": serializer,
+    })
+
+
+def _paginated(view: APIView, pagination: type[CursorPagination], queryset: Any,
+               serializer: type[serializers.Serializer], context: dict[str, Any] | None = None) -> Response:
+    """One cursor page of `queryset` as `serializer` renders it (a bad cursor is DRF's 404)."""
+    paginator = pagination()
+    page = paginator.paginate_queryset(queryset, view.request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True, context=context or {}).data)
+
+
+SESSION_PAGE = _page_of("SessionPage", SessionSerializer(many=True))
 _CURSOR = [OpenApiParameter("cursor", str, description="A page's position, from `next` or `previous`.")]
 
 
@@ -195,9 +209,9 @@ class _SessionsView(_AccountView):
     permission_classes = [IsAuthenticated]
     rate_limit = "sessions"
 
-    def current_session(self) -> str | None:
-        session = self.request.auth.get(SESSION_CLAIM) if self.request.auth is not None else None
-        return session if isinstance(session, str) else None
+    def current_session(self) -> uuid.UUID | None:
+        """The session of the request's token."""
+        return session_key(self.request.auth.get(SESSION_CLAIM)) if self.request.auth is not None else None
 
 
 @extend_schema_view(
@@ -216,16 +230,11 @@ class _SessionsView(_AccountView):
 )
 class SessionListView(_SessionsView):
     def get(self, request: Request) -> Response:
-        sessions = services.sessions_live(user=request.user)
-        paginator = SessionPagination()
-        page = paginator.paginate_queryset(sessions, request, view=self)
-        context = {"session_id": self.current_session()}
-        return paginator.get_paginated_response(SessionSerializer(page, many=True, context=context).data)
+        return _paginated(self, SessionPagination, services.sessions_live(user=request.user), SessionSerializer,
+                          {"session_id": self.current_session()})
 
     def delete(self, request: Request) -> Response:
-        current = self.current_session()
-        services.sessions_end(user=request.user, reason=Session.EndReason.REVOKED,
-                              keep=uuid.UUID(hex=current) if current else None)
+        services.sessions_end(user=request.user, reason=Session.EndReason.REVOKED, keep=self.current_session())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -241,7 +250,7 @@ class SessionDetailView(_SessionsView):
         }),
     )
     def delete(self, request: Request, session_id: uuid.UUID) -> Response:
-        if session_id.hex == self.current_session():
+        if session_id == self.current_session():
             raise Conflict(CURRENT_SESSION)
         if not services.session_end(user_id=request.user.pk, session_id=session_id, reason=Session.EndReason.REVOKED):
             raise NotFound()
@@ -256,11 +265,7 @@ class SecurityLogPagination(CursorPagination):
     page_size = 50
 
 
-SECURITY_PAGE = inline_serializer("SecurityLogPage", {
-    "next": serializers.URLField(allow_null=True, help_text="The next page, if there is one."),
-    "previous": serializers.URLField(allow_null=True, help_text="The previous page, if there is one."),
-    "results": SecurityEventSerializer(many=True),
-})
+SECURITY_PAGE = _page_of("SecurityLogPage", SecurityEventSerializer(many=True))
 
 
 class SecurityLogView(_SessionsView):
@@ -275,6 +280,4 @@ class SecurityLogView(_SessionsView):
     )
     def get(self, request: Request) -> Response:
         events = UserEvent.objects.filter(user=request.user).exclude(type=UserEvent.Type.UPDATED)
-        paginator = SecurityLogPagination()
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(SecurityEventSerializer(page, many=True).data)
+        return _paginated(self, SecurityLogPagination, events, SecurityEventSerializer)

@@ -2,7 +2,6 @@
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -16,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from users import services
 from users.models import OutboxEmail, Session, User, UserEvent
 from users.ratelimits import RateLimited
+from users.sessions import seen_since
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 SESSION_COLUMNS = {"device": "device", "ip": "IP", "created_at": "created", "last_seen_at": "last seen",
@@ -91,8 +91,7 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """Each user's live sessions and last activity, in the changelist's one query."""
-        expired = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
-        live = Q(sessions__ended_at__isnull=True, sessions__last_seen_at__gte=expired)
+        live = Q(sessions__ended_at__isnull=True, sessions__last_seen_at__gte=seen_since())
         return super().get_queryset(request).annotate(
             live_sessions=Count("sessions", filter=live), last_seen=Max("sessions__last_seen_at"),
         )

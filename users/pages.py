@@ -17,7 +17,12 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
 
 from users import links, ratelimits, services
-from users.account_serializers import EmailVerifySerializer, PasswordResetConfirmSerializer, SignupConfirmSerializer
+from users.account_serializers import (
+    EmailVerifySerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetLinkSerializer,
+    SignupConfirmSerializer,
+)
 
 # Nothing but our own stylesheet and forms posting to ourselves: no script, no frame, no other origin.
 CONTENT_SECURITY_POLICY = (
@@ -34,9 +39,10 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], status: 
     return response
 
 
-def _link(request: HttpRequest) -> dict[str, str]:
+def _params(request: HttpRequest, *names: str) -> dict[str, str]:
+    """The link's parameters: from the query of the GET, from the form the page posts back."""
     source = request.POST if request.method == "POST" else request.GET
-    return {"uid": source.get("uid", ""), "token": source.get("token", "")}
+    return {name: source.get(name, "") for name in names}
 
 
 def _limited(request: HttpRequest, action: str) -> HttpResponse | None:
@@ -59,7 +65,7 @@ def _invalid(request: HttpRequest, title: str, hint: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def verify_email(request: HttpRequest) -> HttpResponse:
     """One click: the GET shows a button, the POST verifies (a GET never changes anything)."""
-    link = _link(request)
+    link = _params(request, "uid", "token")
     title = _("Verify your email address")
     resend = _("Log in to the app and ask for a new link (it is sent to the address on your account).")
     if not (link["uid"] and link["token"]):
@@ -98,15 +104,14 @@ def _used_already(link: dict[str, str]) -> bool:
 @require_http_methods(["GET", "POST"])
 def password_reset(request: HttpRequest) -> HttpResponse:
     """A form for the new password, with its rules; the API's validators judge it."""
-    link = _link(request)
+    link = _params(request, "uid", "token")
     title = _("Choose a new password")
     again = _("Ask for a new reset link in the app: each link works once, for a limited time.")
     if not (link["uid"] and link["token"]):
         return _invalid(request, title, again)
     context = {"title": title, "rules": password_validation.password_validators_help_texts(), **link}
     if request.method == "GET":
-        user = links.user_from_uid(link["uid"])
-        if user is None or not links.password_reset_token.check_token(user, link["token"]):
+        if not PasswordResetLinkSerializer(data=link).is_valid():
             return _invalid(request, title, again)
         return _page(request, "password_reset.html", context)
     if (limited := _limited(request, "password_reset_confirm")) is not None:
@@ -130,7 +135,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def confirm_signup(request: HttpRequest) -> HttpResponse:
     """Under SIGNUP_PREVENT_ENUMERATION: one click creates the account the signup asked for."""
-    token = (request.POST if request.method == "POST" else request.GET).get("token", "")
+    token = _params(request, "token")["token"]
     title = _("Create your account")
     again = _("Sign up again in the app: each link works once, for a limited time.")
     if not token:

@@ -188,7 +188,7 @@ class SessionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_current(self, session: Session) -> bool:
-        return session.pk.hex == self.context.get("session_id")
+        return session.pk == self.context.get("session_id")
 
 
 class SecurityEventSerializer(serializers.ModelSerializer):

@@ -16,7 +16,7 @@ from users import cache, events, queries
 from users.loop_db import loop_db
 from users.models import OutboxEmail, PendingSignup, Session, User, UserEvent
 from users.outbox import email_queue
-from users.sessions import ended_sessions
+from users.sessions import ended_sessions, seen_since, session_key
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +184,7 @@ def user_soft_delete(*, user: User, ended_by: str | None = None) -> User:
     with transaction.atomic():
         user.save(update_fields=["deleted_at", "is_active", "session_epoch", "updated_at"])
         if ended_by == Session.EndReason.STAFF:
-            UserEvent.objects.filter(user=user, sequence=user.event_sequence, type=UserEvent.Type.DELETED).update(
-                context=_BY_STAFF)
+            _by_staff(user, UserEvent.Type.DELETED)
         sessions_end(user=user, reason=ended_by or Session.EndReason.ACCOUNT_DELETED)
     return user
 
@@ -196,8 +195,7 @@ def user_restore(*, user: User) -> User:
     user.is_active = True
     with transaction.atomic():
         user.save(update_fields=["deleted_at", "is_active", "updated_at"])
-        UserEvent.objects.filter(user=user, sequence=user.event_sequence, type=UserEvent.Type.RESTORED).update(
-            context=_BY_STAFF)
+        _by_staff(user, UserEvent.Type.RESTORED)
     return user
 
 
@@ -316,17 +314,14 @@ def device_label(user_agent: str) -> str:
 
 def sessions_live(*, user: User) -> Any:
     """The sessions of `user` that can still act: not ended, refreshed within REFRESH_TOKEN_LIFETIME."""
-    expired = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
-    return Session.objects.filter(user=user, ended_at__isnull=True, last_seen_at__gte=expired)
+    return Session.objects.filter(user=user, ended_at__isnull=True, last_seen_at__gte=seen_since())
 
 
 def session_seen(*, session_id: str) -> bool:
     """A refresh: the session is seen now. False if it has ended (or is not one of ours)."""
-    try:
-        key = uuid.UUID(hex=session_id)
-    except ValueError:
-        return False
-    return Session.objects.filter(pk=key, ended_at__isnull=True).update(last_seen_at=timezone.now()) == 1
+    key = session_key(session_id)
+    return key is not None and Session.objects.filter(pk=key, ended_at__isnull=True).update(
+        last_seen_at=timezone.now()) == 1
 
 
 def session_end(*, user_id: Any, session_id: Any, reason: str) -> bool:
@@ -370,8 +365,12 @@ def _end(sessions: Any, reason: str) -> int:
 _BY_STAFF = {"by": "staff"}  # what a user's log says of a staff action: never who
 
 
+def _by_staff(user: User, type: str) -> None:
+    """The event `user.save()` just recorded (its last number) was staff's, in the user's own log."""
+    UserEvent.objects.filter(user=user, sequence=user.event_sequence, type=type).update(context=_BY_STAFF)
+
+
 def sessions_prune() -> int:
     """Delete the sessions with no refresh for REFRESH_TOKEN_LIFETIME: none of their tokens is
     valid any more (the Celery worker runs this on a timer)."""
-    expired = timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
-    return Session.objects.filter(last_seen_at__lt=expired).delete()[0]
+    return Session.objects.filter(last_seen_at__lt=seen_since()).delete()[0]

@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
@@ -108,13 +109,25 @@ class EndedSessions:
 ended_sessions = EndedSessions()
 
 
+def session_key(session_id: Any) -> uuid.UUID | None:
+    """The `Session` id a token's `sid` names; None for anything else (the token's signature was
+    ours, so that is an older form of sid, which names no row)."""
+    try:
+        return uuid.UUID(hex=session_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def seen_since() -> datetime:
+    """A session last seen before this has no valid token left: its refresh token expired, and
+    every access token with it (REFRESH_TOKEN_LIFETIME since the login or the last refresh)."""
+    return timezone.now() - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+
+
 def session_ended(session_id: str) -> bool:
     """Whether the session has ended: from this worker's copy while it is fresh, else its row
     (sync code only: DRF's authentication, the refresh and the account views)."""
     if ended_sessions.fresh:
         return ended_sessions.ended(session_id)
-    try:
-        key = uuid.UUID(hex=session_id)
-    except ValueError:
-        return False  # not one of ours: the token's signature was ours, so it is an old form
-    return Session.objects.filter(pk=key, ended_at__isnull=False).exists()
+    key = session_key(session_id)
+    return key is not None and Session.objects.filter(pk=key, ended_at__isnull=False).exists()

@@ -11,7 +11,6 @@ Every pair carries two claims besides the user id:
   401 on every worker within USER_CACHE_MAX_STALENESS (users/sessions.py).
 """
 import ipaddress
-import uuid
 from typing import Any
 
 from adrf.views import APIView
@@ -35,6 +34,7 @@ from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerp
 from users.models import Session, User
 from users.ratelimits import ActionThrottle, client_ip
 from users.serializers import StrictInputMixin
+from users.sessions import session_key
 
 
 class RefreshToken(jwt_tokens.RefreshToken):
@@ -112,13 +112,10 @@ class TokenBlacklistSerializer(StrictInputMixin, jwt_serializers.TokenBlacklistS
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         refresh = self.token_class(attrs["refresh"])
         refresh.blacklist()
-        session = refresh.get(SESSION_CLAIM)
-        if isinstance(session, str):
-            try:
-                services.session_end(user_id=refresh.get(api_settings.USER_ID_CLAIM),
-                                     session_id=uuid.UUID(hex=session), reason=Session.EndReason.LOGOUT)
-            except ValueError:
-                pass  # a session id of an old form: the blacklisted refresh token is all there is to end
+        session = session_key(refresh.get(SESSION_CLAIM))
+        if session is not None:  # else an older form of sid: the blacklisted refresh token is all there is
+            services.session_end(user_id=refresh.get(api_settings.USER_ID_CLAIM), session_id=session,
+                                 reason=Session.EndReason.LOGOUT)
         return {}
 
 
