@@ -147,6 +147,7 @@ def worker_env(**overrides: str) -> dict[str, str]:
            "DATABASE_POOL_MAX_SIZE": "4", "PYTHONPATH": str(ROOT),
            "WEB_CONCURRENCY": "1",  # one process per port: the tests talk to each worker by its port
            "RATE_LIMITS_ENABLED": "false"}  # load tests; tests/test_ratelimits.py switches them on
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # lifted in the test process by a browser test alone
     env.update(overrides)
     return env
 

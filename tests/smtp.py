@@ -83,9 +83,14 @@ def text_and_html(message: Message) -> tuple[str, str]:
     return parts["text/plain"], parts["text/html"]
 
 
-def link_in(message: Message, page: str) -> dict[str, str]:
-    """The query of the `page` link (uid and token) in the text part, which the HTML part repeats."""
+def link_url(message: Message, page: str, frontend_url: str = FRONTEND_URL) -> str:
+    """The `page` link in the text part, which the HTML part repeats: what a person clicks."""
     text, html = text_and_html(message)
-    url = re.search(rf"{re.escape(FRONTEND_URL)}/{page}\?\S+", text).group(0)
+    url = re.search(rf"{re.escape(frontend_url)}/{page}\?\S+", text).group(0)
     assert url.replace("&", "&amp;") in html
-    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+    return url
+
+
+def link_in(message: Message, page: str) -> dict[str, str]:
+    """The query of the `page` link: its uid and token, as the API takes them."""
+    return {key: values[0] for key, values in parse_qs(urlsplit(link_url(message, page)).query).items()}

@@ -35,7 +35,9 @@ def _page(request: HttpRequest, template: str, context: dict[str, Any], status: 
     response = render(request, f"users/pages/{template}", context, status=status)
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response["Cache-Control"] = "no-store"  # the link's uid and token are in the URL of the page
-    response["Referrer-Policy"] = "no-referrer"
+    # The token in the URL never leaves for another origin; "no-referrer" would also make the browser
+    # post `Origin: null`, which Django's CSRF check refuses.
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
