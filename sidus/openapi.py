@@ -109,10 +109,11 @@ class AutoSchema(openapi.AutoSchema):
     def _get_request_body(self, direction: str = "request") -> Any:
         if self.method != "DELETE":
             return super()._get_request_body(direction)
-        serializer = self.get_request_serializer()  # read while DELETE's own extend_schema applies
-        self.method, self.get_request_serializer = "POST", lambda: serializer
+        # Read while DELETE's own extend_schema applies, then handed to the POST code that writes bodies.
+        serializer, examples = self.get_request_serializer(), self.get_examples()
+        self.method, self.get_request_serializer, self.get_examples = "POST", lambda: serializer, lambda: examples
         try:
             return super()._get_request_body(direction)
         finally:
             self.method = "DELETE"
-            del self.get_request_serializer
+            del self.get_request_serializer, self.get_examples

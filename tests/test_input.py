@@ -1,6 +1,11 @@
 """Strict, consistent input: strings stay strings, passwords are never trimmed, usernames are
 NFKC-normalized and compared without case, homographs and reserved names are refused."""
+import re
+import unicodedata
+
 import pytest
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 
 from tests.conftest import PASSWORD, bearer
 from users.models import User
@@ -90,3 +95,35 @@ def test_rename_to_a_reserved_or_confusable_name_is_400(api_client, user):
         response = api_client.patch(f"{USERS}me/", {"username": username}, format="json", **bearer(user))
         assert response.status_code == 400, username
         assert "username" in response.json()
+
+
+def schema_pattern(client) -> "re.Pattern[str]":
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    return re.compile(schema["components"]["schemas"]["UserCreateRequest"]["properties"]["username"]["pattern"])
+
+
+REFUSED_NAMES = ["e,i", "ü0\u00b7", "ü0\u00bf", "a b", "tab\there", "<b>", "x\u00a0y", "x\u3000y"]
+
+
+@pytest.mark.parametrize("username", REFUSED_NAMES)
+def test_the_schema_refuses_the_usernames_the_server_refuses_where_a_pattern_can_say_it(client, api_client, username):
+    assert schema_pattern(client).search(username) is None
+    assert register(api_client, username=username).status_code == 400
+
+
+def test_the_schema_pattern_never_refuses_a_name_the_server_takes(client):
+    """Each character the pattern refuses is refused by Django's rule wherever it stands, even with
+    a combining mark after it that NFKC could fold into it; the names it lets through include every
+    letter and digit of Latin-1 and the names of other scripts."""
+    pattern = schema_pattern(client)
+    marks = [chr(code) for code in range(0x110000) if unicodedata.combining(chr(code))]
+    refused = [chr(code) for code in range(0x100) if pattern.fullmatch(chr(code)) is None]
+    assert len(refused) > 100
+    rule = UnicodeUsernameValidator()
+    for char in refused:
+        for name in (char, f"a{char}b", *(f"a{char}{mark}" for mark in marks)):
+            with pytest.raises(ValidationError):
+                rule(User.normalize_username(name))
+    for name in ("grace", "Ἀλέξανδρος", "ＫＡＴＥ", "ü0", "øre", "x.y@z+w-v_u", "\u00aa\u00b5\u00ba", "u\u0308"):
+        assert pattern.fullmatch(name), name
+        rule(User.normalize_username(name))

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from sidus.openapi import DETAIL_ERROR, RETRY_AFTER, api_responses
-from users import services
+from users import examples, services
 from users.account_serializers import (
     DetailSerializer,
     EmailVerifySerializer,
@@ -66,7 +66,7 @@ class _AnonymousView(_AccountView):
     summary="Change my password",
     description="Needs the current password. Answers a new token pair for this client; every token issued "
                 "before, on any device, answers 401 from now on. A notice goes to the account's address.",
-    request=PasswordChangeSerializer, parameters=[RETRY_AFTER],
+    request=PasswordChangeSerializer, examples=[examples.PASSWORD_CHANGE], parameters=[RETRY_AFTER],
     responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
 class PasswordChangeView(_AccountView):
@@ -84,7 +84,7 @@ class PasswordChangeView(_AccountView):
     summary="Ask for a password reset link",
     description="Emails a link `{FRONTEND_URL}/password-reset?uid=...&token=...` to the account with this "
                 "address (any case), if there is one. The answer is the same either way.",
-    request=PasswordResetSerializer, auth=[], parameters=[RETRY_AFTER],
+    request=PasswordResetSerializer, examples=[examples.PASSWORD_RESET], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({202: DetailSerializer}, 400, 413, 415, 429),
 )
 class PasswordResetView(_AnonymousView):
@@ -102,7 +102,8 @@ class PasswordResetView(_AnonymousView):
     summary="Set a new password with a reset link",
     description="The uid and token come from the emailed link. A link works once and expires after "
                 "PASSWORD_RESET_TIMEOUT (1 hour by default); every token issued before answers 401 from now on.",
-    request=PasswordResetConfirmSerializer, auth=[], parameters=[RETRY_AFTER],
+    request=PasswordResetConfirmSerializer, examples=[examples.PASSWORD_RESET_CONFIRM], auth=[],
+    parameters=[RETRY_AFTER],
     responses=api_responses({204: None}, 400, 413, 415, 429),
 )
 class PasswordResetConfirmView(_AnonymousView):
@@ -120,7 +121,7 @@ class PasswordResetConfirmView(_AnonymousView):
     summary="Verify my email address",
     description="The uid and token come from the emailed link `{FRONTEND_URL}/verify-email?...`. A link works "
                 "once, for the address it was sent to, and expires after PASSWORD_RESET_TIMEOUT.",
-    request=EmailVerifySerializer, auth=[], parameters=[RETRY_AFTER],
+    request=EmailVerifySerializer, examples=[examples.EMAIL_VERIFY], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({204: None}, 400, 413, 415, 429),
 )
 class EmailVerifyView(_AnonymousView):
@@ -139,7 +140,7 @@ class EmailVerifyView(_AnonymousView):
                 "token=...` emailed after registering. Creates the account, its address verified, and answers "
                 "it as registration does; 409 if the username or address was taken since. A link works once and "
                 "expires after PASSWORD_RESET_TIMEOUT.",
-    request=SignupConfirmSerializer, auth=[], parameters=[RETRY_AFTER],
+    request=SignupConfirmSerializer, examples=[examples.SIGNUP_CONFIRM], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({201: UserPrivateSerializer}, 400, 409, 413, 415, 429),
 )
 class SignupConfirmView(_AnonymousView):

@@ -1,6 +1,8 @@
 """Plain DRF serializers: validated and saved inside one thread hop by the views."""
 import copy
 import functools
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,14 +43,35 @@ class StrictInputMixin:
         return validated
 
 
+def _refused_anywhere(char: str) -> bool:
+    """Django's username rule refuses `char` in every name: NFKC-normalized, it is not all word
+    characters or @.+-_, and it is a starter (nothing before it can absorb it into a letter)."""
+    normal = unicodedata.normalize("NFKC", char)
+    return re.match(UnicodeUsernameValidator.regex, normal) is None and not any(map(unicodedata.combining, normal))
+
+
+def username_pattern(below: int = 0x100) -> str:
+    """The schema's pattern for a username, made from Django's own rule: white space and every
+    character under `below` (ASCII and Latin-1) that the rule refuses anywhere. Django's `\\w` is
+    Python's, Unicode-wide; JSON Schema's is ECMA's, ASCII, and its `\\p{...}` is not portable, so
+    the pattern lists code points, and the field's description says the rest."""
+    refused = [code for code in range(below) if _refused_anywhere(chr(code))]
+    spans = [[refused[0], refused[0]]]
+    for code in refused[1:]:
+        if code == spans[-1][1] + 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    return "^[^\\s" + "".join(f"\\u{a:04X}" + (f"-\\u{b:04X}" if b > a else "") for a, b in spans) + "]+$"
+
+
 @extend_schema_field({
     "type": "string", "minLength": 1, "maxLength": 150,
-    # Django's rule is r"^[\w.@+-]+\Z" with Python's Unicode \w; JSON Schema regexes are ECMA's, where
-    # \w is ASCII only. Say what both read alike (no spaces), and the whole rule in words.
-    "pattern": r"^\S+$",
-    "description": "Letters and digits of any one script, and @ . + - _; NFKC-normalized (ｇｒａｃｅ is grace), "
-                   "unique whatever its case; reserved names (admin, root, support, ...) and mixed-script "
-                   "look-alikes are refused.",
+    "pattern": username_pattern(),
+    "description": "Letters and digits of any one script, and @ . + - _ (the pattern refuses white space and "
+                   "every other ASCII and Latin-1 character; the punctuation and symbols of other scripts are "
+                   "refused too). NFKC-normalized (ｇｒａｃｅ is grace), unique whatever its case; reserved names "
+                   "(admin, root, support, ...) and mixed-script look-alikes are refused.",
 })
 class UsernameField(serializers.CharField):
     """NFKC-normalized before any validator runs, as Django's own forms do ("ａｄａ" is "ada")."""

@@ -29,7 +29,7 @@ from rest_framework_simplejwt.settings import api_settings
 
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import RETRY_AFTER, api_responses
-from users import services
+from users import examples, services
 from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerprint, token_is_current
 from users.models import Session, User
 from users.ratelimits import ActionThrottle, client_ip
@@ -144,7 +144,8 @@ class NoStoreViewMixin(OneHopMixin):
     description="A new session: an access and a refresh token. The username is compared as at registration "
                 "(NFKC, any case); the password as typed. After RATE_LIMIT_LOGIN_FAILED failures a username "
                 "(or client) is refused with 429, even with the right password, until its window passes.",
-    parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+    examples=[examples.LOG_IN], parameters=[RETRY_AFTER],
+    responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
 class TokenObtainPairView(NoStoreViewMixin, APIView, jwt_views.TokenObtainPairView):
     serializer_class = TokenObtainPairSerializer
@@ -157,7 +158,8 @@ class TokenObtainPairView(NoStoreViewMixin, APIView, jwt_views.TokenObtainPairVi
     summary="Refresh the pair",
     description="A new access and refresh token for the same session; the refresh token sent is used up. "
                 "401 after logout, a password change or a soft delete.",
-    parameters=[RETRY_AFTER], responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+    examples=[examples.REFRESH], parameters=[RETRY_AFTER],
+    responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
 )
 class TokenRefreshView(NoStoreViewMixin, APIView, jwt_views.TokenRefreshView):
     serializer_class = TokenRefreshSerializer
@@ -170,6 +172,7 @@ class TokenRefreshView(NoStoreViewMixin, APIView, jwt_views.TokenRefreshView):
     summary="Log out",
     description="Ends the session of this refresh token: the token and every access token of the session "
                 "answer 401 from now on. Other sessions of the user go on.",
+    examples=[examples.LOG_OUT],
     responses=api_responses({200: OpenApiResponse({"type": "object"}, description="Logged out.")}, 400, 401, 413,
                             415),
 )

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
-from users import etags, services
+from users import etags, examples, services
 from users.account_serializers import CurrentPasswordSerializer, DetailSerializer
 from users.models import MAX_USER_ID, User, user_id_from
 from users.permissions import IsSelf
@@ -109,7 +109,7 @@ class UserViewSet(OneHopMixin, GenericViewSet):
                     "the address has an account: the account is created by the link emailed to the address "
                     "(`POST /auth/signup/confirm/`), and a taken address gets a notice; only a taken username "
                     "is a 409.",
-        request=UserCreateSerializer, parameters=[RETRY_AFTER],
+        request=UserCreateSerializer, examples=[examples.REGISTER], parameters=[RETRY_AFTER],
         responses=api_responses({201: UserPrivateSerializer, 202: DetailSerializer}, 400, 409, 413, 415, 429),
     )
     def acreate(self, request: Request) -> Response:
@@ -142,7 +142,7 @@ class UserViewSet(OneHopMixin, GenericViewSet):
         description="Only the user may change their own fields, and only those in the body. "
                     "Answers the private representation. With If-Match, a profile changed since it was "
                     "read is not overwritten (412).",
-        request=UserUpdateSerializer, parameters=[USER_ID, IF_MATCH, ETAG, RETRY_AFTER],
+        request=UserUpdateSerializer, examples=[examples.UPDATE], parameters=[USER_ID, IF_MATCH, ETAG, RETRY_AFTER],
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 403, 404, 409, 412, 413, 415, 429),
     )
     def partial_aupdate(self, request: Request, pk: str) -> Response:
@@ -179,14 +179,14 @@ class UserViewSet(OneHopMixin, GenericViewSet):
         methods=["PATCH"], summary="Update my profile",
         description="The same as updating `/users/{id}/` with one's own id. A new email address is "
                     "unverified: a verification link goes to it, and a notice to the old one.",
-        request=UserUpdateSerializer, parameters=[IF_MATCH, ETAG, RETRY_AFTER],
+        request=UserUpdateSerializer, examples=[examples.UPDATE], parameters=[IF_MATCH, ETAG, RETRY_AFTER],
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 412, 413, 415, 429),
     )
     @extend_schema(
         methods=["DELETE"], summary="Leave",
         description="Needs the current password. A soft delete, as the admin's: the profile answers 404 and "
                     "every token 401 at once; the username and email stay taken.",
-        request=CurrentPasswordSerializer, parameters=[RETRY_AFTER],
+        request=CurrentPasswordSerializer, examples=[examples.LEAVE], parameters=[RETRY_AFTER],
         responses=api_responses({204: None}, 400, 401, 413, 415, 429),
     )
     @action(detail=False, methods=["get", "patch", "delete"])
