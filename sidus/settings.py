@@ -171,7 +171,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.loc
 FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:8000")
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also verification and signup links
 # Signup answers 202 whether or not the address has an account; the account is created by the link
-# emailed to a new address, and the owner of a taken one gets a notice (README, Account lifecycle).
+# emailed to a new address, and the owner of a taken one gets a notice (docs/accounts.md).
 SIGNUP_PREVENT_ENUMERATION = env.bool("SIGNUP_PREVENT_ENUMERATION", default=False)
 
 # --- Passwords --------------------------------------------------------------------------------
