@@ -7,13 +7,15 @@ screenshots.
 """
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.servers import running_workers
+from tests.servers import Worker, running_workers
 from tests.smtp import link_url, received
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -42,11 +44,17 @@ def browser():
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
+@contextmanager
+def serving(settings, **env: str) -> Iterator[Worker]:
+    """A worker serving API and pages; the emails' links point at it."""
+    with running_workers(1, **env) as (worker,):
+        settings.FRONTEND_URL = worker.url  # read by the Celery worker when it writes each email
+        yield worker
+
+
 @pytest.fixture
 def site(settings, inbox):
-    """A worker serving API and pages; the emails' links point at it."""
-    with running_workers(1) as (worker,):
-        settings.FRONTEND_URL = worker.url  # read by the Celery worker when it writes each email
+    with serving(settings) as worker:
         yield worker
 
 
@@ -136,3 +144,23 @@ def test_the_reset_email_link_sets_a_new_password_that_logs_in(site, inbox, page
     page.goto(link)  # each link works once
     assert page.get_by_role("status").inner_text() == "The link is invalid or has expired."
     assert page.locator("form").count() == 0
+
+
+def test_the_signup_email_link_creates_the_account_in_one_click(settings, inbox, page):
+    with serving(settings, SIGNUP_PREVENT_ENUMERATION="true") as site:
+        body = {"username": "lin", "email": "lin@example.com", "password": PASSWORD}
+        assert site.client.post("/api/v1/users/", json=body).status_code == 202
+        subject = "Confirm your address to create your sidus account"
+        link = link_url(received(inbox, "lin@example.com", subject)[0], "confirm-signup", site.url)
+        assert log_in(site, "lin", PASSWORD).status_code == 401  # nothing exists before the click
+
+        page.goto(link)
+        shot(page, "confirm-signup-1-button")
+        page.get_by_role("button", name="Create my account").click()
+        assert page.locator("h1").inner_text() == "Account created"
+        shot(page, "confirm-signup-2-created")
+        assert log_in(site, "lin", PASSWORD).status_code == 200
+
+        page.goto(link)
+        page.get_by_role("button", name="Create my account").click()
+        assert page.get_by_role("status").inner_text() == "The link is invalid or has expired."
