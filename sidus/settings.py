@@ -140,7 +140,7 @@ CHANNEL_LAYERS = {
 USER_CACHE_L1_MAX_ENTRIES = env.int("USER_CACHE_L1_MAX_ENTRIES", default=10_000)
 USER_CACHE_L1_TTL = env.float("USER_CACHE_L1_TTL", default=60.0)
 # L1 answers only while this worker has proof, at most this old (s), that it applied every
-# invalidation sent before: its own heartbeat, sent every quarter of it, came back through the group.
+# invalidation sent before: its probe, sent to itself every quarter of it, came back with no message missing.
 USER_CACHE_MAX_STALENESS = env.float("USER_CACHE_MAX_STALENESS", default=1.0)
 USER_CACHE_L2_TTL = env.int("USER_CACHE_L2_TTL", default=300)
 # Each worker's PostgreSQL connections on its event loop (users/loop_db.py: the miss loader and the

@@ -1,6 +1,7 @@
 """The benchmark, not part of the test suite: each scenario against a bare ASGI app, in one run.
 
     python -m tests.benchmark     # needs wrk (apt-get install wrk), PostgreSQL, Redis and RabbitMQ
+    python -m tests.benchmark freshness     # only the Redis cost and delay of freshness at 4, 16, 32 workers
 
 wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios:
 - hot user (L1), and its If-None-Match revalidation (304);
@@ -11,7 +12,9 @@ wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios
 and the invalidation delay across 4 workers while they serve about 1,000 reads/s of random users
 (BENCH_BACKGROUND_RPS); then the user events' latency (from a registration's or a PATCH's answer
 to a consumer's receipt, BENCH_EVENT_REQUESTS of each) and one relay's throughput draining a
-backlog of BENCH_EVENT_BACKLOG events; then a user's sessions list and security log, with 1,000
+backlog of BENCH_EVENT_BACKLOG events; then, at 4, 16 and 32 workers (BENCH_SCALE), the Redis
+commands that keeping L1 fresh costs, idle and per write, and the invalidation delay; then a
+user's sessions list and security log, with 1,000
 sessions and 100,000 events among 1,000,000 (BENCH_LOG_*). It prints one table: req/s, p50, p99
 and the ratio to the bare ASGI app returning the hot user's bytes, measured in the same run. On a
 shared 2-core machine one run of the bare app differs from the next by 10-20%, as much as the hot
@@ -70,6 +73,11 @@ EVENT_BACKLOG = int(os.environ.get("BENCH_EVENT_BACKLOG", "100000"))
 LOG_SESSIONS = int(os.environ.get("BENCH_LOG_SESSIONS", "1000"))
 LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "100000"))
 LOG_TABLE = int(os.environ.get("BENCH_LOG_TABLE", "1000000"))
+# Freshness at scale: these numbers of workers ("": not measured), idle seconds, writes, updates timed.
+SCALE = os.environ.get("BENCH_SCALE", "4,16,32")
+SCALE_SECONDS = int(os.environ.get("BENCH_SCALE_SECONDS", "5"))
+SCALE_WRITES = int(os.environ.get("BENCH_SCALE_WRITES", "200"))
+SCALE_ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "100"))
 SERVER_ENV = {"WEB_CONCURRENCY": "1", "RATE_LIMITS_ENABLED": "false", "USER_CACHE_L2_TTL": "3600"}
 
 RANDOM_IDS = """
@@ -230,7 +238,7 @@ class RawReader:
         return await self.reader.readexactly(length)
 
 
-async def invalidation_delays(user: User, workers: list[str], auth: dict[str, str]) -> list[float]:
+async def invalidation_delays(user: User, workers: list[str], auth: dict[str, str], rounds: int = 0) -> list[float]:
     """Seconds from the PATCH's answer until each worker serves the new value (pollers run throughout)."""
     url = f"/api/v1/users/{user.pk}/"
     delays: list[float] = []
@@ -238,7 +246,7 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
     async with httpx.AsyncClient(timeout=10) as client:
         for reader in readers:
             await reader.__aenter__()
-        for round_ in range(ROUNDS):
+        for round_ in range(rounds or ROUNDS):
             bio = f"bench round {round_} {time.time()}"
             for reader in readers:  # warm: every worker serves from L1
                 await reader.get(url)
@@ -302,6 +310,59 @@ def invalidation_across_workers(user: User, lo: int, hi: int, count: int = 4) ->
     return (f"invalidation across {count} workers serving {rate:.0f} reads/s of random users, {ROUNDS} updates, "
             f"from the writer's answer until every worker serves the new value: p50 "
             f"{statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {delays[-1] * 1000:.2f} ms")
+
+
+# The workers of the freshness measurement share one PostgreSQL (max_connections 100 by default).
+SCALE_ENV = {"LOOP_DB_POOL_SIZE": "1", "DATABASE_POOL_MAX_SIZE": "1"}
+
+
+def redis_commands(client: redis.Redis) -> int:
+    return sum(stat["calls"] for name, stat in client.info("commandstats").items() if name != "cmdstat_info")
+
+
+def freshness_at_scale(user: User, lo: int, hi: int) -> list[str]:
+    """What keeping every worker's L1 fresh costs Redis as workers are added, idle and per write,
+    from INFO commandstats; and the invalidation delay under BACKGROUND_RPS reads at each size."""
+    client = redis.Redis.from_url(settings.REDIS_URL)  # the channel layer's server too
+    auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
+    lines = []
+    for count in (int(n) for n in SCALE.split(",")):
+        servers = []
+        try:
+            for _ in range(count):  # one at a time: 32 imports of Django at once starve the first ones
+                servers.append(serve("sidus.asgi:application", SCALE_ENV))
+            bases = [base for _, base in servers]
+            time.sleep(2)  # every listener joined and proven fresh
+            client.config_resetstat()
+            time.sleep(SCALE_SECONDS)
+            idle = redis_commands(client) / SCALE_SECONDS
+            client.config_resetstat()
+            started = time.monotonic()
+            with httpx.Client(timeout=10) as http:
+                for i in range(SCALE_WRITES):
+                    response = http.patch(f"{bases[i % count]}/api/v1/users/{user.pk}/", json={"bio": f"scale {i}"},
+                                          headers=auth)
+                    assert response.status_code == 200, response.text
+            elapsed = time.monotonic() - started
+            per_write = (redis_commands(client) - idle * elapsed) / SCALE_WRITES
+            loads, lua = background_load(bases, lo, hi)
+            try:
+                time.sleep(1)
+                delays = sorted(asyncio.run(invalidation_delays(user, bases, auth, SCALE_ROUNDS)))
+            finally:
+                rate = stop_load(loads, lua)
+        finally:
+            for process, _ in servers:
+                stop(process)
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        lines.append(f"| {count} | {idle:.0f} | {idle / count:.1f} | {per_write:.1f} | {per_write / count:.2f} | "
+                     f"{rate:.0f} | {statistics.median(delays) * 1000:.2f} | {p99 * 1000:.2f} | "
+                     f"{delays[-1] * 1000:.2f} |")
+        print(lines[-1], flush=True)
+    header = ("| workers | Redis commands/s idle | per worker | commands per write | per write and worker | "
+              "reads/s | invalidation p50 ms | p99 ms | max ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    return [f"freshness at scale ({SCALE_ROUNDS} updates per size, the writer's answer until every worker serves "
+            f"the new value):", header, *lines]
 
 
 class EventReceipts:
@@ -499,6 +560,10 @@ def main() -> None:
     hot, _ = User.objects.get_or_create(username="benchmark", defaults={"email": "benchmark@example.com"})
     User.objects.filter(pk=hot.pk).update(deleted_at=None, is_active=True)
     lo, hi = create_users()
+    if sys.argv[1:] == ["freshness"]:  # python -m tests.benchmark freshness: that scenario alone
+        for line in freshness_at_scale(hot, lo, hi):
+            print(line)
+        return
     rows: dict[str, dict[str, float]] = {}
     ceilings = scenarios(hot, lo, hi, rows)
     with connection.cursor() as cursor:  # the PATCHes left dead rows: no autovacuum in what follows
@@ -516,6 +581,9 @@ def main() -> None:
         print(f"| {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['ratio']:.3f} |")
     if ROUNDS:
         print(invalidation_across_workers(hot, lo, hi))
+    if SCALE:
+        for line in freshness_at_scale(hot, lo, hi):
+            print(line)
     if EVENT_REQUESTS:
         for line in events_latency_and_throughput():
             print(line)

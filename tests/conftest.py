@@ -121,7 +121,7 @@ async def listening(close_db_connections):
     cache.broadcaster.start()
     await cache.listener.start()
     assert cache.listener.joined.is_set()
-    for _ in range(200):  # until this worker's first heartbeat came back: L1 answers from then on
+    for _ in range(200):  # until its first probe came back: L1 answers from then on
         if cache.local_cache.fresh:
             break
         await asyncio.sleep(0.005)

@@ -15,6 +15,8 @@ from tests.conftest import PASSWORD, asgi_get, bearer
 from users import cache, services
 from users.cache import LocalCache, reads, shared, user_cache_key
 from users.cache.answers import CachedResponse, encode
+from users.cache.broadcast import send_to_group
+from users.cache.keys import INVALIDATION_COUNT
 from users.models import User
 from users.views import UserViewSet
 
@@ -94,7 +96,7 @@ def test_l1_is_not_fresh_before_its_first_proof_nor_after_disable():
     local.set(1, "v", local.token(1))
     assert local.get(1) == "v"
     local.disable()
-    local.prove_fresh(time.monotonic())  # a late heartbeat does not switch a disabled L1 back on
+    local.prove_fresh(time.monotonic())  # a late proof does not switch a disabled L1 back on
     assert not local.fresh
 
 
@@ -390,8 +392,6 @@ async def test_soft_deleted_user_stops_being_served(listening, asgi_client):
 
 @pytest.mark.django_db(transaction=True)
 async def test_listener_applies_messages_from_other_workers(listening, asgi_client):
-    from channels.layers import get_channel_layer
-
     users = [await sync_to_async(User.objects.create_user)(f"l{i}", f"l{i}@example.com", PASSWORD) for i in range(2)]
     for user in users:
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
@@ -401,7 +401,7 @@ async def test_listener_applies_messages_from_other_workers(listening, asgi_clie
     await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)  # no loader here to read it again
     assert cache.local_cache.get(users[1].pk) is not None
 
-    await get_channel_layer().group_send(cache.INVALIDATION_GROUP, {"type": cache.INVALIDATION_MESSAGE, "all": True})
+    await send_to_group({"type": cache.INVALIDATION_MESSAGE, "all": True})
     await wait_for(lambda: len(cache.local_cache) == 0)
 
 
@@ -430,48 +430,74 @@ async def test_a_profile_held_in_l1_is_read_again_when_another_worker_changes_it
     assert user_cache_key(user.pk).encode() in redis_keys()  # in L2 for the other workers too
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_a_gap_in_a_senders_sequence_empties_l1(listening, asgi_client):
-    users = [await sync_to_async(User.objects.create_user)(f"g{i}", f"g{i}@example.com", PASSWORD) for i in range(3)]
+async def fill_l1(asgi_client, prefix: str, count: int) -> list[User]:
+    users = [await sync_to_async(User.objects.create_user)(f"{prefix}{i}", f"{prefix}{i}@example.com", PASSWORD)
+             for i in range(count)]
     for user in users:
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    assert len(cache.local_cache) == count
+    return users
 
-    async def message(seq: int, ids: list[int], origin: str = "another-worker") -> None:
-        await from_another_worker(ids, origin=origin, seq=seq, sent_at=0.0)
 
-    await message(1, [users[0].pk])
-    await message(2, [])  # a heartbeat
-    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
-    assert cache.local_cache.get(users[1].pk) is not None  # no gap so far: the rest is kept
-    await message(4, [])  # 3 never came: it may have named anyone
-    await wait_for(lambda: len(cache.local_cache) == 0)
+async def take_a_number() -> int:
+    """A number taken and never delivered: a sender cut off between its INCR and its send."""
+    from channels.layers import get_channel_layer
 
-    await asgi_client.get(f"/api/v1/users/{users[2].pk}/")
-    assert len(cache.local_cache) == 1
-    await message(7, [], origin="a-worker-heard-of-only-now")  # 1 to 6 are unknown: as good as missed
-    await wait_for(lambda: len(cache.local_cache) == 0)
+    return await get_channel_layer().connection(0).incr(INVALIDATION_COUNT)
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_running_worker_heard_first_just_after_joining_is_no_gap(listening, asgi_client):
+async def test_a_number_that_never_arrives_stops_the_proofs_then_empties_l1(listening, asgi_client, caplog):
+    users = await fill_l1(asgi_client, "hole", 3)
+    await from_another_worker([users[0].pk])
+    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    await asyncio.sleep(0.5)  # two probes: nothing missing, the rest is kept
+    assert cache.local_cache.fresh and len(cache.local_cache) == 2
+
+    await take_a_number()  # it may have named anyone
+    started = time.monotonic()
+    await wait_for(lambda: not cache.local_cache.fresh, timeout=2)  # no proof while it is missing
+    assert time.monotonic() - started <= cache.local_cache.max_staleness + 0.1
+    await wait_for(lambda: cache.local_cache.fresh, timeout=3)  # given up as lost after a send's bound
+    assert len(cache.local_cache) == 0 and "missed 1 message(s)" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_number_late_in_coming_keeps_l1_until_it_arrives(listening, asgi_client):
+    users = await fill_l1(asgi_client, "late", 2)
+    number = await take_a_number()  # a send that is slow to complete
+    await asyncio.sleep(0.3)  # a probe came back behind it: not yet proof
+    await from_another_worker([users[0].pk], number=number)
+    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    await asyncio.sleep(0.5)
+    assert cache.local_cache.fresh and cache.local_cache.get(users[1].pk) is not None  # no hole: kept
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_count_that_went_back_empties_l1(listening, asgi_client, caplog):
     from channels.layers import get_channel_layer
 
-    user = await sync_to_async(User.objects.create_user)("early", "early@example.com", PASSWORD)
-    await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    layer = get_channel_layer()
-
-    async def heartbeat(origin: str, seq: int) -> None:
-        await layer.group_send(cache.INVALIDATION_GROUP, {
-            "type": cache.INVALIDATION_MESSAGE, "ids": [], "origin": origin, "seq": seq, "sent_at": 0.0,
-            "heartbeats": True,
-        })
-
-    await heartbeat("started-before-this-one", 12)  # its 1 to 11 went out before this worker joined
-    await asyncio.sleep(0.2)
-    assert len(cache.local_cache) == 1
-    listening._joined_at -= 2 * cache.local_cache.max_staleness  # later on, a sender's 1 to 4 were meant for it
-    await heartbeat("heard-of-late", 5)
+    await fill_l1(asgi_client, "back", 2)
+    await from_another_worker([])
+    await get_channel_layer().connection(0).set(INVALIDATION_COUNT, 0)  # Redis restarted empty, or failed over
     await wait_for(lambda: len(cache.local_cache) == 0)
+    assert "Redis lost its data" in caplog.text
+
+
+def test_receipts_prove_a_probe_once_every_number_up_to_its_count_is_in():
+    from users.cache.receipts import Receipts
+
+    receipts = Receipts(lost_after=1.0)
+    receipts.start(10)
+    assert receipts.probe_returned(100.0, 10) == 0 and receipts.proven() == 100.0
+    receipts.received(12)
+    assert receipts.probe_returned(100.25, 12) == 0 and receipts.proven() is None  # 11 is missing
+    receipts.received(11)
+    assert receipts.proven() == 100.25  # proven the moment it arrives
+    assert receipts.probe_returned(100.5, 13) == 0 and receipts.proven() is None
+    assert receipts.probe_returned(101.0, 13) == 0  # 13 missing since 100.5: not yet lost
+    assert receipts.probe_returned(101.5, 13) == 1 and receipts.proven() == 101.5  # lost: L1 emptied
+    assert receipts.probe_returned(101.75, 5) == -1 and receipts.proven() == 101.75  # the count went back
 
 
 async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
@@ -493,10 +519,11 @@ async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     assert not cache.local_cache.enabled
 
 
-async def from_another_worker(ids: list[int], kept: dict[int, CachedResponse] | None = None, **fields) -> None:
+async def from_another_worker(ids: list[int], kept: dict[int, CachedResponse] | None = None,
+                              number: int | None = None) -> None:
     """An invalidation as another worker's write sends it: its L2 entries deleted and their
     generations bumped first, so that what this worker reads again (`refresh`) is the new row,
-    or the answer the writer `kept` in L2 (the lean PATCH)."""
+    or the answer the writer `kept` in L2 (the lean PATCH). `number`: one taken earlier."""
     from channels.layers import get_channel_layer
 
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -505,8 +532,11 @@ async def from_another_worker(ids: list[int], kept: dict[int, CachedResponse] | 
         client.incr(cache.user_generation_key(user_id))
         if kept and user_id in kept:
             client.set(user_cache_key(user_id), encode(kept[user_id]))
-    message = {"type": cache.INVALIDATION_MESSAGE, "ids": ids, **fields}
-    await get_channel_layer().group_send(cache.INVALIDATION_GROUP, message)
+    message = {"type": cache.INVALIDATION_MESSAGE, "ids": ids, "origin": "another-worker"}
+    if number is None:
+        await send_to_group(message)
+    else:
+        await get_channel_layer().group_send(cache.INVALIDATION_GROUP, {**message, "number": number})
 
 
 async def wait_for(condition, timeout: float = 2.0) -> None:
@@ -530,7 +560,7 @@ async def member():
 
     async def next_invalidation() -> dict:
         while not (message := await asyncio.wait_for(layer.receive(channel), 2))["ids"]:
-            pass  # a heartbeat
+            pass  # names nobody
         return message
 
     yield next_invalidation

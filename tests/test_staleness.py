@@ -25,7 +25,7 @@ from users.models import User
 pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, pytest.mark.slow]
 
 BOUND = 1.0  # USER_CACHE_MAX_STALENESS, as shipped
-SLACK = 0.15  # a heartbeat in flight and the read itself
+SLACK = 0.15  # a probe in flight and the read itself
 
 
 def redis_env(url: str) -> dict[str, str]:

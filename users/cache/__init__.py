@@ -7,12 +7,13 @@ exact status, headers and body Django produced (`answers`) in both tiers.
 - `shared`: L2, Redis, shared by every worker, read with redis.asyncio; `reads`: the readers of
   one turn of the loop share one MGET.
 - `invalidation`: after a change commits, bump the user's generation, delete L2, drop L1; the
-  group message goes out through the worker loop's `broadcast`er, coalesced, numbered, and with a
-  heartbeat when idle. Generations (in Redis and in L1) stop a reader that read the row before
-  the write from storing it after. `listener`: each worker applies the others' messages, empties
-  L1 at a gap in a sender's numbers, and takes its own heartbeat back as the proof that keeps L1
-  on for USER_CACHE_MAX_STALENESS. `refresh`: what another worker's write dropped from L1 is read
-  again at once, so that a profile being read stays in L1 through its writes.
+  group message goes out through the worker loop's `broadcast`er, coalesced and numbered by one
+  count in Redis. Generations (in Redis and in L1) stop a reader that read the row before the
+  write from storing it after. `listener`: each worker applies the others' messages, and probes
+  its own channel every quarter of USER_CACHE_MAX_STALENESS; `receipts`: a returned probe with no
+  number missing before it is the proof that keeps L1 on, a hole in the numbers empties L1.
+  `refresh`: what another worker's write dropped from L1 is read again at once, so that a
+  profile being read stays in L1 through its writes.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
   The edge's lean profile update writes there too, and invalidates with `invalidate_users_async`.
 - `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.

@@ -1,38 +1,39 @@
-"""Each worker's sender of invalidation messages and heartbeats, on its event loop.
+"""Each worker's sender of invalidation messages, on its event loop.
 
 A writer queues its ids and waits until the group message is out, so that when a write is
 answered every worker has been told. The ids queued while a send is in flight go out together in
 the next one: one send in flight per worker, so a burst of writes cannot flood the listeners'
 channels.
 
-Every message names its sender (`origin`) and numbers it (`seq`, consecutive per process), so a
-listener that misses one sees the gap. When no write needs a message, an empty one goes out every
-quarter of USER_CACHE_MAX_STALENESS: the heartbeat. Coming back to its own sender through the
-group, it proves that everything sent before it was received (each channel is a FIFO).
+Every group message, from any process, takes the next number of one count kept in Redis
+(`send_to_group`): a write costs one INCR and one message per worker, and a listener that misses
+a message finds the hole in the numbers it received (users/cache/receipts.py). Nothing is sent
+while nobody writes: each listener proves its own channel drained by a message to itself.
 """
 import asyncio
-import itertools
 import os
 import threading
-import time
 import uuid
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from users.cache.connection import _once_more_async
-from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE
+from users.cache.keys import INVALIDATION_COUNT, INVALIDATION_GROUP, INVALIDATION_MESSAGE
 
-_origin: tuple[int, str, Any] | None = None
+# The longest a numbered message may take to reach every channel: after it, a number that did
+# not arrive is given up as lost (users/cache/receipts.py).
+SEND_TIMEOUT = 1.0
+
+_origin: tuple[int, str] | None = None
 _origin_lock = threading.Lock()
 
 
-def _this_process() -> tuple[int, str, Any]:
+def _this_process() -> tuple[int, str]:
     global _origin
     with _origin_lock:
         if _origin is None or _origin[0] != os.getpid():  # also after a fork
-            _origin = (os.getpid(), uuid.uuid4().hex, itertools.count(1))
+            _origin = (os.getpid(), uuid.uuid4().hex)
         return _origin
 
 
@@ -41,15 +42,23 @@ def worker_origin() -> str:
     return _this_process()[1]
 
 
-def invalidation_message(ids: list[int], *, heartbeats: bool = False) -> dict[str, Any]:
-    """The next message of this process: the writer's process emptied its own L1 already, so its
-    listener only takes the proof of freshness from it (`sent_at`, this process's clock).
-    `heartbeats`: the sender is a worker's broadcaster, so its silence means something."""
-    _, origin, sequence = _this_process()
-    with _origin_lock:
-        seq = next(sequence)
-    return {"type": INVALIDATION_MESSAGE, "ids": ids, "origin": origin, "seq": seq, "sent_at": time.monotonic(),
-            "heartbeats": heartbeats}
+def invalidation_message(ids: list[int]) -> dict[str, Any]:
+    """A message naming users to forget; the writer's process emptied its own L1 already."""
+    return {"type": INVALIDATION_MESSAGE, "ids": ids, "origin": worker_origin()}
+
+
+async def send_to_group(message: dict[str, Any]) -> None:
+    """Number `message` with the next value of the count, then send it to every worker's channel.
+    A number taken and never delivered (a send cut short, a full channel) is a hole that the
+    listeners see; the count lives beside the channels, so it is lost only with them."""
+    layer = get_channel_layer()
+    number = await layer.connection(0).incr(INVALIDATION_COUNT)
+    await layer.group_send(INVALIDATION_GROUP, {**message, "number": number})
+
+
+async def read_count() -> int:
+    """How many numbers were taken so far."""
+    return int(await get_channel_layer().connection(0).get(INVALIDATION_COUNT) or 0)
 
 
 class Broadcaster:
@@ -78,14 +87,14 @@ class Broadcaster:
 
         The sender is asked to stop by a flag, and cancelled only if it does not within a send's
         bound: channels-redis can swallow a CancelledError (seen when Redis had just restarted),
-        and a lost cancel left the sender sending heartbeats forever.
+        and a lost cancel left the sender running forever.
         """
         self._loop = None
         task, self._task = self._task, None
         if task is not None:
             self._stopping = True
             self._wake.set()
-            done, _ = await asyncio.wait({task}, timeout=settings.USER_CACHE_MAX_STALENESS + 0.5)
+            done, _ = await asyncio.wait({task}, timeout=SEND_TIMEOUT + 0.5)
             if not done:
                 task.cancel()
                 await asyncio.wait({task}, timeout=0.5)
@@ -98,20 +107,12 @@ class Broadcaster:
         seconds. On any other loop (shell, Celery) the message is sent at once."""
         if self._loop is not asyncio.get_running_loop():  # no broadcaster on this loop: send it here
             message = invalidation_message(user_ids)
-            await asyncio.wait_for(
-                _once_more_async(lambda: get_channel_layer().group_send(INVALIDATION_GROUP, message)), timeout
-            )
+            await asyncio.wait_for(_once_more_async(lambda: send_to_group(message)), timeout)
             return
         sent = self._loop.create_future()
         self._queue(user_ids, sent)
         async with asyncio.timeout(timeout):
             await sent
-
-    def heartbeat_now(self) -> None:
-        """Send a heartbeat without waiting for the interval (a listener that just joined)."""
-        loop = self._loop
-        if loop is not None and loop.is_running() and self._wake is not None:
-            loop.call_soon_threadsafe(self._wake.set)
 
     def _queue(self, user_ids: list[int], sent: asyncio.Future) -> None:
         self._ids.update(user_ids)
@@ -120,13 +121,8 @@ class Broadcaster:
             self._wake.set()
 
     async def _run(self) -> None:
-        interval = settings.USER_CACHE_MAX_STALENESS / 4
         while not self._stopping:
-            try:
-                async with asyncio.timeout(interval):  # no task of its own, unlike wait_for
-                    await self._wake.wait()
-            except TimeoutError:
-                pass  # nothing to send: a heartbeat
+            await self._wake.wait()
             self._wake.clear()
             if not self._stopping:
                 await self._send()
@@ -134,13 +130,10 @@ class Broadcaster:
     async def _send(self) -> None:
         ids, self._ids = sorted(self._ids), set()
         waiters, self._waiters = self._waiters, []
-        message = invalidation_message(ids, heartbeats=True)
+        message = invalidation_message(ids)
         try:
-            # A hung Redis must not hold the sender: the writers' waits and the heartbeat lapse.
-            await asyncio.wait_for(
-                _once_more_async(lambda: get_channel_layer().group_send(INVALIDATION_GROUP, message)),
-                settings.USER_CACHE_MAX_STALENESS,
-            )
+            # A hung Redis must not hold the sender: the writers' waits lapse, the ids are resent.
+            await asyncio.wait_for(_once_more_async(lambda: send_to_group(message)), SEND_TIMEOUT)
         except asyncio.CancelledError:
             self._ids.update(ids)  # stop() sends them
             self._waiters.extend(waiters)

@@ -11,21 +11,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from users.cache import shared
 from users.cache.answers import CachedResponse
-from users.cache.broadcast import broadcaster
+from users.cache.broadcast import broadcaster, send_to_group
 from users.cache.connection import redis_call, redis_client, redis_health, run_sync
-from users.cache.keys import (
-    GENERATION_TTL,
-    INVALIDATION_GROUP,
-    INVALIDATION_MESSAGE,
-    user_cache_key,
-    user_generation_key,
-)
+from users.cache.keys import GENERATION_TTL, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
 from users.cache.local import local_cache
 
 BROADCAST_TIMEOUT = 1.0  # a hung Redis holds a write's answer this long at most
@@ -110,5 +103,5 @@ def clear_all_users() -> int:
     results = _queue_invalidation(connection.pipeline(), ids).execute()
     removed = sum(results[2::3])  # each id queues incr, expire, delete
     local_cache.clear()
-    async_to_sync(get_channel_layer().group_send)(INVALIDATION_GROUP, {"type": INVALIDATION_MESSAGE, "all": True})
+    async_to_sync(send_to_group)({"type": INVALIDATION_MESSAGE, "all": True})
     return removed

@@ -1,6 +1,7 @@
 """Every Redis key and Channels name of the user cache, in one place."""
 INVALIDATION_GROUP = "sidus.users.invalidate"
 INVALIDATION_MESSAGE = "users.invalidate"
+INVALIDATION_COUNT = "sidus:users:invalidations"  # in the channel layer's Redis: the numbers of its messages
 GENERATION_TTL = 7 * 86400
 
 

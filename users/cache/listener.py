@@ -1,6 +1,7 @@
 """Each worker's invalidation listener, run by the ASGI lifespan: it applies other workers'
-invalidations to L1, keeps L1 off whenever it may have missed one, and empties it when a
-sender's sequence shows a gap. Its own worker's messages prove L1 fresh (users/cache/broadcast.py)."""
+invalidations to L1, keeps L1 off whenever it may have missed one, and empties it when the
+numbers of the messages show a hole. Its probes, sent to its own channel, prove L1 fresh
+(users/cache/receipts.py)."""
 import asyncio
 import logging
 import time
@@ -9,10 +10,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from users.cache.broadcast import broadcaster, worker_origin
+from users.cache.broadcast import SEND_TIMEOUT, read_count, worker_origin
 from users.cache.invalidation import _pending, invalidate_users
-from users.cache.keys import INVALIDATION_GROUP
+from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE
 from users.cache.local import LocalCache, local_cache
+from users.cache.receipts import Receipts
 from users.cache.refresh import refresher
 
 logger = logging.getLogger("users.cache")
@@ -33,13 +35,14 @@ class InvalidationListener:
         self.joined = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._channel: str | None = None
-        self._senders: dict[str, tuple[int, float | None]] = {}  # origin -> (last seq, heard at)
-        self._joined_at = 0.0
+        self.receipts = Receipts(lost_after=SEND_TIMEOUT)
+        self._probe_now = asyncio.Event()
         self._stopping = False
 
     async def start(self, timeout: float = STARTUP_JOIN_TIMEOUT) -> None:
         """Start listening; wait a bounded time for the first join, never fail startup."""
         self.joined = asyncio.Event()
+        self._probe_now = asyncio.Event()
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="user-cache-listener")
         try:
@@ -89,67 +92,64 @@ class InvalidationListener:
                 delay = min(delay * 2, 2.0)
 
     async def _join(self, layer: Any) -> None:
+        count = await read_count()
         await layer.group_add(INVALIDATION_GROUP, self._channel)
         await sync_to_async(invalidate_users)(())  # resend what failed while Redis was away
         self.cache.clear()
         self.cache.enable()
-        self._joined_at = time.monotonic()
+        self.receipts.start(count)
         self.joined.set()
-        broadcaster.heartbeat_now()  # L1 answers once this comes back
+        self._probe_now.set()  # L1 answers once this probe comes back
 
     async def _listen(self, layer: Any) -> None:
-        rejoin = asyncio.create_task(self._rejoin_periodically(layer))
+        helpers = [asyncio.create_task(self._rejoin_periodically(layer)), asyncio.create_task(self._probe(layer))]
         try:
             while not self._stopping:
                 self.apply(await layer.receive(self._channel))
                 if _pending:  # Redis answers again: what this worker could not send goes out now
                     await sync_to_async(invalidate_users)(())
         finally:
-            rejoin.cancel()
+            for helper in helpers:
+                helper.cancel()
+
+    async def _probe(self, layer: Any) -> None:
+        """Every quarter of the bound: read the count, then send a probe to this worker's own channel."""
+        interval = self.cache.max_staleness / 4
+        while True:
+            try:
+                async with asyncio.timeout(interval):
+                    await self._probe_now.wait()
+            except TimeoutError:
+                pass
+            self._probe_now.clear()
+            probed_at = time.monotonic()
+            try:
+                async with asyncio.timeout(interval):
+                    count = await read_count()
+                    await layer.send(self._channel, {
+                        "type": INVALIDATION_MESSAGE, "probe": probed_at, "count": count, "origin": worker_origin(),
+                    })
+            except Exception:  # a hung or lost Redis: no proof, so L1 lapses; the receive loop recovers
+                pass
 
     def apply(self, message: dict[str, Any]) -> None:
-        """One group message: another worker's invalidation, or this worker's own (a proof)."""
-        origin, seq = message.get("origin"), message.get("seq")
-        if origin == worker_origin():
-            if isinstance(sent_at := message.get("sent_at"), float):
-                self.cache.prove_fresh(sent_at)
-                self._forget_silent_senders()
-            return
-        if message.get("all"):
-            self.cache.clear()
+        """One message: an invalidation (another worker's, or this worker's own), or a probe back."""
+        own = message.get("origin") == worker_origin()
+        if own and isinstance(probed_at := message.get("probe"), float) and isinstance(message.get("count"), int):
+            lost = self.receipts.probe_returned(probed_at, message["count"])
+            if lost:
+                self.cache.clear()
+                logger.warning("User cache listener missed %s, L1 emptied",
+                               f"{lost} message(s)" if lost > 0 else "the count (Redis lost its data)")
         else:
-            refresher.refresh(self.cache.invalidate(message.get("ids", ())))
-        if isinstance(origin, str) and isinstance(seq, int):
-            self._check_sequence(origin, seq, bool(message.get("heartbeats")))
-
-    def _check_sequence(self, origin: str, seq: int, heartbeats: bool) -> None:
-        last = self._senders.get(origin, (None, None))[0]
-        if last is None:
-            # The sender's earlier messages were all sent before this worker joined (and emptied
-            # L1) only if it is a worker heard from just after the join: it sends every quarter
-            # of the bound. Otherwise some may have been sent to this worker and lost.
-            just_joined = heartbeats and time.monotonic() - self._joined_at < self.cache.max_staleness
-            gap = seq != 1 and not just_joined
-        else:
-            gap = seq > last + 1
-        if gap:
-            # A message of this sender never came (a full channel, an expired message, a break):
-            # it may have named any user.
-            self.cache.clear()
-            if last is not None:
-                logger.warning("User cache listener missed %d message(s), L1 emptied", seq - last - 1)
-        self._senders[origin] = (max(seq, last or 0), time.monotonic() if heartbeats else None)
-
-    def _forget_silent_senders(self) -> None:
-        """A worker silent for twice the bound stopped (or is cut off); its last message, if it
-        was lost, would never show a gap: empty L1 once and forget it. (The shell and Celery send
-        no heartbeat: a gap in theirs shows with their next message.)"""
-        cutoff = time.monotonic() - 2 * self.cache.max_staleness
-        silent = [origin for origin, (_, heard) in self._senders.items() if heard is not None and heard < cutoff]
-        if silent:
-            self.cache.clear()
-            for origin in silent:
-                del self._senders[origin]
+            if message.get("all"):
+                self.cache.clear()
+            elif not own:  # the writer's process emptied its own entries already
+                refresher.refresh(self.cache.invalidate(message.get("ids", ())))
+            if isinstance(number := message.get("number"), int):
+                self.receipts.received(number)
+        if (proven := self.receipts.proven()) is not None:
+            self.cache.prove_fresh(proven)
 
     async def _rejoin_periodically(self, layer: Any) -> None:
         while True:

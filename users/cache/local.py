@@ -17,9 +17,10 @@ class LocalCache:
     worker threads while the event loop reads, hence the lock around every change.
 
     Freshness: `prove_fresh(sent_at)` says that every invalidation sent before `sent_at` has been
-    applied (the listener calls it when this worker's own heartbeat comes back through the
-    group). `get()` answers only until `sent_at + max_staleness`, a comparison with the clock and
-    no I/O; after a lapse the next proof empties the cache before it answers again.
+    applied (the listener calls it when its probe came back and no numbered message before it is
+    missing, users/cache/receipts.py). `get()` answers only until `sent_at + max_staleness`, a
+    comparison with the clock and no I/O; after a lapse the next proof empties the cache before it
+    answers again.
     """
 
     def __init__(self, max_entries: int, ttl: float, max_staleness: float = 1.0,
