@@ -106,6 +106,12 @@ if env.bool("DATABASE_POOL", default=True):
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
     }
+# Behind PgBouncer in transaction mode (docs/scaling.md) a server connection is the client's for
+# one transaction only: no server-side cursors and no prepared statements (Django makes none; the
+# event loop's pool, users/loop_db.py, would after five runs of a query).
+DATABASE_PGBOUNCER = env.bool("DATABASE_PGBOUNCER", default=False)
+if DATABASE_PGBOUNCER:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 # --- Redis: cache, channel layer, broker, each on its own DB number ---------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -22,14 +22,22 @@ class LoopDatabase:
         connection = connections["default"]
         params = connection.get_connection_params()
         conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+        if settings.DATABASE_PGBOUNCER:
+            conninfo["prepare_threshold"] = None  # a prepared statement lives on one server connection
         # Django sets each of its connections to its own time zone (UTC): so do these, or a server in
         # another zone would give `updated_at` another offset, and the edge's ETags would not be Django's.
-        conninfo["options"] = f"{conninfo.get('options', '')} -c TimeZone={connection.timezone_name}".strip()
+        # A SET, not a startup option: PgBouncer refuses `options`, and restores a client's TimeZone
+        # on every server connection it hands that client.
+        time_zone = connection.timezone_name
+
+        async def configure(conn: AsyncConnection[Any]) -> None:
+            await conn.execute(sql.SQL("SET TIME ZONE {}").format(sql.Literal(time_zone)))
+
         size = settings.LOOP_DB_POOL_SIZE
         # A fixed size, opened in the background at start: a burst of misses (a write's refreshes
         # and readers together) must not wait for a connection to be opened, nor after a quiet spell.
         self.pool = AsyncConnectionPool(
-            kwargs={**conninfo, "autocommit": True}, min_size=size, max_size=size,
+            kwargs={**conninfo, "autocommit": True}, configure=configure, min_size=size, max_size=size,
             timeout=settings.DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("timeout", 5.0),
             open=False, name="loop-db",
         )
