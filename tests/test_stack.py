@@ -109,11 +109,16 @@ def test_compose_file_runs_without_an_env_file():
     bare = [v for v in re.findall(r"(?<!\$)\$\{([^}]+)\}", text) if ":-" not in v]
     assert bare == [], f"variables without a local default: {bare}"
     services = COMPOSE["services"]
-    assert {"postgres", "redis", "web", "worker", "mailpit"} <= set(services)
+    assert {"postgres", "redis", "web", "worker", "mailpit", "proxy"} <= set(services)
+    # `docker compose up --scale web=3`: no replica binds a host port, the proxy does, in front.
+    assert "ports" not in services["web"] and services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "1"
+    assert services["proxy"]["ports"] == ["${WEB_PORT:-8000}:8000"]
+    assert services["proxy"]["environment"]["SIDUS_MAX_BODY"] == services["web"]["environment"][
+        "DATA_UPLOAD_MAX_MEMORY_SIZE"]  # one limit, in the app and in front of it
     for name in ("web", "worker"):
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert all("healthcheck" in services[name] for name in ("postgres", "redis", "mailpit", "web"))
+    assert all("healthcheck" in services[name] for name in ("postgres", "redis", "mailpit", "web", "proxy"))
 
 
 def compose_command(service: str, port: int | None = None) -> list[str]:
