@@ -117,6 +117,19 @@ if DATABASE_PGBOUNCER:
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=redis_url_with_db(REDIS_URL, 1))
 
+# Redis Sentinel (docs/scaling.md): REDIS_SENTINELS ("host:port,host:port") name the sentinels
+# that know where the master called REDIS_SENTINEL_MASTER is; the URLs then give only DB numbers
+# and a password, their host being ignored. The cache, the channel layer, the broker, the rate
+# limits and the cache's own clients (users/cache/connection.py) all follow the master.
+REDIS_SENTINELS = [(host, int(port)) for host, port in
+                   (entry.rsplit(":", 1) for entry in env.list("REDIS_SENTINELS", default=[]))]
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="sidus")
+
+
+def redis_db(url: str) -> int:
+    return int(urlsplit(url).path.strip("/") or 0)
+
+
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -127,6 +140,22 @@ CACHES = {
         },
     }
 }
+_CHANNEL_LAYER_HOST = {"address": CHANNEL_LAYER_URL}
+if REDIS_SENTINELS:
+    _redis = urlsplit(REDIS_URL)
+    CACHES["default"]["LOCATION"] = urlunsplit(_redis._replace(netloc=f"{_redis.netloc.rpartition('@')[0]}@"
+                                                                      f"{REDIS_SENTINEL_MASTER}".lstrip("@")))
+    CACHES["default"]["OPTIONS"].update({
+        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": REDIS_SENTINELS,
+        "SENTINEL_KWARGS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    })
+    _CHANNEL_LAYER_HOST = {
+        "sentinels": REDIS_SENTINELS, "master_name": REDIS_SENTINEL_MASTER, "db": redis_db(CHANNEL_LAYER_URL),
+        "password": urlsplit(CHANNEL_LAYER_URL).password,
+        "sentinel_kwargs": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
 
 CHANNEL_LAYERS = {
     "default": {
@@ -134,7 +163,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # channels-redis blocks 5 s per receive: the socket timeout must be a little longer, and
             # short enough that a hung Redis is noticed (and L1 switched off) within seconds.
-            "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 7, "socket_connect_timeout": 1}],
+            "hosts": [{**_CHANNEL_LAYER_HOST, "socket_timeout": 7, "socket_connect_timeout": 1}],
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),  # then dropped: the listener sees the gap
             "expiry": 60,
             "group_expiry": 86400,
@@ -155,6 +184,11 @@ LOOP_DB_POOL_SIZE = env.int("LOOP_DB_POOL_SIZE", default=4)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=redis_url_with_db(REDIS_URL, 2))
+if REDIS_SENTINELS and "CELERY_BROKER_URL" not in env:
+    _broker = urlsplit(CELERY_BROKER_URL)
+    _auth = f":{_broker.password}@" if _broker.password else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{host}:{port}/{redis_db(CELERY_BROKER_URL)}"
+                                 for host, port in REDIS_SENTINELS)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -163,6 +197,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # A publish must fail fast when the broker is away; the outbox sends the email later.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 0}
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
 CELERY_TASK_PUBLISH_RETRY = False
 EMAIL_OUTBOX_DRAIN_INTERVAL = env.float("EMAIL_OUTBOX_DRAIN_INTERVAL", default=30.0)
 EMAIL_OUTBOX_DRAIN_GRACE = env.float("EMAIL_OUTBOX_DRAIN_GRACE", default=10.0)

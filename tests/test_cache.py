@@ -635,3 +635,22 @@ async def test_a_reader_racing_the_writers_own_invalidation_keeps_nothing_stale(
     await writer
     after = await asgi_client.get(url)
     assert after.headers["x-cache"] != "L1" and after.json()["bio"] == "new"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_new_master_has_l2_and_l1_emptied_before_l2_is_read_again(listening, asgi_client, caplog):
+    from users.cache.connection import master_check
+
+    user = await sync_to_async(User.objects.create_user)("failover", "fo@example.com", PASSWORD)
+    for _ in range(2):
+        await asgi_client.get(f"/api/v1/users/{user.pk}/")
+    assert user_cache_key(user.pk).encode() in redis_keys() and len(cache.local_cache) == 1
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.set(master_check.MARKER, "the-replication-id-of-another-master")  # as a promoted replica holds it
+
+    await wait_for(lambda: "A new Redis master" in caplog.text)
+    assert user_cache_key(user.pk).encode() not in redis_keys() and len(cache.local_cache) == 0
+    assert client.get(master_check.MARKER) == client.info("replication")["master_replid"].encode()
+    master_check.distrust()  # any error: L2 is not read until the next check
+    assert (await asgi_client.get(f"/api/v1/users/{user.pk}/")).headers["x-cache"] == "MISS"
+    await wait_for(lambda: master_check.trusted)

@@ -8,12 +8,16 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel  # noqa: F401  (aioredis.sentinel)
 from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from users.cache.keys import user_cache_key
 
 logger = logging.getLogger("users.cache")
 
@@ -29,6 +33,7 @@ class _RedisHealth:
         return time.monotonic() >= self._down_until
 
     def failed(self, exc: BaseException) -> None:
+        master_check.distrust()
         self._down_until = time.monotonic() + self.RETRY_AFTER
         if not self._down:
             self._down = True
@@ -56,9 +61,77 @@ def redis_client() -> aioredis.Redis:
     if client is None:
         # No socket_timeout (redis-py's default is 5 s): it runs every command in a task of its own
         # to time it (asyncio.wait_for), a tenth of an L2 hit's cost. `redis_call` times the call.
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT)
+        options = {"socket_timeout": None, "socket_connect_timeout": REDIS_TIMEOUT}
+        if settings.REDIS_SENTINELS:  # the master of the moment, asked of the sentinels on each new connection
+            url = urlsplit(settings.REDIS_URL)
+            sentinel = aioredis.sentinel.Sentinel(
+                settings.REDIS_SENTINELS, sentinel_kwargs={"socket_connect_timeout": REDIS_TIMEOUT,
+                                                           "socket_timeout": REDIS_TIMEOUT})
+            client = sentinel.master_for(settings.REDIS_SENTINEL_MASTER, db=int(url.path.strip("/") or 0),
+                                         password=url.password, **options)
+        else:
+            client = aioredis.Redis.from_url(settings.REDIS_URL, **options)
         _clients[loop] = client
     return client
+
+
+class _MasterCheck:
+    """Whether L2 may be read: the server answering is a master whose L2 was checked since the last
+    Redis error of this process.
+
+    A failover (or a restart) can lose the writes the old master had not passed on: a bumped
+    generation, a deleted L2 entry. So after any error the worker reads no L2 until its listener
+    has seen, on the server that answers, that it is a master and that L2 was emptied under this
+    master's replication id (`check`, with every probe). The first worker to meet a new master
+    empties L2 and writes the marker; the others wait for it. Processes without a listener (the
+    shell, Celery, tests) only write to L2 and are not held back.
+    """
+
+    MARKER = "sidus:users:l2-master"
+    LOCK = "sidus:users:l2-reset"
+
+    def __init__(self) -> None:
+        self.watching = False
+        self._checked = True
+
+    @property
+    def trusted(self) -> bool:
+        return self._checked or not self.watching
+
+    def distrust(self) -> None:
+        self._checked = False
+
+    async def check(self) -> bool:
+        """Returns True when this check emptied L2 (a new master): the caller empties L1 too."""
+        client = redis_client()
+        replication = await redis_call(lambda: client.info("replication"))
+        if replication.get("role") != "master":  # a demoted master still answers reads: leave it
+            self._checked = False
+            await client.connection_pool.disconnect()
+            return False
+        replid = replication["master_replid"]
+        if await redis_call(lambda: client.get(self.MARKER)) == replid.encode():
+            self._checked = True
+            return False
+        self._checked = False
+        if not await redis_call(lambda: client.set(self.LOCK, replid, nx=True, px=10_000)):
+            return False  # another worker is emptying it
+        deleted, batch = 0, []
+        async for key in client.scan_iter(match=f"{user_cache_key('')}*", count=1000):  # answers and generations
+            batch.append(key)
+            if len(batch) == 1000:
+                deleted += await client.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += await client.delete(*batch)
+        await redis_call(lambda: client.set(self.MARKER, replid))
+        await redis_call(lambda: client.delete(self.LOCK))
+        logger.warning("A new Redis master (%s): L2 emptied (%d keys), L1 too", replid[:12], deleted)
+        self._checked = True
+        return True
+
+
+master_check = _MasterCheck()
 
 
 async def redis_call(call: Callable[[], Awaitable[Any]]) -> Any:
@@ -123,4 +196,5 @@ async def _once_more_async(call: Callable[[], Awaitable[Any]]) -> Any:
     try:
         return await call()
     except RedisConnectionError:
+        master_check.distrust()  # the retry may reach another server: a new master, after a failover
         return await call()

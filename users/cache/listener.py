@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from users.cache.broadcast import SEND_TIMEOUT, read_count, worker_origin
+from users.cache.connection import master_check
 from users.cache.invalidation import _pending, invalidate_users
 from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE
 from users.cache.local import LocalCache, local_cache
@@ -22,6 +23,7 @@ logger = logging.getLogger("users.cache")
 REJOIN_INTERVAL = 3600.0  # well inside the channel layer's group_expiry (86400 s)
 STARTUP_JOIN_TIMEOUT = 2.0
 STOP_TIMEOUT = 1.0
+MASTER_CHECK_TIMEOUT = 5.0  # emptying a large L2 after a failover takes a while
 
 
 class InvalidationListener:
@@ -52,6 +54,7 @@ class InvalidationListener:
 
     async def stop(self) -> None:
         self.cache.disable()
+        master_check.watching = False
         if self._task is not None:
             self._stopping = True  # also ends the loops should channels-redis swallow the cancel
             self._task.cancel()
@@ -92,6 +95,8 @@ class InvalidationListener:
                 delay = min(delay * 2, 2.0)
 
     async def _join(self, layer: Any) -> None:
+        master_check.watching = True
+        master_check.distrust()  # L2 is read again once the probe has checked the master
         count = await read_count()
         await layer.group_add(INVALIDATION_GROUP, self._channel)
         await sync_to_async(invalidate_users)(())  # resend what failed while Redis was away
@@ -122,6 +127,12 @@ class InvalidationListener:
             except TimeoutError:
                 pass
             self._probe_now.clear()
+            try:
+                async with asyncio.timeout(MASTER_CHECK_TIMEOUT):
+                    if await master_check.check():
+                        self.cache.clear()
+            except Exception:  # L2 stays unread until a check succeeds
+                master_check.distrust()
             probed_at = time.monotonic()
             try:
                 async with asyncio.timeout(interval):

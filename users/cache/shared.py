@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from users.cache import reads
 from users.cache.answers import CachedResponse, decode, encode
-from users.cache.connection import redis_call, redis_client, redis_health
+from users.cache.connection import master_check, redis_call, redis_client, redis_health
 from users.cache.keys import user_cache_key, user_generation_key
 
 # Store only if the generation is still the one read before the database: a write that committed
@@ -37,7 +37,7 @@ async def read_generation(user_id: int) -> Any:
 
 
 async def _read(user_id: int) -> tuple[bytes | None, Any]:
-    if not redis_health.available():
+    if not (redis_health.available() and master_check.trusted):  # after an error: the master checked first
         return None, UNREACHABLE
     try:
         stored, generation = await reads.read(user_id)
