@@ -3,6 +3,7 @@
 Real Redis and PostgreSQL; the multi-worker behaviour is in test_workers.py.
 """
 import asyncio
+import logging
 import time
 
 import pytest
@@ -448,6 +449,7 @@ async def take_a_number() -> int:
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_number_that_never_arrives_stops_the_proofs_then_empties_l1(listening, asgi_client, caplog):
+    caplog.set_level(logging.WARNING, logger="users.cache")
     users = await fill_l1(asgi_client, "hole", 3)
     await from_another_worker([users[0].pk])
     await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
@@ -475,6 +477,7 @@ async def test_a_number_late_in_coming_keeps_l1_until_it_arrives(listening, asgi
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_count_that_went_back_empties_l1(listening, asgi_client, caplog):
+    caplog.set_level(logging.WARNING, logger="users.cache")
     from channels.layers import get_channel_layer
 
     await fill_l1(asgi_client, "back", 2)
@@ -639,6 +642,7 @@ async def test_a_reader_racing_the_writers_own_invalidation_keeps_nothing_stale(
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_new_master_has_l2_and_l1_emptied_before_l2_is_read_again(listening, asgi_client, caplog):
+    caplog.set_level(logging.WARNING, logger="users.cache")
     from users.cache.connection import master_check
 
     user = await sync_to_async(User.objects.create_user)("failover", "fo@example.com", PASSWORD)

@@ -35,6 +35,7 @@ class InvalidationListener:
     def __init__(self, cache: LocalCache) -> None:
         self.cache = cache
         self.joined = asyncio.Event()
+        self.proven = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._channel: str | None = None
         self.receipts = Receipts(lost_after=SEND_TIMEOUT)
@@ -42,15 +43,20 @@ class InvalidationListener:
         self._stopping = False
 
     async def start(self, timeout: float = STARTUP_JOIN_TIMEOUT) -> None:
-        """Start listening; wait a bounded time for the first join, never fail startup."""
+        """Start listening; wait a bounded time for the first join and the first proof (so that a
+        worker answers with its L1 on from its first request), never fail startup."""
         self.joined = asyncio.Event()
+        self.proven = asyncio.Event()
         self._probe_now = asyncio.Event()
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="user-cache-listener")
         try:
-            await asyncio.wait_for(self.joined.wait(), timeout)
-        except asyncio.TimeoutError:
-            logger.warning("User cache listener not joined yet; L1 stays off until it is")
+            async with asyncio.timeout(timeout):
+                await self.joined.wait()
+                await self.proven.wait()
+        except TimeoutError:
+            logger.warning("User cache listener not %s yet; L1 stays off until it is",
+                           "proven fresh" if self.joined.is_set() else "joined")
 
     async def stop(self) -> None:
         self.cache.disable()
@@ -161,6 +167,7 @@ class InvalidationListener:
                 self.receipts.received(number)
         if (proven := self.receipts.proven()) is not None:
             self.cache.prove_fresh(proven)
+            self.proven.set()
 
     async def _rejoin_periodically(self, layer: Any) -> None:
         while True:
