@@ -46,7 +46,7 @@ class Receipts:
         given up as lost, or -1 if the count went back (Redis lost it): either way, empty L1."""
         if self._floor is None:
             self.start(count)
-        elif count < self._floor:
+        elif count < max(self._seen, default=self._floor):  # below a number already handed out
             self.start(count)
             self._proofs.append((probed_at, count))
             return -1
