@@ -6,6 +6,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,7 +17,7 @@ import redis
 
 from tests.conftest import PASSWORD, bearer
 from tests.proxy import FaultyProxy
-from tests.servers import free_port, needs_redis_server, running_workers, wait_for_port, wait_until
+from tests.servers import ROOT, free_port, needs_redis_server, running_workers, wait_for_port, wait_until, worker_env
 from users.models import User
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, pytest.mark.slow]
@@ -166,3 +167,46 @@ def test_the_master_dies_under_load_and_no_read_is_stale_past_the_bound(sentinel
     assert failures == [], failures[:10]
     assert longest <= BOUND + SLACK, sorted(stale)[-5:]
     assert "A new Redis master" in outputs and "Traceback" not in outputs, outputs[-3000:]
+
+
+CLIENTS = """
+import asyncio, django
+django.setup()
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from sidus.celery import app
+from users.cache.connection import redis_client
+
+cache.set("sidus:probe:django", "{tag}")  # django-redis, which also keeps the rate limits' counters
+async_to_sync(get_channel_layer().send)("probe-channel", {{"type": "probe", "tag": "{tag}"}})
+async def own():
+    await redis_client().set("sidus:probe:own", "{tag}")
+asyncio.run(own())
+app.send_task("users.tasks.drain_outbox", queue="sidus-probe-{tag}")
+print("sent")
+"""
+
+
+def test_every_redis_client_follows_the_master_the_sentinels_name(sentinels):
+    """The cache, the channel layer, the broker and the cache's own client reach the master, and
+    after a failover the new one, with no other setting than the sentinels."""
+    env = worker_env(REDIS_SENTINELS=sentinels.sentinels, REDIS_SENTINEL_MASTER=MASTER,
+                     REDIS_URL="redis://sentinel/0", CHANNEL_LAYER_URL="redis://sentinel/1")
+
+    def written_to_the_master(tag: str) -> None:
+        result = subprocess.run([sys.executable, "-c", CLIENTS.format(tag=tag)], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "sent" in result.stdout, result.stderr[-3000:]
+        port = sentinels.master_port()
+        cache_db, channels_db, broker_db = (redis.Redis(port=port, db=n) for n in (0, 1, 2))
+        assert any(tag.encode() in cache_db.get(key) for key in cache_db.scan_iter(match="*sidus:probe:django"))
+        assert cache_db.get("sidus:probe:own") == tag.encode()
+        assert any(True for _ in channels_db.scan_iter(match="*probe-channel*"))
+        assert broker_db.llen(f"sidus-probe-{tag}") == 1
+
+    written_to_the_master("before")
+    old_master = sentinels.master_port()
+    sentinels.processes["master"].send_signal(signal.SIGKILL)
+    wait_until(lambda: sentinels.master_port() != old_master, timeout=30)
+    written_to_the_master("after")
