@@ -153,8 +153,10 @@ def a_worker_stopped_during_a_write_burst_costs_no_request(proxy: Nginx, workers
     statuses: list[int] = []
     stop = threading.Event()
 
+    tokens = {user.pk: token_pair(user)["access"] for user in users}  # here: the threads open no database connection
+
     def write(user: User) -> None:
-        auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
+        auth = {"Authorization": f"Bearer {tokens[user.pk]}"}
         with httpx.Client(base_url=proxy.url, timeout=10) as client:
             n = 0
             while not stop.is_set():
