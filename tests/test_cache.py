@@ -501,8 +501,9 @@ def test_receipts_prove_a_probe_once_every_number_up_to_its_count_is_in():
     assert receipts.probe_returned(101.0, 13) == 0  # 13 missing since 100.5: not yet lost
     assert receipts.probe_returned(101.5, 13) == 1 and receipts.proven() == 101.5  # lost: L1 emptied
     assert receipts.probe_returned(101.75, 5) == -1 and receipts.proven() == 101.75  # the count went back
-    receipts.received(9)
-    assert receipts.probe_returned(102.0, 7) == -1  # below a number that arrived: went back too
+    receipts.received(9)  # handed out after the next probe's read: no harm
+    assert receipts.probe_returned(102.0, 8, highest=5) == 0
+    assert receipts.probe_returned(102.25, 8, highest=9) == -1  # below a number that arrived before the read
 
 
 async def test_lifespan_starts_and_stops_the_listener(close_db_connections):

@@ -139,12 +139,13 @@ class InvalidationListener:
                         self.cache.clear()
             except Exception:  # L2 stays unread until a check succeeds
                 master_check.distrust()
-            probed_at = time.monotonic()
+            probed_at, highest = time.monotonic(), self.receipts.highest
             try:
                 async with asyncio.timeout(interval):
                     count = await read_count()
                     await layer.send(self._channel, {
-                        "type": INVALIDATION_MESSAGE, "probe": probed_at, "count": count, "origin": worker_origin(),
+                        "type": INVALIDATION_MESSAGE, "probe": probed_at, "count": count, "highest": highest,
+                        "origin": worker_origin(),
                     })
             except Exception:  # a hung or lost Redis: no proof, so L1 lapses; the receive loop recovers
                 pass
@@ -153,7 +154,7 @@ class InvalidationListener:
         """One message: an invalidation (another worker's, or this worker's own), or a probe back."""
         own = message.get("origin") == worker_origin()
         if own and isinstance(probed_at := message.get("probe"), float) and isinstance(message.get("count"), int):
-            lost = self.receipts.probe_returned(probed_at, message["count"])
+            lost = self.receipts.probe_returned(probed_at, message["count"], message.get("highest", 0))
             if lost:
                 self.cache.clear()
                 logger.warning("User cache listener missed %s, L1 emptied",

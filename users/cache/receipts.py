@@ -25,15 +25,18 @@ class Receipts:
         self._seen: set[int] = set()  # received above the floor
         self._missing: dict[int, float] = {}  # number -> the probe time after which it is lost
         self._proofs: list[tuple[float, int]] = []  # (probe time, count) of returned probes
+        self.highest = 0  # the highest number received: a count read later cannot be lower
 
     def start(self, count: int) -> None:
         """Listening from now, with L1 empty: the numbers up to `count` concern no entry of it."""
         self._floor = count
+        self.highest = min(self.highest, count)
         self._seen.clear()
         self._missing.clear()
         self._proofs.clear()
 
     def received(self, number: int) -> None:
+        self.highest = max(self.highest, number)
         if self._floor is None:
             return
         if number > self._floor:
@@ -41,12 +44,13 @@ class Receipts:
         else:
             self._missing.pop(number, None)
 
-    def probe_returned(self, probed_at: float, count: int) -> int:
-        """A probe sent after reading `count` at `probed_at` came back. Returns how many numbers were
-        given up as lost, or -1 if the count went back (Redis lost it): either way, empty L1."""
+    def probe_returned(self, probed_at: float, count: int, highest: int = 0) -> int:
+        """A probe sent after reading `count` at `probed_at` came back; `highest` is the highest
+        number received before that read. Returns how many numbers were given up as lost, or -1 if
+        the count went back (Redis lost it): either way, empty L1."""
         if self._floor is None:
             self.start(count)
-        elif count < max(self._seen, default=self._floor):  # below a number already handed out
+        elif count < max(self._floor, highest):  # below a count read, or a number received, before
             self.start(count)
             self._proofs.append((probed_at, count))
             return -1
