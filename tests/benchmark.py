@@ -238,7 +238,7 @@ class RawReader:
         return await self.reader.readexactly(length)
 
 
-async def invalidation_delays(user: User, workers: list[str], auth: dict[str, str], rounds: int = 0) -> list[float]:
+async def invalidation_delays(user: User, workers: list[str], auth: dict[str, str], rounds: int) -> list[float]:
     """Seconds from the PATCH's answer until each worker serves the new value (pollers run throughout)."""
     url = f"/api/v1/users/{user.pk}/"
     delays: list[float] = []
@@ -246,7 +246,7 @@ async def invalidation_delays(user: User, workers: list[str], auth: dict[str, st
     async with httpx.AsyncClient(timeout=10) as client:
         for reader in readers:
             await reader.__aenter__()
-        for round_ in range(rounds or ROUNDS):
+        for round_ in range(rounds):
             bio = f"bench round {round_} {time.time()}"
             for reader in readers:  # warm: every worker serves from L1
                 await reader.get(url)
@@ -292,21 +292,33 @@ def stop_load(loads: list[subprocess.Popen], lua: str) -> float:
     return sum(rates)
 
 
+def delays_under_load(user: User, bases: list[str], auth: dict[str, str], lo: int, hi: int,
+                      rounds: int) -> tuple[list[float], float]:
+    """`rounds` invalidation delays, sorted, while the workers serve the background reads; and
+    the reads per second they served meanwhile."""
+    loads, lua = background_load(bases, lo, hi)
+    try:
+        time.sleep(1)
+        delays = sorted(asyncio.run(invalidation_delays(user, bases, auth, rounds)))
+    finally:
+        rate = stop_load(loads, lua)
+    return delays, rate
+
+
+def p99_of(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
 def invalidation_across_workers(user: User, lo: int, hi: int, count: int = 4) -> str:
     servers = [serve("sidus.asgi:application") for _ in range(count)]
     bases = [base for _, base in servers]
     try:
         auth = {"Authorization": f"Bearer {token_pair(user)['access']}"}
-        loads, lua = background_load(bases, lo, hi)
-        try:
-            time.sleep(1)
-            delays = sorted(asyncio.run(invalidation_delays(user, bases, auth)))
-        finally:
-            rate = stop_load(loads, lua)
+        delays, rate = delays_under_load(user, bases, auth, lo, hi, ROUNDS)
     finally:
         for process, _ in servers:
             stop(process)
-    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    p99 = p99_of(delays)
     return (f"invalidation across {count} workers serving {rate:.0f} reads/s of random users, {ROUNDS} updates, "
             f"from the writer's answer until every worker serves the new value: p50 "
             f"{statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, max {delays[-1] * 1000:.2f} ms")
@@ -345,16 +357,11 @@ def freshness_at_scale(user: User, lo: int, hi: int) -> list[str]:
                     assert response.status_code == 200, response.text
             elapsed = time.monotonic() - started
             per_write = (redis_commands(client) - idle * elapsed) / SCALE_WRITES
-            loads, lua = background_load(bases, lo, hi)
-            try:
-                time.sleep(1)
-                delays = sorted(asyncio.run(invalidation_delays(user, bases, auth, SCALE_ROUNDS)))
-            finally:
-                rate = stop_load(loads, lua)
+            delays, rate = delays_under_load(user, bases, auth, lo, hi, SCALE_ROUNDS)
         finally:
             for process, _ in servers:
                 stop(process)
-        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        p99 = p99_of(delays)
         lines.append(f"| {count} | {idle:.0f} | {idle / count:.1f} | {per_write:.1f} | {per_write / count:.2f} | "
                      f"{rate:.0f} | {statistics.median(delays) * 1000:.2f} | {p99 * 1000:.2f} | "
                      f"{delays[-1] * 1000:.2f} |")
@@ -452,7 +459,7 @@ def _latency(what: str, answered: dict[tuple[str, str, str], tuple[float, float]
 
     def percentiles(delays: list[float]) -> str:
         delays.sort()
-        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        p99 = p99_of(delays)
         return f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
 
     after_answer = [receipts.arrived[key] - at for key, (_, at) in answered.items()]

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from tests.conftest import PASSWORD
-from tests.servers import free_port, running_workers, wait_for_port
+from tests.servers import child_database_url, free_port, running_workers, wait_for_port
 from users.models import User
 from users.tokens import token_pair
 
@@ -33,9 +33,7 @@ WORKERS = 16
 
 
 def admin(statement: str) -> None:
-    db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
-                         password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True) as conn:
+    with psycopg.connect(child_database_url(), autocommit=True) as conn:
         conn.execute(statement)
 
 
@@ -92,9 +90,7 @@ logfile = {self.dir / 'pgbouncer.log'}
 
 
 def peak_connections(role: str, stop: threading.Event, peaks: list[int]) -> None:
-    db = connection.settings_dict
-    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
-                         dbname=db["NAME"], autocommit=True) as conn:
+    with psycopg.connect(child_database_url(), autocommit=True) as conn:
         while not stop.is_set():
             peaks.append(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,))
                          .fetchone()[0])
