@@ -20,7 +20,7 @@ from tests.servers import child_database_url, free_port, running_workers, wait_f
 from users.models import User
 from users.tokens import token_pair
 
-PGBOUNCER = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer",) if os.path.exists(p)), None)
+PGBOUNCER = shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin")  # root's PATH may lack sbin
 pytestmark = [
     pytest.mark.skipif(PGBOUNCER is None, reason="needs Debian's pgbouncer (.ci/run installs it)"),
     pytest.mark.django_db(transaction=True),

@@ -25,7 +25,7 @@ from users import links
 from users.models import User
 from users.tokens import token_pair
 
-NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+NGINX = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")  # root's PATH may lack sbin
 pytestmark = [
     pytest.mark.skipif(NGINX is None, reason="needs Debian's nginx (.ci/run installs it)"),
     pytest.mark.django_db(transaction=True),
