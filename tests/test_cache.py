@@ -661,3 +661,33 @@ async def test_a_new_master_has_l2_and_l1_emptied_before_l2_is_read_again(listen
     master_check.distrust()  # any error: L2 is not read until the next check
     assert (await asgi_client.get(f"/api/v1/users/{user.pk}/")).headers["x-cache"] == "MISS"
     await wait_for(lambda: master_check.trusted)
+
+
+async def test_a_worker_that_loses_the_race_for_a_new_master_does_not_empty_l2_again(monkeypatch):
+    # Two workers meet a new master. The late one read the old marker, then took the lock only once
+    # the first had emptied L2, set the marker and let go: it must see the marker, not empty L2 again
+    # (a fresh entry lost to every worker: the failover test once saw it).
+    from users.cache import connection
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.set(connection.master_check.MARKER, "the-replication-id-of-another-master")
+    first, late = type(connection.master_check)(), type(connection.master_check)()
+    real, calls = connection.redis_call, []
+    late_read, first_done = asyncio.Event(), asyncio.Event()
+
+    async def gated(call):
+        if asyncio.current_task().get_name() == "late":
+            calls.append(call)
+            if len(calls) == 3:  # info, the marker's read, then the lock
+                late_read.set()
+                await first_done.wait()
+        return await real(call)
+
+    monkeypatch.setattr(connection, "redis_call", gated)
+    waiting = asyncio.create_task(late.check(), name="late")
+    await late_read.wait()
+    assert await first.check() is True  # emptied L2
+    client.set(user_cache_key(7), b"written after the new master was checked")
+    first_done.set()
+    assert await waiting is False and late.trusted
+    assert client.get(user_cache_key(7)) is not None

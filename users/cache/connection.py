@@ -116,6 +116,10 @@ class _MasterCheck:
         self._checked = False
         if not await redis_call(lambda: client.set(self.LOCK, replid, nx=True, px=10_000)):
             return False  # another worker is emptying it
+        if await redis_call(lambda: client.get(self.MARKER)) == replid.encode():  # it finished since our read
+            await redis_call(lambda: client.delete(self.LOCK))
+            self._checked = True
+            return False
         deleted, batch = 0, []
         async for key in client.scan_iter(match=f"{user_cache_key('')}*", count=1000):  # answers and generations
             batch.append(key)
