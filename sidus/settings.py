@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import environ
+from redis.connection import parse_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -127,7 +128,7 @@ REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="sidus")
 
 
 def redis_db(url: str) -> int:
-    return int(urlsplit(url).path.strip("/") or 0)
+    return parse_url(url).get("db", 0)  # redis-py's reading, as users/cache/connection.py's
 
 
 CACHES = {
@@ -153,7 +154,7 @@ if REDIS_SENTINELS:
     })
     _CHANNEL_LAYER_HOST = {
         "sentinels": REDIS_SENTINELS, "master_name": REDIS_SENTINEL_MASTER, "db": redis_db(CHANNEL_LAYER_URL),
-        "password": urlsplit(CHANNEL_LAYER_URL).password,
+        "password": parse_url(CHANNEL_LAYER_URL).get("password"),
         "sentinel_kwargs": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }
 

@@ -8,12 +8,12 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel  # noqa: F401  (aioredis.sentinel)
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -63,12 +63,12 @@ def redis_client() -> aioredis.Redis:
         # to time it (asyncio.wait_for), a tenth of an L2 hit's cost. `redis_call` times the call.
         options = {"socket_timeout": None, "socket_connect_timeout": REDIS_TIMEOUT}
         if settings.REDIS_SENTINELS:  # the master of the moment, asked of the sentinels on each new connection
-            url = urlsplit(settings.REDIS_URL)
+            url = parse_url(settings.REDIS_URL)  # its DB number and credentials; the sentinels give the host
             sentinel = aioredis.sentinel.Sentinel(
                 settings.REDIS_SENTINELS, sentinel_kwargs={"socket_connect_timeout": REDIS_TIMEOUT,
                                                            "socket_timeout": REDIS_TIMEOUT})
-            client = sentinel.master_for(settings.REDIS_SENTINEL_MASTER, db=int(url.path.strip("/") or 0),
-                                         password=url.password, **options)
+            client = sentinel.master_for(settings.REDIS_SENTINEL_MASTER, db=url.get("db", 0),
+                                         username=url.get("username"), password=url.get("password"), **options)
         else:
             client = aioredis.Redis.from_url(settings.REDIS_URL, **options)
         _clients[loop] = client
