@@ -476,11 +476,11 @@ def _drain(count: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM user_event WHERE user_id >= %s", [first])
         cursor.execute(
-            "INSERT INTO user_event (id, user_id, sequence, type, time, data, attempts, last_error) "
+            "INSERT INTO user_event (id, user_id, sequence, type, time, data, context, attempts, last_error) "
             "SELECT gen_random_uuid(), %s + g, 1, 'user.registered', now(), jsonb_build_object('user', "
             "jsonb_build_object('id', %s + g, 'username', 'bench-' || g, 'first_name', 'Bench', 'last_name', "
             "'User ' || g, 'bio', 'Profile number ' || g, 'date_joined', '2026-01-01T00:00:00Z'), 'email', "
-            "'bench-' || g || '@example.com'), 0, '' FROM generate_series(1, %s) g", [first, first, count])
+            "'bench-' || g || '@example.com'), '{}', 0, '' FROM generate_series(1, %s) g", [first, first, count])
     relay = Relay()
     started = time.monotonic()
     published = 0
