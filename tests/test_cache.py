@@ -691,3 +691,52 @@ async def test_a_worker_that_loses_the_race_for_a_new_master_does_not_empty_l2_a
     first_done.set()
     assert await waiting is False and late.trusted
     assert client.get(user_cache_key(7)) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_in_the_ledger_of_unsent_invalidations_is_not_read_from_l2(asgi_client, close_db_connections):
+    # What a writer cut off from Redis leaves (users/cache/unsent.py): L2 may hold the old profile.
+    from users.cache import unsent
+    from users.models import UnsentInvalidation
+
+    user = await sync_to_async(User.objects.create_user)("ledger", "ledger@example.com", PASSWORD, bio="old")
+    url = f"/api/v1/users/{user.pk}/"
+    await asgi_client.get(url)
+    assert (await asgi_client.get(url)).headers["x-cache"] == "L2"
+    await unsent.record([user.pk])
+    await unsent.record([user.pk])  # failed twice: version 2
+    assert (await asgi_client.get(url)).headers["x-cache"] == "MISS"
+
+    forgotten, sent = [], []
+
+    async def fails_while_another_write_fails(ids):
+        await unsent.record(ids)  # the same user's next write, also unsent, before this send ends
+        raise redis.ConnectionError("cut")
+
+    with pytest.raises(redis.ConnectionError):
+        await unsent.catch_up(fails_while_another_write_fails, forgotten.append)
+    assert forgotten == [[user.pk]] and unsent.gated == {user.pk}
+
+    async def send(ids):
+        sent.append(ids)
+
+    await unsent.catch_up(send, forgotten.append)
+    assert sent == [[user.pk]] and unsent.gated == frozenset()
+    assert not await UnsentInvalidation.objects.aexists()
+    assert (await asgi_client.get(url)).headers["x-cache"] == "L2"  # read from L2 again (the send was a stand-in)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_send_made_before_a_rows_last_write_does_not_remove_it(close_db_connections):
+    from users.cache import unsent
+    from users.models import UnsentInvalidation
+
+    await unsent.record([41])
+
+    async def send_then_another_write_fails(ids):
+        await unsent.record(ids)  # written again after this send went out: its invalidation is not covered
+
+    await unsent.catch_up(send_then_another_write_fails, lambda ids: None)
+    assert [(row.user_id, row.version) async for row in UnsentInvalidation.objects.all()] == [(41, 2)]
+    await unsent.catch_up(lambda ids: asyncio.sleep(0), lambda ids: None)
+    assert not await UnsentInvalidation.objects.aexists() and unsent.gated == frozenset()

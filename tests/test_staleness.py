@@ -20,7 +20,7 @@ from tests.test_workers import warm
 from users import cache
 from users.cache import shared
 from users.cache.connection import REDIS_TIMEOUT
-from users.models import User
+from users.models import UnsentInvalidation, User
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, pytest.mark.slow]
 
@@ -75,11 +75,15 @@ def test_a_hung_redis_switches_every_l1_off_within_the_bound(own_redis, capsys):
         warm(workers, user.pk)
         os.kill(own_redis.process.pid, signal.SIGSTOP)
         try:
+            written = time.monotonic()
             patch(workers[0], user, "while redis hangs")  # its invalidation cannot go out
-            delays = watch(workers, user.pk, "while redis hangs", time.monotonic(), BOUND + 1.0)
+            delays = watch(workers, user.pk, "while redis hangs", written, BOUND + 1.0)
         finally:
             os.kill(own_redis.process.pid, signal.SIGCONT)
         assert max(delays) <= BOUND + SLACK, delays
+        # Redis answers again with the old L2 entry: no worker reads it (the writer's ledger row
+        # gates it until a probe has sent the invalidation), whoever reaches Redis first.
+        watch(workers, user.pk, "while redis hangs", written, time.monotonic() - written + 1.5)
         with capsys.disabled():
             print(f"\nhung Redis: new value served after {[f'{d:.3f}' for d in delays]} s")
         l1_again(workers, user.pk, "while redis hangs")  # Redis answers again: L1 comes back, fresh
@@ -87,6 +91,7 @@ def test_a_hung_redis_switches_every_l1_off_within_the_bound(own_redis, capsys):
 
 @pytest.mark.parametrize("fault", ["pause", "cut"])
 def test_one_worker_cut_off_from_redis_serves_nothing_older_than_the_bound(own_redis, fault, capsys):  # noqa: F811
+    # Another worker writes.
     with FaultyProxy(own_redis.port) as proxy, \
             running_workers(1, **redis_env(proxy.url(0))) as (partitioned,), \
             running_workers(2, **redis_env(own_redis.url)) as others:
@@ -102,6 +107,29 @@ def test_one_worker_cut_off_from_redis_serves_nothing_older_than_the_bound(own_r
             print(f"\none worker {fault}: new value served after {[f'{d:.3f}' for d in delays]} s")
         proxy.resume()
         l1_again(workers, user.pk, f"after the {fault}")
+
+
+@pytest.mark.parametrize("fault", ["pause", "cut"])
+def test_a_writer_cut_off_from_redis_is_heard_through_postgres_in_the_bound(own_redis, fault, capsys):  # noqa: F811
+    # The cut-off worker writes: it cannot delete L2 nor tell anyone, so it writes the id to the
+    # ledger of unsent invalidations, and the others' probes send it for it.
+    with FaultyProxy(own_redis.port) as proxy, \
+            running_workers(1, **redis_env(proxy.url(0))) as (partitioned,), \
+            running_workers(2, **redis_env(own_redis.url)) as others:
+        workers = [partitioned, *others]
+        healthy(workers)
+        user = User.objects.create_user(f"wcut{fault}", f"wcut-{fault}@example.com", PASSWORD, bio="before")
+        warm(workers, user.pk)
+        getattr(proxy, fault)()
+        written = time.monotonic()
+        patch(partitioned, user, f"written {fault}")
+        delays = watch(workers, user.pk, f"written {fault}", written, BOUND + 1.0)
+        assert max(delays) <= BOUND + SLACK, delays
+        with capsys.disabled():
+            print(f"\nwriter {fault}: new value served after {[f'{d:.3f}' for d in delays]} s")
+        wait_until(lambda: not UnsentInvalidation.objects.exists(), timeout=3)  # sent, so removed
+        proxy.resume()
+        l1_again(workers, user.pk, f"written {fault}")
 
 
 def test_a_worker_whose_messages_were_dropped_empties_its_l1_before_serving_again(own_redis):  # noqa: F811

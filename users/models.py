@@ -313,3 +313,15 @@ class ConsumedEvent(models.Model):
     class Meta:
         db_table = "consumed_event"
         constraints = [models.UniqueConstraint(fields=["queue", "event_id"], name="consumed_event_unique")]
+
+
+class UnsentInvalidation(models.Model):
+    """A user whose change committed while its writer could not reach Redis (users/cache/unsent.py):
+    every worker stops reading them from L2 and sends the invalidation itself. `version` grows with
+    each failed send, so that a row is removed only by a send made after its last one."""
+
+    user_id = models.BigIntegerField(primary_key=True)
+    version = models.BigIntegerField(default=1)
+
+    class Meta:
+        db_table = "user_cache_unsent"

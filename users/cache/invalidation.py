@@ -4,22 +4,25 @@ runs it from sync code (on_commit callbacks, the admin, the shell).
 
 In a worker the group message goes out through its loop's `broadcaster`, coalesced with other
 writers'; elsewhere (shell, Celery, management commands) it is sent directly. Either way it is out
-before the call returns, unless Redis fails or hangs: then the ids are kept and resent.
+before the call returns, unless Redis fails or hangs: then the ids are kept and resent, and
+written to PostgreSQL for the other workers to send (`unsent`).
 """
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django_redis import get_redis_connection
-from redis.exceptions import RedisError
 
-from users.cache import shared
+from users.cache import shared, unsent
 from users.cache.answers import CachedResponse
 from users.cache.broadcast import broadcaster, send_to_group
 from users.cache.connection import redis_call, redis_client, redis_health, run_sync
 from users.cache.keys import GENERATION_TTL, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
 from users.cache.local import local_cache
+
+logger = logging.getLogger("users.cache")
 
 BROADCAST_TIMEOUT = 1.0  # a hung Redis holds a write's answer this long at most
 
@@ -76,23 +79,35 @@ async def invalidate_users_async(
     """
     user_ids = list(user_ids)
     ids = _take_pending(user_ids)
-    try:
-        if ids:
-            client = redis_client()
-            await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids, fresh).execute())
-    except (RedisError, OSError) as exc:
-        _keep_pending(ids, exc)
-        ids = []
-    finally:
-        local_cache.invalidate(user_ids)
     if not ids:
         return
     try:
-        await broadcaster.send_async(ids, BROADCAST_TIMEOUT)
+        await _send(ids, fresh, forget=user_ids)
     except Exception as exc:  # RedisError, OSError, a hung Redis (TimeoutError)
         _keep_pending(ids, exc)
+        try:
+            await unsent.record(ids)  # every worker's probe sends them, this one's included
+        except Exception as ledger_exc:  # PostgreSQL too: this worker resends them when Redis is back
+            logger.warning("Invalidation of %d user(s) kept in this worker only: %r", len(ids), ledger_exc)
     else:
         redis_health.succeeded()
+
+
+async def resend(user_ids: list[int]) -> None:
+    """The invalidation of users whose writers could not send it (`unsent`); raises if Redis fails."""
+    await _send(user_ids, forget=user_ids)
+
+
+async def _send(ids: list[int], fresh: Mapping[int, tuple[CachedResponse | None, Any]] | None = None, *,
+                forget: list[int]) -> None:
+    """Redis's steps in their order, raising what failed: L2 first, then this worker's L1 (`forget`,
+    whatever happened: a reader here must not keep what L2 still held), then the group message."""
+    try:
+        client = redis_client()
+        await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids, fresh).execute())
+    finally:
+        local_cache.invalidate(forget)
+    await broadcaster.send_async(ids, BROADCAST_TIMEOUT)
 
 
 def clear_all_users() -> int:

@@ -20,9 +20,9 @@ async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await loop_db.start()  # first: the listener's probes read the unsent invalidations with it
             broadcaster.start()
             await listener.start()
-            await loop_db.start()
             ended_sessions.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -10,13 +10,15 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from users.cache import unsent
 from users.cache.broadcast import SEND_TIMEOUT, read_count, worker_origin
 from users.cache.connection import master_check
-from users.cache.invalidation import _pending, invalidate_users
+from users.cache.invalidation import _pending, invalidate_users, resend
 from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE
 from users.cache.local import LocalCache, local_cache
 from users.cache.receipts import Receipts
 from users.cache.refresh import refresher
+from users.loop_db import loop_db
 
 logger = logging.getLogger("users.cache")
 
@@ -124,7 +126,8 @@ class InvalidationListener:
                 helper.cancel()
 
     async def _probe(self, layer: Any) -> None:
-        """Every quarter of the bound: read the count, then send a probe to this worker's own channel."""
+        """Every quarter of the bound: send what the ledger of unsent invalidations holds, check the
+        Redis master, read the count, then send a probe to this worker's own channel."""
         interval = self.cache.max_staleness / 4
         while True:
             try:
@@ -133,6 +136,12 @@ class InvalidationListener:
             except TimeoutError:
                 pass
             self._probe_now.clear()
+            if loop_db.pool is not None:  # before L2 is trusted again: what writers could not send
+                try:
+                    async with asyncio.timeout(interval):
+                        await unsent.catch_up(resend, self.cache.invalidate)
+                except Exception:  # PostgreSQL or Redis away: the users last read stay gated
+                    pass
             try:
                 async with asyncio.timeout(MASTER_CHECK_TIMEOUT):
                     if await master_check.check():

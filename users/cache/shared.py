@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from users.cache import reads
+from users.cache import reads, unsent
 from users.cache.answers import CachedResponse, decode, encode
 from users.cache.connection import master_check, redis_call, redis_client, redis_health
 from users.cache.keys import user_cache_key, user_generation_key
@@ -38,6 +38,8 @@ async def read_generation(user_id: int) -> Any:
 
 async def _read(user_id: int) -> tuple[bytes | None, Any]:
     if not (redis_health.available() and master_check.trusted):  # after an error: the master checked first
+        return None, UNREACHABLE
+    if user_id in unsent.gated:  # changed while its writer could not reach Redis: L2 may be older
         return None, UNREACHABLE
     try:
         stored, generation = await reads.read(user_id)

@@ -1,0 +1,69 @@
+"""Invalidations that could not reach Redis, kept in PostgreSQL until some worker sends them.
+
+A write whose worker cannot reach Redis (its link cut or hung, or Redis away for everyone) can
+neither delete L2 nor bump the generation nor tell the others, and its own worker resends only
+once it reaches Redis again: meanwhile the others would serve the old profile from L2 and L1. So
+its ids also go to this ledger, in the database the write just committed to. Every worker's probe
+reads it (`catch_up`): it reads those users from PostgreSQL only (`gated`), drops them from its
+L1, and sends their invalidation itself. A row is removed only by a send made after it was last
+written (its `version`), so a later failed write of the same user is never forgotten.
+"""
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connection as django_connection
+
+from users.loop_db import loop_db
+from users.models import UnsentInvalidation
+
+TABLE = UnsentInvalidation._meta.db_table
+LIMIT = 1000  # ids per probe: a longer ledger is sent over the next probes
+
+# The users not to read from L2 in this process: the ledger as its last reading (or this
+# process's own record) found it.
+gated: frozenset[int] = frozenset()
+
+_RECORD = (f"INSERT INTO {TABLE} (user_id, version) SELECT unnest(%s::bigint[]), 1 "
+           f"ON CONFLICT (user_id) DO UPDATE SET version = {TABLE}.version + 1")
+_READ = f"SELECT user_id, version FROM {TABLE} ORDER BY user_id LIMIT {LIMIT}"
+_REMOVE = (f"DELETE FROM {TABLE} USING unnest(%s::bigint[], %s::bigint[]) AS sent(user_id, version) "
+           f"WHERE {TABLE}.user_id = sent.user_id AND {TABLE}.version = sent.version")
+
+
+async def record(user_ids: list[int]) -> None:
+    """Keep `user_ids` until a worker sends their invalidation; this process stops reading them
+    from L2 at once. Raises if PostgreSQL fails (the caller's own resend still holds them)."""
+    global gated
+    gated = gated | frozenset(user_ids)
+    await _execute(_RECORD, [list(user_ids)])
+
+
+async def catch_up(send: Any, forget: Any) -> None:
+    """One probe's turn: read the ledger, gate and `forget` (drop from L1) what it names, `send`
+    their invalidation (raises if Redis fails: they stay), then remove the rows it covered."""
+    global gated
+    rows = dict(await _execute(_READ, [], fetch=True))
+    gated = frozenset(rows)
+    if not rows:
+        return
+    forget(list(rows))
+    await send(list(rows))
+    await _execute(_REMOVE, [list(rows), list(rows.values())])
+    gated = gated - frozenset(rows)
+
+
+async def _execute(query: str, params: list[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
+    if loop_db.pool is None:  # no worker loop (shell, Celery): Django's connection, in a thread
+        return await sync_to_async(_execute_sync, thread_sensitive=False)(query, params, fetch)
+    async with loop_db.connection() as connection:
+        cursor = await connection.execute(query, params)
+        return await cursor.fetchall() if fetch else []
+
+
+def _execute_sync(query: str, params: list[Any], fetch: bool) -> list[tuple[Any, ...]]:
+    try:
+        with django_connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall() if fetch else []
+    finally:
+        django_connection.close()  # a thread of the executor's: its connection goes back now
