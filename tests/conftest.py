@@ -83,6 +83,7 @@ def clean_user_cache(settings):
 
     from sidus.edge.answers import templates
     from users import cache
+    from users.cache import unsent
     from users.cache.connection import master_check
 
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -94,6 +95,7 @@ def clean_user_cache(settings):
     cache.local_cache.disable()
     cache.redis_health.succeeded()
     cache._pending.clear()
+    unsent.gated = frozenset()
     templates.clear()
     yield
     cache.local_cache.disable()

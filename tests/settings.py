@@ -12,7 +12,7 @@ if os.environ.get("REDIS_URL_DERIVED_FOR_TESTS") != "1":
     _db = int(_redis.path.strip("/") or 0) + 3
     os.environ["REDIS_URL"] = urlunsplit(_redis._replace(path=f"/{_db}"))
     os.environ["REDIS_URL_DERIVED_FOR_TESTS"] = "1"
-os.environ.pop("CHANNEL_LAYER_URL", None)
+    os.environ.pop("CHANNEL_LAYER_URL", None)  # a worker the tests start keeps the one it is handed
 os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.pop("EMAIL_URL", None)
 # User events of test runs go to an exchange of their own: a consumer of a stack beside never sees them.

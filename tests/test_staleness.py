@@ -109,27 +109,30 @@ def test_one_worker_cut_off_from_redis_serves_nothing_older_than_the_bound(own_r
         l1_again(workers, user.pk, f"after the {fault}")
 
 
-@pytest.mark.parametrize("fault", ["pause", "cut"])
-def test_a_writer_cut_off_from_redis_is_heard_through_postgres_in_the_bound(own_redis, fault, capsys):  # noqa: F811
-    # The cut-off worker writes: it cannot delete L2 nor tell anyone, so it writes the id to the
-    # ledger of unsent invalidations, and the others' probes send it for it.
-    with FaultyProxy(own_redis.port) as proxy, \
-            running_workers(1, **redis_env(proxy.url(0))) as (partitioned,), \
-            running_workers(2, **redis_env(own_redis.url)) as others:
-        workers = [partitioned, *others]
-        healthy(workers)
-        user = User.objects.create_user(f"wcut{fault}", f"wcut-{fault}@example.com", PASSWORD, bio="before")
-        warm(workers, user.pk)
-        getattr(proxy, fault)()
-        written = time.monotonic()
-        patch(partitioned, user, f"written {fault}")
-        delays = watch(workers, user.pk, f"written {fault}", written, BOUND + 1.0)
-        assert max(delays) <= BOUND + SLACK, delays
-        with capsys.disabled():
-            print(f"\nwriter {fault}: new value served after {[f'{d:.3f}' for d in delays]} s")
-        wait_until(lambda: not UnsentInvalidation.objects.exists(), timeout=3)  # sent, so removed
-        proxy.resume()
-        l1_again(workers, user.pk, f"written {fault}")
+@pytest.mark.parametrize("fault, link", [("pause", "all"), ("cut", "all"), ("pause", "channel layer")])
+def test_a_cut_off_writer_is_heard_through_postgres_in_the_bound(own_redis, fault, link, capsys):  # noqa: F811
+    # The cut-off worker writes: it cannot delete L2 (or, with only its channel layer held, its
+    # message hangs) and tell no one, so it writes the id to the ledger of unsent invalidations,
+    # and the others' probes send it for it.
+    with FaultyProxy(own_redis.port) as proxy:
+        cut_off = redis_env(proxy.url(0))  # or the channel layer's link alone:
+        if link == "channel layer":
+            cut_off = {**redis_env(own_redis.url), "CHANNEL_LAYER_URL": proxy.url(1)}
+        with running_workers(1, **cut_off) as (partitioned,), running_workers(2, **redis_env(own_redis.url)) as others:
+            workers = [partitioned, *others]
+            healthy(workers)
+            user = User.objects.create_user(f"wcut{fault}", f"wcut-{fault}@example.com", PASSWORD, bio="before")
+            warm(workers, user.pk)
+            getattr(proxy, fault)()
+            written = time.monotonic()
+            patch(partitioned, user, f"written {fault}")
+            delays = watch(workers, user.pk, f"written {fault}", written, BOUND + 1.0)
+            assert max(delays) <= BOUND + SLACK, delays
+            with capsys.disabled():
+                print(f"\nwriter's {link} {fault}: new value served after {[f'{d:.3f}' for d in delays]} s")
+            wait_until(lambda: not UnsentInvalidation.objects.exists(), timeout=3)  # sent, so removed
+            proxy.resume()
+            l1_again(workers, user.pk, f"written {fault}")
 
 
 def test_a_worker_whose_messages_were_dropped_empties_its_l1_before_serving_again(own_redis):  # noqa: F811

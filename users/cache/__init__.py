@@ -14,6 +14,8 @@ exact status, headers and body Django produced (`answers`) in both tiers.
   number missing before it is the proof that keeps L1 on, a hole in the numbers empties L1.
   `refresh`: what another worker's write dropped from L1 is read again at once, so that a
   profile being read stays in L1 through its writes.
+- `unsent`: the invalidations a writer cut off from Redis could not send, kept in PostgreSQL:
+  every worker's probe reads them, keeps those users out of L2 and sends them itself.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
   The edge's lean profile update writes there too, and invalidates with `invalidate_users_async`.
 - `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.

@@ -18,13 +18,15 @@ from django_redis import get_redis_connection
 from users.cache import shared, unsent
 from users.cache.answers import CachedResponse
 from users.cache.broadcast import broadcaster, send_to_group
-from users.cache.connection import redis_call, redis_client, redis_health, run_sync
+from users.cache.connection import REDIS_TIMEOUT, redis_call, redis_client, redis_health, run_sync
 from users.cache.keys import GENERATION_TTL, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
 from users.cache.local import local_cache
 
 logger = logging.getLogger("users.cache")
 
-BROADCAST_TIMEOUT = 1.0  # a hung Redis holds a write's answer this long at most
+# A hung channel layer holds a write's answer this long at most; then its ids go to the ledger
+# (`unsent`), which the others read within a probe: the bound holds from here.
+BROADCAST_TIMEOUT = REDIS_TIMEOUT
 
 # Ids whose L2 entry or group message could not be sent (Redis down); resent when it is back.
 _pending: set[int] = set()
