@@ -91,6 +91,7 @@ def test_failed_logins_from_one_ip_lock_that_ip_only(api_client, user):
     assert login(api_client, user.username, REMOTE_ADDR="10.0.0.2").status_code == 200
 
 
+@pytest.mark.slow  # it times real password hashing: seconds
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"])
 @limits(login_failed="100/m/ip,2/1d/key")
 def test_a_locked_username_answers_as_slowly_as_a_wrong_password(api_client, make_user):
