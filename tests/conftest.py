@@ -95,7 +95,7 @@ def clean_user_cache(settings):
     cache.local_cache.disable()
     cache.redis_health.succeeded()
     cache._pending.clear()
-    unsent.gated = frozenset()
+    unsent.gated, unsent.overflowing = frozenset(), False
     templates.clear()
     yield
     cache.local_cache.disable()

@@ -738,5 +738,23 @@ async def test_a_send_made_before_a_rows_last_write_does_not_remove_it(close_db_
 
     await unsent.catch_up(send_then_another_write_fails, lambda ids: None)
     assert [(row.user_id, row.version) async for row in UnsentInvalidation.objects.all()] == [(41, 2)]
+    assert unsent.gates(41)  # still not read from L2
     await unsent.catch_up(lambda ids: asyncio.sleep(0), lambda ids: None)
     assert not await UnsentInvalidation.objects.aexists() and unsent.gated == frozenset()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_ledger_longer_than_one_reading_keeps_every_user_out_of_l2(monkeypatch, close_db_connections):
+    from users.cache import unsent
+
+    monkeypatch.setattr(unsent, "LIMIT", 2)
+    await unsent.record([51, 52, 53])
+    sent = []
+
+    async def send(ids):
+        sent.append(ids)
+
+    await unsent.catch_up(send, lambda ids: None)
+    assert sent == [[51, 52]] and unsent.gates(53) and unsent.gates(99)  # 53 unread: every user waits
+    await unsent.catch_up(send, lambda ids: None)
+    assert sent[-1] == [53] and not unsent.gates(53) and not unsent.gates(99)

@@ -39,7 +39,7 @@ async def read_generation(user_id: int) -> Any:
 async def _read(user_id: int) -> tuple[bytes | None, Any]:
     if not (redis_health.available() and master_check.trusted):  # after an error: the master checked first
         return None, UNREACHABLE
-    if user_id in unsent.gated:  # changed while its writer could not reach Redis: L2 may be older
+    if unsent.gates(user_id):  # changed while its writer could not reach Redis: L2 may be older
         return None, UNREACHABLE
     try:
         stored, generation = await reads.read(user_id)

@@ -20,14 +20,20 @@ TABLE = UnsentInvalidation._meta.db_table
 LIMIT = 1000  # ids per probe: a longer ledger is sent over the next probes
 
 # The users not to read from L2 in this process: the ledger as its last reading (or this
-# process's own record) found it.
+# process's own record) found it; every user while it held more than one reading takes.
 gated: frozenset[int] = frozenset()
+overflowing = False
 
 _RECORD = (f"INSERT INTO {TABLE} (user_id, version) SELECT unnest(%s::bigint[]), 1 "
            f"ON CONFLICT (user_id) DO UPDATE SET version = {TABLE}.version + 1")
-_READ = f"SELECT user_id, version FROM {TABLE} ORDER BY user_id LIMIT {LIMIT}"
+_READ = f"SELECT user_id, version FROM {TABLE} ORDER BY user_id LIMIT %s"
 _REMOVE = (f"DELETE FROM {TABLE} USING unnest(%s::bigint[], %s::bigint[]) AS sent(user_id, version) "
-           f"WHERE {TABLE}.user_id = sent.user_id AND {TABLE}.version = sent.version")
+           f"WHERE {TABLE}.user_id = sent.user_id AND {TABLE}.version = sent.version RETURNING {TABLE}.user_id")
+
+
+def gates(user_id: int) -> bool:
+    """Whether L2 may be older than the last write of `user_id`."""
+    return overflowing or user_id in gated
 
 
 async def record(user_ids: list[int]) -> None:
@@ -41,15 +47,15 @@ async def record(user_ids: list[int]) -> None:
 async def catch_up(send: Any, forget: Any) -> None:
     """One probe's turn: read the ledger, gate and `forget` (drop from L1) what it names, `send`
     their invalidation (raises if Redis fails: they stay), then remove the rows it covered."""
-    global gated
-    rows = dict(await _execute(_READ, [], fetch=True))
-    gated = frozenset(rows)
+    global gated, overflowing
+    rows = dict(await _execute(_READ, [LIMIT], fetch=True))
+    gated, overflowing = frozenset(rows), len(rows) == LIMIT
     if not rows:
         return
     forget(list(rows))
     await send(list(rows))
-    await _execute(_REMOVE, [list(rows), list(rows.values())])
-    gated = gated - frozenset(rows)
+    removed = await _execute(_REMOVE, [list(rows), list(rows.values())], fetch=True)
+    gated = gated - frozenset(user_id for user_id, in removed)  # a row written again since stays gated
 
 
 async def _execute(query: str, params: list[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
