@@ -4,10 +4,11 @@ A write whose worker cannot reach Redis (its link cut or hung, or Redis away for
 neither delete L2 nor bump the generation nor tell the others, and its own worker resends only
 once it reaches Redis again: meanwhile the others would serve the old profile from L2 and L1. So
 its ids also go to this ledger, in the database the write just committed to. Every worker's probe
-reads it (`catch_up`): it reads those users from PostgreSQL only (`gated`), drops them from its
+reads it (`catch_up`): it reads those users from PostgreSQL only (`gates`), drops them from its
 L1, and sends their invalidation itself. A row is removed only by a send made after it was last
 written (its `version`), so a later failed write of the same user is never forgotten.
 """
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,7 +45,7 @@ async def record(user_ids: list[int]) -> None:
     await _execute(_RECORD, [list(user_ids)])
 
 
-async def catch_up(send: Any, forget: Any) -> None:
+async def catch_up(send: Callable[[list[int]], Awaitable[None]], forget: Callable[[list[int]], object]) -> None:
     """One probe's turn: read the ledger, gate and `forget` (drop from L1) what it names, `send`
     their invalidation (raises if Redis fails: they stay), then remove the rows it covered."""
     global gated, overflowing
