@@ -91,7 +91,8 @@ def nginx_before_two_workers(**env: str) -> Iterator[tuple[Nginx, list[Worker]]]
 
 @pytest.fixture
 def behind_nginx():
-    with nginx_before_two_workers(RATE_LIMITS_ENABLED="true", RATE_LIMIT_SIGNUP="3/m/ip") as both:
+    # A day's window: a fixed window ending mid-test would start the count again.
+    with nginx_before_two_workers(RATE_LIMITS_ENABLED="true", RATE_LIMIT_SIGNUP="3/1d/ip") as both:
         yield both
 
 
