@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel  # noqa: F401  (aioredis.sentinel)
 from channels.layers import get_channel_layer
 from django.conf import settings
-from redis.asyncio.connection import parse_url
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 

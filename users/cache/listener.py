@@ -136,7 +136,7 @@ class InvalidationListener:
             except TimeoutError:
                 pass
             self._probe_now.clear()
-            if loop_db.pool is not None:  # before L2 is trusted again: what writers could not send
+            if loop_db.pool is not None:  # a worker's loop: first, what writers cut off from Redis could not send
                 try:
                     async with asyncio.timeout(interval):
                         await unsent.catch_up(resend, self.cache.invalidate)
