@@ -758,3 +758,31 @@ async def test_a_ledger_longer_than_one_reading_keeps_every_user_out_of_l2(monke
     assert sent == [[51, 52]] and unsent.gates(53) and unsent.gates(99)  # 53 unread: every user waits
     await unsent.catch_up(send, lambda ids: None)
     assert sent[-1] == [53] and not unsent.gates(53) and not unsent.gates(99)
+
+
+async def test_a_backup_cleaner_lost_with_redis_logs_no_traceback_and_other_tasks_still_do(caplog):
+    import gc
+
+    from users.cache.listener import _quiet_unawaited_backup_cleaners
+
+    async def _clean_receive_backup():  # named as channels-redis's own, which nobody awaits
+        raise redis.ConnectionError("Connection closed by server.")
+
+    async def elsewhere():
+        raise redis.ConnectionError("Connection closed by server.")
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    _quiet_unawaited_backup_cleaners(loop)
+    _quiet_unawaited_backup_cleaners(loop)  # a restarted listener installs it once
+    try:
+        for coro in (_clean_receive_backup, elsewhere):
+            task = asyncio.ensure_future(coro())
+            await asyncio.wait({task})
+            del task
+            gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.exc_info[1].args for r in errors] == [("Connection closed by server.",)]
+    assert "elsewhere" in errors[0].getMessage()
