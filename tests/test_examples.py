@@ -1,8 +1,9 @@
-"""Every request example of the API docs succeeds as given against a live server, rate limits on.
+"""Every operation of the API docs succeeds as given against a live server, rate limits on.
 
 They are sent in the order of their story (users/examples.py), as a person would press "Try it out"
-in Swagger: the Authorization header goes only where the schema asks for it, and only the `<...>`
-values are filled in, from the answers and links they name.
+in Swagger: the Authorization header goes only where the schema asks for it, a body is the
+operation's one example with only its `<...>` values filled in, from the answers and links they
+name, and a path parameter is the id an earlier answer gave.
 """
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -30,17 +31,18 @@ class Story:
         self.access = ""
         self.sent: set[str] = set()
 
-    def examples(self) -> set[str]:
-        """The operations with a request body; each must have one example."""
-        return {name for name, operation in self.operations.items() if "requestBody" in operation}
-
     def send(self, name: str, status: int, path: str = "", **filled: str) -> httpx.Response:
         operation = self.operations[name]
-        (example,) = operation["requestBody"]["content"]["application/json"]["examples"].values()
-        body = dict(example["value"])
-        placeholders = {key for key, value in body.items() if isinstance(value, str) and PLACEHOLDER.match(value)}
+        body = None
+        if "requestBody" in operation:  # its one example
+            (example,) = operation["requestBody"]["content"]["application/json"]["examples"].values()
+            body = dict(example["value"])
+        placeholders = {key for key, value in (body or {}).items()
+                        if isinstance(value, str) and PLACEHOLDER.match(value)}
         assert placeholders == set(filled), name  # nothing but the `<...>` values is changed
-        body.update(filled)
+        assert str(status) in operation["responses"], name  # the documented success
+        if body is not None:
+            body.update(filled)
         bearer = {"jwtAuth": []} in operation.get("security", [])  # what Swagger's Authorize sends
         headers = {"Authorization": f"Bearer {self.access}"} if bearer else {}
         method, template = name.split(" ", 1)
@@ -54,30 +56,43 @@ def link(user: User, generator) -> dict[str, str]:
     return {"uid": links.uid_encode(user), "token": generator.make_token(user)}
 
 
-def test_every_example_succeeds_as_given_in_the_order_of_its_story():
+def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
     with running_workers(1, RATE_LIMITS_ENABLED="true") as (worker,):
         story = Story(worker)
         ada = story.send("POST /api/v1/users/", 201).json()
+        me = f"/api/v1/users/{ada['id']}/"
         pair = story.send("POST /api/v1/auth/token/", 200).json()
         pair = story.send("POST /api/v1/auth/token/refresh/", 200, refresh=pair["refresh"]).json()
         story.access = pair["access"]
         assert story.send("PATCH /api/v1/users/me/", 200).json()["bio"].startswith("Mathematician")
-        story.send("PATCH /api/v1/users/{id}/", 200, path=f"/api/v1/users/{ada['id']}/")
+        story.send("PATCH /api/v1/users/{id}/", 200, path=me)
+        assert story.send("GET /api/v1/users/me/", 200).json()["email"] == ada["email"]
+        assert story.send("GET /api/v1/users/{id}/", 200, path=me).json()["username"] == ada["username"]
 
         user = User.objects.get(pk=ada["id"])
+        story.send("POST /api/v1/auth/email/verify/resend/", 202)
         story.send("POST /api/v1/auth/email/verify/", 204, **link(user, links.email_verification_token))
         story.access = story.send("POST /api/v1/auth/password/change/", 200).json()["access"]
         story.send("POST /api/v1/auth/password/reset/", 202)
         user.refresh_from_db()
         story.send("POST /api/v1/auth/password/reset/confirm/", 204, **link(user, links.password_reset_token))
 
-        pair = story.send("POST /api/v1/auth/token/", 200).json()  # the first password again
+        other = story.send("POST /api/v1/auth/token/", 200).json()  # the first password again, a phone
+        pair = story.send("POST /api/v1/auth/token/", 200).json()  # and a laptop
+        story.access = pair["access"]
+        sessions = story.send("GET /api/v1/auth/sessions/", 200).json()["results"]
+        phone = next(s["id"] for s in sessions if not s["current"])
+        story.send("DELETE /api/v1/auth/sessions/{session_id}/", 204, path=f"/api/v1/auth/sessions/{phone}/")
+        story.send("DELETE /api/v1/auth/sessions/", 204)
+        log = story.send("GET /api/v1/users/me/events/", 200).json()["results"]
+        assert log[0]["type"] == "user.session_ended"
         story.send("POST /api/v1/auth/token/blacklist/", 200, refresh=pair["refresh"])
+        assert worker.client.post("/api/v1/auth/token/refresh/", json={"refresh": other["refresh"]}).status_code == 401
         story.access = story.send("POST /api/v1/auth/token/", 200).json()["access"]
         story.send("DELETE /api/v1/users/me/", 204)
-        assert worker.client.get(f"/api/v1/users/{ada['id']}/").status_code == 404
+        assert worker.client.get(me).status_code == 404
 
-        assert story.examples() - story.sent == {"POST /api/v1/auth/signup/confirm/"}  # the next test's
+        assert set(story.operations) - story.sent == {"POST /api/v1/auth/signup/confirm/"}  # the next test's
 
 
 def test_the_signup_examples_succeed_as_given_when_signups_tell_nobody_who_has_an_account():

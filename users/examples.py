@@ -4,7 +4,8 @@ Ada registers, logs in, changes her profile, verifies her address, looks at her 
 log, changes her password, forgets it and resets it to the first one, logs out, and leaves. From an
 empty database each example succeeds as given in that order, but for the values that only an
 answer or an email holds (a refresh token, a link's uid and token): those read `<...>` and say
-where they come from. `tests/test_examples.py` sends every one to a live server.
+where they come from. `tests/test_examples.py` sends them, and every operation without a body, to a
+live server.
 """
 from typing import Any
 
