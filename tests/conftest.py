@@ -15,6 +15,16 @@ PASSWORD = "correct-horse-battery-9"
 _counter = itertools.count(1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The coverage floor (setup.cfg) is the whole suite's: a selection (`-m "not slow"`, `-k`, some
+    files) leaves code to the tests it did not pick, and must not fail for that."""
+    everything = config.args_source == pytest.Config.ArgsSource.TESTPATHS or config.args == config.getini("testpaths")
+    whole = everything and not config.option.markexpr and not config.option.keyword
+    coverage = config.pluginmanager.getplugin("_cov")
+    if not whole and coverage is not None:
+        coverage.options.cov_fail_under = 0
+
+
 def pytest_collection_modifyitems(items: list) -> None:
     """A test that starts a Celery worker (the `inbox` fixture does) is slow: `-m "not slow"` skips it."""
     for item in items:
