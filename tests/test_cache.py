@@ -744,6 +744,26 @@ async def test_a_send_made_before_a_rows_last_write_does_not_remove_it(close_db_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_user_recorded_while_a_probe_reads_the_ledger_stays_gated(monkeypatch, close_db_connections):
+    from users.cache import unsent
+
+    read = unsent._execute
+
+    async def a_write_fails_during_the_reading(query, params, *, fetch=False):
+        rows = await read(query, params, fetch=fetch)
+        if query == unsent._READ:
+            await unsent.record([61])  # committed after the reading's snapshot
+        return rows
+
+    monkeypatch.setattr(unsent, "_execute", a_write_fails_during_the_reading)
+    await unsent.catch_up(lambda ids: asyncio.sleep(0), lambda ids: None)
+    assert unsent.gates(61)  # the next probe reads its row
+    monkeypatch.undo()
+    await unsent.catch_up(lambda ids: asyncio.sleep(0), lambda ids: None)
+    assert not unsent.gates(61)
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_ledger_longer_than_one_reading_keeps_every_user_out_of_l2(monkeypatch, close_db_connections):
     from users.cache import unsent
 

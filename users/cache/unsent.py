@@ -49,8 +49,10 @@ async def catch_up(send: Callable[[list[int]], Awaitable[None]], forget: Callabl
     """One probe's turn: read the ledger, gate and `forget` (drop from L1) what it names, `send`
     their invalidation (raises if Redis fails: they stay), then remove the rows it covered."""
     global gated, overflowing
+    before = gated
     rows = dict(await _execute(_READ, [LIMIT], fetch=True))
-    gated, overflowing = frozenset(rows), len(rows) == LIMIT
+    # What this process recorded during the read stays gated: the read may have missed its row.
+    gated, overflowing = frozenset(rows) | (gated - before), len(rows) == LIMIT
     if not rows:
         return
     forget(list(rows))
