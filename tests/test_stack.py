@@ -82,6 +82,14 @@ def test_secret_key_is_required_without_debug():
 
 
 @pytest.mark.django_db
+def test_every_setting_read_from_the_environment_is_documented():
+    """An operator finds every variable in README or docs/, with its default."""
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', (ROOT / "sidus" / "settings.py").read_text()))
+    docs = "".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    assert len(read) > 40  # the pattern still finds them
+    assert sorted(name for name in read if f"`{name}`" not in docs) == []
+
+
 def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())
 
