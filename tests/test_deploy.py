@@ -1,5 +1,6 @@
 """The deployment files: the Kubernetes manifests are valid for the API server's schema and agree
 with each other and with the app (its health check, its port, its settings)."""
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -39,6 +40,12 @@ def test_the_manifests_hold_together():
     images = {c["image"] for _, doc in documents() if doc["kind"] in ("Deployment", "Job")
               for c in doc["spec"]["template"]["spec"]["containers"]}
     assert len(images) == 1  # one image: web, worker and the migration of one release
+    uid = int(re.search(r"--uid (\d+)", (ROOT / "Dockerfile").read_text()).group(1))
+    for _, doc in documents():
+        if doc["kind"] in ("Deployment", "Job"):  # as the image's own user, never root, no escalation
+            pod = doc["spec"]["template"]["spec"]
+            assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": uid}
+            assert all(c["securityContext"]["allowPrivilegeEscalation"] is False for c in pod["containers"])
     read = (ROOT / "sidus" / "settings.py").read_text()
     unknown = [name for name in of_kind("ConfigMap")["sidus"]["data"]
                if f'"{name}"' not in read and name != "WEB_CONCURRENCY"]  # uvicorn reads that one
