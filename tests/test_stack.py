@@ -81,7 +81,6 @@ def test_secret_key_is_required_without_debug():
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
 
 
-@pytest.mark.django_db
 def test_every_setting_read_from_the_environment_is_documented():
     """An operator finds every variable in README or docs/, with its default."""
     read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', (ROOT / "sidus" / "settings.py").read_text()))
@@ -90,6 +89,7 @@ def test_every_setting_read_from_the_environment_is_documented():
     assert sorted(name for name in read if f"`{name}`" not in docs) == []
 
 
+@pytest.mark.django_db
 def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())
 
