@@ -160,7 +160,7 @@ if REDIS_SENTINELS:
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "users.cache.layer.RedisChannelLayer",  # channels-redis's, quiet when Redis breaks
         "CONFIG": {
             # channels-redis blocks 5 s per receive: the socket timeout must be a little longer, and
             # short enough that a hung Redis is noticed (and L1 switched off) within seconds.

@@ -19,6 +19,7 @@ exact status, headers and body Django produced (`answers`) in both tiers.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
   The edge's lean profile update writes there too, and invalidates with `invalidate_users_async`.
 - `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.
+- `layer`: the channel layer of the group, channels-redis's with one unawaited task made quiet.
 - `connection`: the Redis clients and their health, and `run_sync`, by which sync code calls the
   one (async) implementation of each call; `keys`: every key.
 """

@@ -9,7 +9,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from redis.exceptions import RedisError
 
 from users.cache import unsent
 from users.cache.broadcast import SEND_TIMEOUT, read_count, worker_origin
@@ -27,31 +26,6 @@ REJOIN_INTERVAL = 3600.0  # well inside the channel layer's group_expiry (86400 
 STARTUP_JOIN_TIMEOUT = 2.0
 STOP_TIMEOUT = 1.0
 MASTER_CHECK_TIMEOUT = 5.0  # emptying a large L2 after a failover takes a while
-
-
-def _quiet_unawaited_backup_cleaners(loop: asyncio.AbstractEventLoop) -> None:
-    """channels-redis removes each received message from its backup queue in a task nobody awaits;
-    when Redis drops at that moment, asyncio logs that task's traceback as an error. The listener
-    already logs the outage once, and a message left in the backup queue is only received again
-    (invalidations are idempotent), so that one case becomes a debug line; the rest is untouched."""
-    previous = loop.get_exception_handler()
-    if getattr(previous, "quiets_backup_cleaners", False):
-        return
-
-    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        future = context.get("future")
-        coro = future.get_coro() if isinstance(future, asyncio.Task) else None
-        if getattr(coro, "__name__", "") == "_clean_receive_backup" and isinstance(
-                context.get("exception"), (RedisError, OSError)):
-            logger.debug("A received invalidation stays in the channel's backup queue: %r", context["exception"])
-            return
-        if previous is not None:
-            previous(loop, context)
-        else:
-            loop.default_exception_handler(context)
-
-    handle.quiets_backup_cleaners = True  # type: ignore[attr-defined]
-    loop.set_exception_handler(handle)
 
 
 class InvalidationListener:
@@ -77,7 +51,6 @@ class InvalidationListener:
         self.proven = asyncio.Event()
         self._probe_now = asyncio.Event()
         self._stopping = False
-        _quiet_unawaited_backup_cleaners(asyncio.get_running_loop())
         self._task = asyncio.create_task(self._run(), name="user-cache-listener")
         try:
             async with asyncio.timeout(timeout):
