@@ -29,7 +29,7 @@ FIELD_ERRORS = {
 _ERRORS: dict[int, tuple[dict[str, Any], str]] = {
     400: (FIELD_ERRORS, "Invalid input: field errors, or a body that is not JSON (`detail`)."),
     401: (DETAIL_ERROR, "No valid token: missing, malformed or expired, issued before the last password change "
-                        "or logout, or the user is deleted."),
+                        "or logout, of an ended session, or the user is deleted. `code` says which, where known."),
     403: (DETAIL_ERROR, "The token's user is someone else: only users change their own profile."),
     404: (DETAIL_ERROR, "No such user: unknown, deleted, or the id is not in canonical form."),
     409: (FIELD_ERRORS, "The username or email is taken by another user (whatever its case)."),

@@ -149,9 +149,7 @@ def create_users() -> tuple[int, int]:
         cursor.execute(f"SELECT min(id), max(id), count(*) FROM ({ours}) AS bench")
         lo, hi, count = cursor.fetchone()
         if count != USERS:  # made again: first what an earlier run's PATCHes left of them
-            cursor.execute("DELETE FROM token_blacklist_blacklistedtoken WHERE token_id IN "
-                           f"(SELECT id FROM token_blacklist_outstandingtoken WHERE user_id IN ({ours}))")
-            for table in ("token_blacklist_outstandingtoken", "user_session", "user_event"):
+            for table in ("user_session", "user_event"):
                 cursor.execute(f"DELETE FROM {table} WHERE user_id IN ({ours})")
             cursor.execute(f"DELETE FROM \"user\" WHERE id IN ({ours})")
             cursor.execute(

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import threading
+import uuid
 from pathlib import Path
 
 import jsonschema
@@ -187,10 +188,11 @@ def test_every_type_has_a_json_schema_and_real_events_match_it(settings):
     services.user_update(user=user, data={"bio": "b", "email": "schema2@example.com"})
     services.email_verify(user=user)
     services.password_change(user=user, new_password=NEW_PASSWORD)
-    session = services.session_start(user=user, ip="10.0.0.1", user_agent="curl/8.5.0")
+    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.0.0.1",
+                                     user_agent="curl/8.5.0")
     services.login_failed(username="schema", ip="10.0.0.2", user_agent="")
     services.session_end(user_id=user.pk, session_id=session.pk, reason="logout")
-    services.session_start(user=user)
+    services.session_start(user=user, refresh_jti=uuid.uuid4().hex)
     services.user_soft_delete(user=user)
     services.users_restore(user_ids=[user.pk])
     events = list(UserEvent.objects.filter(user_id=user.pk))

@@ -157,3 +157,82 @@ def test_a_restore_does_not_revive_an_admin_session(make_user):
     assert browser.get(reverse("admin:index")).status_code == 200
     user_restore(user=user_soft_delete(user=boss))
     assert browser.get(reverse("admin:index")).status_code == 302  # to the login page
+
+
+# --- A refresh token works once: a second use is theft, and ends the session ------------------
+
+
+def security_log(client, access: str) -> list[dict]:
+    return client.get("/api/v1/users/me/events/", HTTP_AUTHORIZATION=f"Bearer {access}").json()["results"]
+
+
+@pytest.mark.parametrize("second_use", ["refresh", "logout"])
+def test_a_used_up_refresh_token_ends_its_session_and_says_so(api_client, user, second_use):
+    stolen, other = login(api_client, user), login(api_client, user)
+    rotated = refresh(api_client, stolen["refresh"]).json()  # the owner's client, say
+
+    url = {"refresh": "/api/v1/auth/token/refresh/", "logout": "/api/v1/auth/token/blacklist/"}[second_use]
+    replayed = api_client.post(url, {"refresh": stolen["refresh"]}, format="json")  # the thief's copy
+
+    assert replayed.status_code == 401
+    assert replayed.json()["code"] == "refresh_token_reused"
+    assert "session has ended" in replayed.json()["detail"]
+    # Every token of that session is dead, the newest pair too; the user's other session goes on.
+    assert me(api_client, rotated["access"]) == 401
+    again = refresh(api_client, rotated["refresh"])
+    assert (again.status_code, again.json()["code"]) == (401, "session_ended")
+    assert me(api_client, other["access"]) == 200
+    ended = [e for e in security_log(api_client, other["access"]) if e["type"] == "user.session_ended"]
+    assert [(e["reason"], e["by"]) for e in ended] == [("refresh_reused", "you")]
+
+
+def test_a_refresh_token_refreshes_once_and_its_successor_goes_on(api_client, user):
+    tokens = login(api_client, user)
+    for _ in range(3):
+        tokens = refresh(api_client, tokens["refresh"]).json()
+        assert me(api_client, tokens["access"]) == 200
+    assert api_client.post("/api/v1/auth/token/blacklist/", {"refresh": tokens["refresh"]},
+                           format="json").status_code == 200
+    assert refresh(api_client, tokens["refresh"]).json()["code"] == "session_ended"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("concurrent", [8, 32])
+def test_concurrent_refreshes_of_one_token_across_two_workers_answer_one_200(make_user, concurrent):
+    import threading
+
+    import httpx
+
+    from tests.servers import running_workers
+
+    user = make_user()
+    with running_workers(2) as workers:
+        credentials = {"username": user.username, "password": PASSWORD}
+        pair = workers[0].client.post("/api/v1/auth/token/", json=credentials).json()
+        clients = [httpx.Client(base_url=workers[i % 2].url, timeout=30) for i in range(concurrent)]
+        for client in clients:  # connected before the race, so that the requests start together
+            client.get("/health/")
+        start, answers = threading.Barrier(concurrent), [None] * concurrent
+
+        def send(i: int) -> None:
+            start.wait()
+            answers[i] = clients[i].post("/api/v1/auth/token/refresh/", json={"refresh": pair["refresh"]})
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(concurrent)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for client in clients:
+            client.close()
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] + [401] * (concurrent - 1), statuses
+        codes = {answer.json()["code"] for answer in answers if answer.status_code == 401}
+        assert "refresh_token_reused" in codes and codes <= {"refresh_token_reused", "session_ended"}
+        # The race was the theft signal: the one new pair is dead too, on both workers.
+        winner = next(answer.json() for answer in answers if answer.status_code == 200)
+        assert workers[1].client.post("/api/v1/auth/token/refresh/",
+                                      json={"refresh": winner["refresh"]}).status_code == 401
+    reasons = list(user.sessions.values_list("end_reason", flat=True))
+    assert reasons == ["refresh_reused"]

@@ -37,9 +37,10 @@ def token_refusal(token: Any, user: Any, *, ended: Callable[[str], bool] | None 
     return None
 
 
-def token_is_current(token: Any, user: Any) -> bool:
-    """True if the token may act (`token_refusal`): the refresh serializer's check."""
-    return token_refusal(token, user) is None
+def refresh_refusal(token: Any, user: Any) -> str | None:
+    """`token_refusal` of a refresh token, but for its session, which the refresh itself reads
+    under the session row's lock (`users.services.session_refresh`)."""
+    return token_refusal(token, user, ended=lambda session_id: False)
 
 
 def validated_token(authorization: bytes) -> Any | None:
@@ -59,9 +60,10 @@ def user_can_authenticate(user: Any) -> bool:
 
 
 class JWTAuthentication(BaseJWTAuthentication):
-    """Tokens issued before a soft delete or a password change, or of an ended session, answer
-    401 at once. The user row is loaded on every authenticated request anyway; whether the
-    session ended is known in memory (users/sessions.py)."""
+    """Tokens issued before a soft delete or a password change answer 401 at once: the user row
+    is loaded on every authenticated request anyway. Whether the session ended is known in
+    memory (users/sessions.py): at once on the worker that ended it, within
+    USER_CACHE_MAX_STALENESS on the others."""
 
     def get_user(self, validated_token: Any) -> Any:
         user = super().get_user(validated_token)

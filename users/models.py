@@ -266,7 +266,10 @@ class UserEvent(models.Model):
 
 class Session(models.Model):
     """One login: the `sid` every token of it carries, kept across refreshes. A session ends once
-    (`ended_at`, and why); its tokens answer 401 from then on, on every worker (users/sessions.py).
+    (`ended_at`, and why); its tokens answer 401 from then on, on every worker within
+    USER_CACHE_MAX_STALENESS (users/sessions.py).
+    `refresh_jti` names its one refresh token that may still be used: a refresh swaps it under the
+    row's lock, and presenting any other of the session's refresh tokens ends the session.
     Expired ones (no refresh for REFRESH_TOKEN_LIFETIME) are pruned by the Celery worker."""
 
     class EndReason(models.TextChoices):
@@ -276,6 +279,7 @@ class Session(models.Model):
         PASSWORD_RESET = "password_reset", _("password reset")
         ACCOUNT_DELETED = "account_deleted", _("account deleted")
         STAFF = "staff", _("ended by staff")
+        REFRESH_REUSED = "refresh_reused", _("a used-up refresh token was presented")
 
     id = models.UUIDField(primary_key=True, editable=False)  # the tokens' `sid`
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
@@ -286,6 +290,9 @@ class Session(models.Model):
     device = models.CharField(max_length=100, blank=True)  # a label derived from the User-Agent
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    # The jti of the session's live refresh token; blank for a session begun before it was kept,
+    # whose next refresh sets it.
+    refresh_jti = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         db_table = "user_session"

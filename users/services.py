@@ -279,12 +279,22 @@ def events_release(*, event_ids: Iterable[Any]) -> int:
 # --- Sessions ------------------------------------------------------------------------------------
 
 
-def session_start(*, user: User, ip: str | None = None, user_agent: str = "") -> Session:
-    """A new session (a login): its id is the `sid` of the tokens issued for it."""
+class SessionNotLive(Exception):
+    """The session has ended (or is not one of ours): its tokens answer 401."""
+
+
+class RefreshTokenReused(Exception):
+    """A refresh token that was used up already: its session has just been ended for it."""
+
+
+def session_start(*, user: User, refresh_jti: str, ip: str | None = None, user_agent: str = "") -> Session:
+    """A new session (a login): its id is the `sid` of the tokens issued for it, and `refresh_jti`
+    its first refresh token."""
     user_agent = user_agent[:Session._meta.get_field("user_agent").max_length]
     with transaction.atomic():
         session = Session.objects.create(
             id=uuid.uuid4(), user=user, ip=ip, user_agent=user_agent, device=device_label(user_agent),
+            refresh_jti=refresh_jti,
         )
         events.record(user, UserEvent.Type.LOGGED_IN, extra={"session": str(session.pk)},
                       context={"ip": ip, "device": session.device})
@@ -317,11 +327,44 @@ def sessions_live(*, user: User) -> Any:
     return Session.objects.filter(user=user, ended_at__isnull=True, last_seen_at__gte=seen_since())
 
 
-def session_seen(*, session_id: str) -> bool:
-    """A refresh: the session is seen now. False if it has ended (or is not one of ours)."""
+def session_refresh(*, session_id: Any, refresh_jti: str, new_refresh_jti: str) -> None:
+    """Use up the session's refresh token `refresh_jti`, `new_refresh_jti` taking its place: once,
+    whatever the concurrency, on any worker (`_with_refresh_token`)."""
+
+    def rotate(session: Session) -> None:
+        session.refresh_jti, session.last_seen_at = new_refresh_jti, timezone.now()
+        session.save(update_fields=["refresh_jti", "last_seen_at"])
+
+    _with_refresh_token(session_id, refresh_jti, rotate)
+
+
+def session_logout(*, session_id: Any, refresh_jti: str) -> None:
+    """Logout with the session's refresh token: the session ends (`_with_refresh_token`)."""
+    _with_refresh_token(session_id, refresh_jti,
+                        lambda session: _end(Session.objects.filter(pk=session.pk), Session.EndReason.LOGOUT))
+
+
+def _with_refresh_token(session_id: Any, refresh_jti: str, use: Callable[[Session], None]) -> None:
+    """`use` the live session whose refresh token is `refresh_jti`, under its row's lock.
+
+    Any other refresh token of a live session was used up before: whoever presents it holds a
+    copy, so the session ends for everyone (the OAuth 2.0 Security BCP's reuse detection), and
+    that is in its user's security log. No grace for a retry: a second use of one token cannot
+    be told from a thief's, and any answer to it would hand out a working pair.
+    Raises SessionNotLive, or RefreshTokenReused once the session's end has committed.
+    """
     key = session_key(session_id)
-    return key is not None and Session.objects.filter(pk=key, ended_at__isnull=True).update(
-        last_seen_at=timezone.now()) == 1
+    with transaction.atomic():
+        session = Session.objects.select_for_update().filter(pk=key, ended_at__isnull=True).first() if key else None
+        if session is None:
+            raise SessionNotLive()
+        reused = session.refresh_jti not in ("", refresh_jti)
+        if reused:
+            _end(Session.objects.filter(pk=session.pk), Session.EndReason.REFRESH_REUSED)
+        else:
+            use(session)
+    if reused:
+        raise RefreshTokenReused()
 
 
 def session_end(*, user_id: Any, session_id: Any, reason: str) -> bool:

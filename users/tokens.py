@@ -9,8 +9,13 @@ Every pair carries two claims besides the user id:
 - `sid`, one id per login, kept across refreshes: the id of its `Session` row. Logout (or the
   user ending the session from elsewhere) ends the row, and every token of the session answers
   401 on every worker within USER_CACHE_MAX_STALENESS (users/sessions.py).
+
+A refresh token works once: the session's row names its one live refresh token, swapped under the
+row's lock by each refresh, and any other refresh token of the session ends it (reuse detection,
+`services.session_refresh`). simplejwt's blacklist is not used: the row is the one record.
 """
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from adrf.views import APIView
@@ -19,37 +24,45 @@ from django.contrib.auth.models import update_last_login
 from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.settings import api_settings
 
 from sidus.dispatch import OneHopMixin
 from sidus.openapi import RETRY_AFTER, api_responses
 from users import examples, services
-from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerprint, token_is_current
-from users.models import Session, User
+from users.authentication import PASSWORD_CLAIM, SESSION_CLAIM, password_fingerprint, refresh_refusal
+from users.models import User
 from users.ratelimits import ActionThrottle, client_ip
 from users.serializers import StrictInputMixin
-from users.sessions import session_key
 
 
 class RefreshToken(jwt_tokens.RefreshToken):
-    @classmethod
-    def for_session(cls, session: Session) -> "RefreshToken":
-        token = cls.for_user(session.user)
-        token[SESSION_CLAIM] = session.pk.hex
-        token[PASSWORD_CLAIM] = password_fingerprint(session.user)
-        return token
+    @property
+    def jti(self) -> str:
+        return self[api_settings.JTI_CLAIM]
+
+    def rotate(self) -> None:
+        """The session's next refresh token: a new id, issued now, valid for the whole lifetime."""
+        self.set_jti()
+        self.set_exp()
+        self.set_iat()
+
+    def pair(self) -> dict[str, str]:
+        return {"refresh": str(self), "access": str(self.access_token)}
 
 
 def token_pair(user: User, request: Any = None) -> dict[str, str]:
     """A fresh {access, refresh} pair: a new session for `user`, from `request`'s client."""
-    refresh = RefreshToken.for_session(services.session_start(user=user, **client_of(request)))
-    return {"refresh": str(refresh), "access": str(refresh.access_token)}
+    refresh = RefreshToken.for_user(user)
+    session = services.session_start(user=user, refresh_jti=refresh.jti, **client_of(request))
+    refresh[SESSION_CLAIM] = session.pk.hex
+    refresh[PASSWORD_CLAIM] = password_fingerprint(user)
+    return refresh.pair()
 
 
 def client_of(request: Any) -> dict[str, Any]:
@@ -83,39 +96,47 @@ class TokenObtainPairSerializer(StrictInputMixin, jwt_serializers.TokenObtainPai
         return pair
 
 
+SESSION_ENDED = "This session has ended: log in again."
+REFRESH_TOKEN_REUSED = ("This refresh token was used before, so its session has ended for every device holding "
+                        "one of its tokens: log in again.")
+
+
+def _session_call(call: Callable[..., None], **kwargs: Any) -> None:
+    """A service of a refresh token's session; its refusals as DRF's 401s."""
+    try:
+        call(**kwargs)
+    except services.SessionNotLive:
+        raise AuthenticationFailed(SESSION_ENDED, "session_ended")
+    except services.RefreshTokenReused:
+        raise AuthenticationFailed(REFRESH_TOKEN_REUSED, "refresh_token_reused")
+
+
 class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSerializer):
-    """A new pair for the same session, if the user may still log in and has the same password."""
+    """A new pair for the same session, if the user may still log in and has the same password.
+    Each refresh token works once (`services.session_refresh`)."""
 
     token_class = RefreshToken
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
         user = User.objects.filter(pk=refresh.get(api_settings.USER_ID_CLAIM)).first()
-        if user is None or not token_is_current(refresh, user) or not services.session_seen(
-                session_id=refresh[SESSION_CLAIM]):
+        if refresh_refusal(refresh, user) is not None:
             raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
-        data = {"access": str(refresh.access_token)}
-        refresh.blacklist()  # rotation: the token just used never works again
-        refresh.set_jti()
-        refresh.set_exp()
-        refresh.set_iat()
-        refresh.outstand()
-        data["refresh"] = str(refresh)
-        return data
+        used = refresh.jti
+        refresh.rotate()
+        _session_call(services.session_refresh, session_id=refresh.get(SESSION_CLAIM), refresh_jti=used,
+                      new_refresh_jti=refresh.jti)
+        return refresh.pair()
 
 
 class TokenBlacklistSerializer(StrictInputMixin, jwt_serializers.TokenBlacklistSerializer):
-    """Logout: the refresh token is blacklisted and the session ends (its access tokens answer 401)."""
+    """Logout: the session of the refresh token ends (its access tokens answer 401)."""
 
     token_class = RefreshToken
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         refresh = self.token_class(attrs["refresh"])
-        refresh.blacklist()
-        session = session_key(refresh.get(SESSION_CLAIM))
-        if session is not None:  # else an older form of sid: the blacklisted refresh token is all there is
-            services.session_end(user_id=refresh.get(api_settings.USER_ID_CLAIM), session_id=session,
-                                 reason=Session.EndReason.LOGOUT)
+        _session_call(services.session_logout, session_id=refresh.get(SESSION_CLAIM), refresh_jti=refresh.jti)
         return {}
 
 
