@@ -1,6 +1,8 @@
 """Sessions a user can see and end: one row per login, ended for good, on every worker."""
 import asyncio
+import base64
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -138,8 +140,8 @@ def test_leaving_ends_every_session_and_a_staff_delete_says_staff(api_client, an
 
 @pytest.mark.django_db
 def test_sessions_past_the_refresh_lifetime_are_pruned(settings, ann):
-    old = services.session_start(user=ann)
-    live = services.session_start(user=ann)
+    old = services.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
+    live = services.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
     lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
     Session.objects.filter(pk=old.pk).update(last_seen_at=timezone.now() - lifetime - timedelta(minutes=1))
 
@@ -173,7 +175,7 @@ async def test_a_workers_copy_learns_an_ended_session_within_the_staleness_bound
     from users.sessions import ended_sessions
 
     user = await sync_to_async(User.objects.create_user)("cy", "cy@example.com", PASSWORD)
-    session = await sync_to_async(services.session_start)(user=user)
+    session = await sync_to_async(services.session_start)(user=user, refresh_jti=uuid.uuid4().hex)
     assert ended_sessions.fresh and not ended_sessions.ended(session.pk.hex)
 
     await sync_to_async(services.session_end)(user_id=user.pk, session_id=session.pk, reason="revoked")
@@ -270,9 +272,9 @@ def test_my_security_log_tells_logins_failures_endings_and_staff_without_naming_
 @pytest.mark.django_db
 def test_the_log_pages_by_cursor_and_shows_only_mine(api_client, ann):
     for _ in range(60):
-        services.session_start(user=ann)
+        services.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
     bob = User.objects.create_user("bob", "bob@example.com", PASSWORD)
-    services.session_start(user=bob)
+    services.session_start(user=bob, refresh_jti=uuid.uuid4().hex)
     me = login(api_client, ann)
 
     first = api_client.get(LOG, **auth(me)).json()
@@ -283,3 +285,25 @@ def test_the_log_pages_by_cursor_and_shows_only_mine(api_client, ann):
     assert len(set(ids)) == 62 and second["next"] is None
     assert api_client.get(LOG + "?cursor=bogus", **auth(me)).status_code == 404
     assert api_client.get(LOG).status_code == 401
+
+
+def _cursor(query: str) -> str:
+    return base64.b64encode(query.encode()).decode()
+
+
+# Positions no ordering field can hold: not a number, a float, NaN, past a bigint, a date where a
+# number goes, a NUL, a date that is none.
+BAD_POSITIONS = ["p=abc", "p=1e5", "p=NaN", "p=99999999999999999999", "p=2026-01-01", "p=%00", "p=2026-13-45"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [LOG, "/api/v1/auth/sessions/"])
+@pytest.mark.parametrize("position", BAD_POSITIONS)
+def test_a_cursor_whose_position_is_not_the_orderings_is_the_documented_404(api_client, ann, path, position):
+    me = login(api_client, ann)
+    cursor = _cursor(position)
+    response = api_client.get(f"{path}?cursor={cursor}", **auth(me))
+    assert response.status_code == 404, response.content
+    assert response.json() == {"detail": "Invalid cursor"}  # and never the input
+    good = api_client.get(path, **auth(me))
+    assert good.status_code == 200

@@ -14,12 +14,12 @@ from adrf.views import APIView
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from sidus.openapi import DETAIL_ERROR, RETRY_AFTER, api_responses
+from sidus.pagination import CursorPagination
 from users import examples, services
 from users.account_serializers import (
     DetailSerializer,
@@ -196,7 +196,7 @@ def _page_of(name: str, serializer: serializers.Serializer) -> serializers.Seria
 
 def _paginated(view: APIView, pagination: type[CursorPagination], queryset: Any,
                serializer: type[serializers.Serializer], context: dict[str, Any] | None = None) -> Response:
-    """One cursor page of `queryset` as `serializer` renders it (a bad cursor is DRF's 404)."""
+    """One cursor page of `queryset` as `serializer` renders it (a bad cursor is a 404)."""
     paginator = pagination()
     page = paginator.paginate_queryset(queryset, view.request, view=view)
     return paginator.get_paginated_response(serializer(page, many=True, context=context or {}).data)
@@ -242,9 +242,10 @@ class SessionListView(_SessionsView):
 class SessionDetailView(_SessionsView):
     @extend_schema(
         summary="End one of my sessions", operation_id="auth_session_end", request=None,
-        description="Its access and refresh tokens answer 401 from now on, on every worker; my other sessions go "
-                    "on. A session that is not mine, or not live, is a 404. This session itself is a 409: it ends "
-                    "by logging out (`/auth/token/blacklist/`), which also uses up its refresh token.",
+        description="Its refresh token answers 401 from now on, its access tokens on this worker at once and on "
+                    "every other within USER_CACHE_MAX_STALENESS (1 s); my other sessions go on. A session that is "
+                    "not mine, or not live, is a 404. This session itself is a 409: it ends by logging out "
+                    "(`/auth/token/blacklist/`).",
         parameters=[RETRY_AFTER], responses=api_responses({204: None}, 401, 429, own={
             404: (DETAIL_ERROR, "No live session of mine has this id."),
             409: (DETAIL_ERROR, "This is the session of the request: log out to end it."),
