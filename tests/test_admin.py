@@ -199,3 +199,87 @@ def test_the_changelist_counts_live_sessions_and_last_activity_in_one_query(supe
     assert "Active in the last 30 days" in changelist(superuser_client)
     active = changelist(superuser_client, active="30d")
     assert active.count('class="field-live_sessions">1<') == 100  # the staff user has no session
+
+
+# --- Every staff change is staff's, and one that ends a way in ends the sessions visibly ------------
+
+
+def _log(user: User) -> list[tuple[str, str | None, str]]:
+    """The user's security log as the API shows it: type, reason, by."""
+    from users.models import UserEvent
+    from users.serializers import SecurityEventSerializer
+
+    rows = SecurityEventSerializer(UserEvent.objects.filter(user=user).order_by("sequence"), many=True).data
+    return [(row["type"], row["reason"], row["by"]) for row in rows]
+
+
+def _login(user: User) -> dict[str, str]:
+    response = APIClient().post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD},
+                                format="json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def _live_sessions(user: User) -> int:
+    from users import services
+
+    return services.sessions_live(user=user).count()
+
+
+@pytest.mark.parametrize("usable", [True, False])
+def test_a_password_set_in_the_admin_ends_the_sessions_as_staffs(
+        superuser_client, user, usable, django_capture_on_commit_callbacks):
+    from users.models import OutboxEmail
+
+    _login(user), _login(user)
+    form = {"password1": "staff-chosen-horse-4", "password2": "staff-chosen-horse-4", "usable_password": "true"}
+    if not usable:
+        form = {"usable_password": "false", "unset-password": "1"}
+    response = superuser_client.post(reverse("admin:auth_user_password_change", args=[user.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    user.refresh_from_db()
+    assert user.has_usable_password() is usable
+    assert _live_sessions(user) == 0
+    assert set(user.sessions.values_list("end_reason", flat=True)) == {"staff"}
+    assert _log(user)[-3:] == [("user.password_changed", None, "staff"), ("user.session_ended", "staff", "staff"),
+                               ("user.session_ended", "staff", "staff")]
+    assert OutboxEmail.objects.filter(user=user, kind=OutboxEmail.Kind.PASSWORD_CHANGED).exists()
+
+
+def _change_form(client: Client, user: User, **changes) -> None:
+    """Post the admin's change form of `user` as it shows it, with `changes`."""
+    form = client.get(reverse("admin:users_user_change", args=[user.pk])).context["adminform"].form
+    data = {name: form[name].value() for name, field in form.fields.items()
+            if not field.disabled and name not in ("date_joined", "last_login")}
+    data = {name: value for name, value in data.items() if value not in (None, False)}  # unticked: not sent
+    data.update(date_joined_0=user.date_joined.strftime("%Y-%m-%d"),
+                date_joined_1=user.date_joined.strftime("%H:%M:%S"), **changes)
+    response = client.post(reverse("admin:users_user_change", args=[user.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+
+
+def test_a_user_made_inactive_in_the_admin_loses_every_session_as_staffs(superuser_client, user):
+    tokens = _login(user)
+    _change_form(superuser_client, user, is_active=False)
+
+    user.refresh_from_db()
+    assert not user.is_active and _live_sessions(user) == 0
+    assert _log(user)[-1] == ("user.session_ended", "staff", "staff")
+    assert APIClient().post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]},
+                            format="json").status_code == 401
+
+
+def test_an_address_changed_in_the_admin_is_staffs_unverified_and_told_to_the_old_one(
+        superuser_client, user, django_capture_on_commit_callbacks):
+    from users.models import OutboxEmail
+
+    old = user.email
+    User.objects.filter(pk=user.pk).update(email_verified=True)
+    user.refresh_from_db()
+    _change_form(superuser_client, user, email="new-address@example.com", bio="set by staff",
+                 email_verified="on")
+    user.refresh_from_db()
+    assert (user.email, user.bio) == ("new-address@example.com", "set by staff")
+    assert _log(user)[-2:] == [("user.email_changed", None, "staff"), ("user.updated", None, "staff")]
+    assert OutboxEmail.objects.filter(user=user, kind=OutboxEmail.Kind.EMAIL_CHANGED, to=old).exists()

@@ -113,7 +113,8 @@ class PasswordResetConfirmView(_AnonymousView):
         serializer = PasswordResetConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        services.password_change(user=data["user"], new_password=data["new_password"], reset=True)
+        services.password_change(user=data["user"], new_password=data["new_password"],
+                                 reason=Session.EndReason.PASSWORD_RESET)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
@@ -34,6 +35,15 @@ class RateLimitedAdminLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = RateLimitedAdminLoginForm
+
+
+class StaffPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's password form, through the service as every password change: the user's
+    sessions end (reason `staff`), the log says staff did it, and the owner gets the notice."""
+
+    def save(self, commit: bool = True) -> User:
+        password = self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        return services.password_change(user=self.user, new_password=password, reason=Session.EndReason.STAFF)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -88,6 +98,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Sessions", {"fields": ("sessions",)}),
     )
     actions = ("delete_selected", "restore", "send_password_reset", "end_sessions")
+    change_password_form = StaffPasswordChangeForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """Each user's live sessions and last activity, in the changelist's one query."""
@@ -129,6 +140,14 @@ class UserAdmin(DjangoUserAdmin):
         # Only superusers hand out privileges: staff cannot raise their own (or a friend's).
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields if request.user.is_superuser else fields + PRIVILEGE_FIELDS
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """A change is written by the service, as staff's: only the fields the form changed."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        columns = {field.name for field in User._meta.concrete_fields}
+        data = {name: getattr(obj, name) for name in form.changed_data if name in columns}
+        services.user_change_by_staff(user_id=obj.pk, data=data)
 
     # The standard delete view and delete action both end here: keep the row.
     def delete_model(self, request: HttpRequest, obj: User) -> None:

@@ -23,6 +23,7 @@ from users.account_serializers import (
     PasswordResetLinkSerializer,
     SignupConfirmSerializer,
 )
+from users.models import Session
 
 # Nothing but our own stylesheet and forms posting to ourselves: no script, no frame, no other origin.
 CONTENT_SECURITY_POLICY = (
@@ -125,7 +126,8 @@ def password_reset(request: HttpRequest) -> HttpResponse:
             return _invalid(request, title, again)
         return _page(request, "password_reset.html", {**context, "errors": errors.get("new_password", [])}, status=400)
     data = serializer.validated_data
-    services.password_change(user=data["user"], new_password=data["new_password"], reset=True)
+    services.password_change(user=data["user"], new_password=data["new_password"],
+                             reason=Session.EndReason.PASSWORD_RESET)
     return _page(request, "message.html", {
         "title": _("Password changed"),
         "message": _("Your new password is set. Every device that was logged in has been logged out: "

@@ -1,4 +1,5 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -127,16 +128,41 @@ def user_update(
                 precondition(user)
             if not data:
                 return user
-            old_email = user.email
-            for field, value in data.items():
-                setattr(user, field, value)
-            fields = [*data, "updated_at"]
-            if "email" in data and user.email != old_email:
-                user.email_verified = False
-                fields.append("email_verified")
-                email_queue(user=user, kind=OutboxEmail.Kind.VERIFY_EMAIL)
-                email_queue(user=user, kind=OutboxEmail.Kind.EMAIL_CHANGED, to=old_email)
-            user.save(update_fields=fields)
+            _write(user, data)
+    except IntegrityError as exc:
+        _raise_for_integrity_error(exc)
+    return user
+
+
+def _write(user: User, data: dict[str, Any]) -> None:
+    """Set and save `data`'s columns alone. A new address is unverified (unless `data` says
+    otherwise): a link goes to it, and a notice to the old one."""
+    old_email = user.email
+    for field, value in data.items():
+        setattr(user, field, value)
+    fields = [*data, "updated_at"]
+    if "email" in data and user.email != old_email:
+        if "email_verified" not in data:
+            user.email_verified = False
+            fields.append("email_verified")
+        if not user.email_verified:
+            email_queue(user=user, kind=OutboxEmail.Kind.VERIFY_EMAIL)
+        email_queue(user=user, kind=OutboxEmail.Kind.EMAIL_CHANGED, to=old_email)
+    user.save(update_fields=fields)
+
+
+def user_change_by_staff(*, user_id: int, data: dict[str, Any]) -> User:
+    """What staff changed in the admin's form, as staff's: the row locked and only `data`'s
+    columns written (a concurrent soft delete is not undone), each event "by staff" in the
+    user's log, a new address handled as `user_update` handles it, and a user made inactive
+    loses every session, as a soft delete ends them."""
+    try:
+        with transaction.atomic(), events.by_staff():
+            user = User.objects.select_for_update().get(pk=user_id)
+            if data:
+                _write(user, data)
+            if "is_active" in data and not user.is_active:
+                sessions_end(user=user, reason=Session.EndReason.STAFF)
     except IntegrityError as exc:
         _raise_for_integrity_error(exc)
     return user
@@ -181,10 +207,9 @@ def user_soft_delete(*, user: User, ended_by: str | None = None) -> User:
         user.deleted_at = timezone.now()
     user.is_active = False
     user.session_epoch += 1
-    with transaction.atomic():
+    staff = ended_by == Session.EndReason.STAFF
+    with transaction.atomic(), events.by_staff() if staff else contextlib.nullcontext():
         user.save(update_fields=["deleted_at", "is_active", "session_epoch", "updated_at"])
-        if ended_by == Session.EndReason.STAFF:
-            _by_staff(user, UserEvent.Type.DELETED)
         sessions_end(user=user, reason=ended_by or Session.EndReason.ACCOUNT_DELETED)
     return user
 
@@ -193,9 +218,8 @@ def user_restore(*, user: User) -> User:
     """Staff's (the admin's action): the user's log says so."""
     user.deleted_at = None
     user.is_active = True
-    with transaction.atomic():
+    with transaction.atomic(), events.by_staff():
         user.save(update_fields=["deleted_at", "is_active", "updated_at"])
-        _by_staff(user, UserEvent.Type.RESTORED)
     return user
 
 
@@ -215,13 +239,19 @@ def users_restore(*, user_ids: Iterable[int]) -> int:
 # --- Passwords and email verification --------------------------------------------------------
 
 
-def password_change(*, user: User, new_password: str, reset: bool = False) -> User:
+def password_change(*, user: User, new_password: str | None,
+                    reason: str = Session.EndReason.PASSWORD_CHANGE) -> User:
     """Every token issued before stops working (they carry the old password's fingerprint), and
-    every session of the user ends (the caller of a change gets a new one)."""
-    with transaction.atomic():
-        user.set_password(new_password)
+    every session of the user ends (the caller of a change gets a new one), for `reason`: the
+    user's change, a reset link, or staff (the admin's password form, which may also set no
+    usable password: `new_password` None). The owner's mailbox hears of it."""
+    staff = reason == Session.EndReason.STAFF
+    with transaction.atomic(), events.by_staff() if staff else contextlib.nullcontext():
+        if new_password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(new_password)
         user.save(update_fields=["password", "updated_at"])
-        reason = Session.EndReason.PASSWORD_RESET if reset else Session.EndReason.PASSWORD_CHANGE
         sessions_end(user=user, reason=reason)
         email_queue(user=user, kind=OutboxEmail.Kind.PASSWORD_CHANGED)
     return user
@@ -400,17 +430,9 @@ def _end(sessions: Any, reason: str) -> int:
             else:
                 events.record(session.user, UserEvent.Type.SESSION_ENDED,
                               extra={"session": str(session.pk), "reason": reason},
-                              context={**context, **_BY_STAFF} if reason == Session.EndReason.STAFF else context)
+                              context={**context, **events.BY_STAFF} if reason == Session.EndReason.STAFF else context)
         transaction.on_commit(lambda: ended_sessions.note(ids, now))
     return len(live)
-
-
-_BY_STAFF = {"by": "staff"}  # what a user's log says of a staff action: never who
-
-
-def _by_staff(user: User, type: str) -> None:
-    """The event `user.save()` just recorded (its last number) was staff's, in the user's own log."""
-    UserEvent.objects.filter(user=user, sequence=user.event_sequence, type=type).update(context=_BY_STAFF)
 
 
 def sessions_prune() -> int:

@@ -6,9 +6,11 @@ ORM, reads and records with the same SQL (`locked_state_sql`, `RECORD`). Each ev
 by the user's row (`User.event_sequence`) under its lock, so a user's events are numbered in the
 order their transactions commit. The relay (users/events/relay.py) publishes them.
 """
+import contextlib
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -27,6 +29,21 @@ PROFILE_FIELDS = tuple(name for name in UserPublicSerializer.Meta.fields if name
 EVENT_FIELDS = (*PROFILE_FIELDS, "email", "email_verified", "password", "deleted_at")
 # Events whose `data` carries the address: the ones about it.
 _WITH_EMAIL = frozenset({Type.REGISTERED, Type.EMAIL_CHANGED, Type.EMAIL_VERIFIED})
+
+
+# What a user's log says of a staff action: never who.
+BY_STAFF = {"by": "staff"}
+_acting: ContextVar[Mapping[str, Any]] = ContextVar("sidus_events_acting", default={})
+
+
+@contextlib.contextmanager
+def by_staff() -> Iterator[None]:
+    """Every event recorded inside (by `save()` too) is staff's in its user's security log."""
+    token = _acting.set(BY_STAFF)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
 
 
 def written_fields(update_fields: Iterable[str] | None) -> tuple[str, ...]:
@@ -117,10 +134,10 @@ RECORD = _record_sql()
 def record_params(user: User, type: str, changed: list[str], *, extra: Mapping[str, Any] | None = None,
                   context: Mapping[str, Any] | None = None) -> list[Any]:
     """RECORD's parameters for one event of `user` (as it is after the change): `extra` goes into
-    its `data`, `context` only into the user's own security log."""
+    its `data`, `context` only into the user's own security log (with "by staff" inside `by_staff`)."""
     payload = {**data(user, type, changed), **(extra or {})}
     return [user.pk, UserEvent._meta.pk.default(), user.pk, str(type), timezone.now(), json.dumps(payload),
-            json.dumps(dict(context or {}))]
+            json.dumps({**(context or {}), **_acting.get()})]
 
 
 def record(user: User, type: str, *, extra: Mapping[str, Any] | None = None,
