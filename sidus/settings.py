@@ -253,6 +253,9 @@ RATE_LIMITS = {
     "email_verify_resend": env("RATE_LIMIT_EMAIL_VERIFY_RESEND", default="1/3m/user"),
     "account_delete": env("RATE_LIMIT_ACCOUNT_DELETE", default="5/m/user"),
     "sessions": env("RATE_LIMIT_SESSIONS", default="60/m/user"),
+    # Per recipient address, the emails anyone can make sidus send to it (signup notices and links,
+    # reset and verification links): past this the outbox skips them (users/outbox.py).
+    "email_to_address": env("RATE_LIMIT_EMAIL_TO_ADDRESS", default="3/h/key,10/d/key"),
 }
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 RATELIMIT_USE_CACHE = "default"

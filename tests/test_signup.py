@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD
+from tests.servers import wait_until
 from tests.smtp import link_in, received, text_and_html
 from users import links, services
 from users.models import OutboxEmail, PendingSignup, User
@@ -62,7 +63,7 @@ def test_a_new_address_gets_a_link_that_creates_the_account_verified(quiet, inbo
 
 
 def test_a_taken_address_answers_alike_and_its_owner_is_told(quiet, inbox, make_user):
-    owner = make_user(username="owner", email="ada@example.com")
+    owner = make_user(username="owner", email="ada@example.com", email_verified=True)
     fresh = signup("someone", "fresh@example.com")
     taken = signup("prober", "ADA@example.com")
 
@@ -143,3 +144,56 @@ def test_a_taken_address_costs_the_same_time_as_a_new_one(quiet, settings, make_
     new, taken = statistics.median(timings["new"]), statistics.median(timings["taken"])
     print(f"signup medians: new address {new * 1000:.2f} ms, taken address {taken * 1000:.2f} ms")
     assert abs(new - taken) <= 0.1 * min(new, taken)
+
+
+def settled(kind: str) -> list[OutboxEmail]:
+    """The emails of `kind`, once the worker has sent or skipped every one."""
+    rows = OutboxEmail.objects.filter(kind=kind)
+    wait_until(lambda: not rows.filter(status=OutboxEmail.Status.PENDING).exists(), timeout=15)
+    return list(rows)
+
+
+def test_signups_with_a_taken_address_send_its_owner_a_few_notices_not_one_each(quiet, inbox, make_user):
+    make_user(email="victim@example.com", email_verified=True)
+    for n in range(10):
+        assert signup(f"spammer{n}", "victim@example.com").status_code == 202
+    notices = settled(OutboxEmail.Kind.SIGNUP_EXISTS)
+    assert sorted(row.status for row in notices) == ["sent"] * 3 + ["skipped"] * 7  # RATE_LIMIT_EMAIL_TO_ADDRESS
+    assert len(inbox.to("victim@example.com")) == 3
+    # Another address is counted apart.
+    make_user(email="other@example.com")
+    assert signup("spammer-x", "other@example.com").status_code == 202
+    received(inbox, "other@example.com", "Someone tried to sign up to sidus with your address")
+
+
+def test_reset_links_to_one_address_are_capped_whatever_the_requests(inbox, make_user):
+    make_user(email="reset-me@example.com")
+    for _ in range(5):  # under RATE_LIMIT_PASSWORD_RESET's 5/m per address
+        response = APIClient().post("/api/v1/auth/password/reset/", {"email": "reset-me@example.com"}, format="json")
+        assert response.status_code == 202
+    wait_until(lambda: OutboxEmail.objects.filter(kind=OutboxEmail.Kind.PASSWORD_RESET).count() == 5, timeout=15)
+    assert [row.status for row in settled(OutboxEmail.Kind.PASSWORD_RESET)].count("sent") == 3
+    assert len(inbox.to("reset-me@example.com")) == 3
+
+
+PHISHING = '<a href="https://evil.example/">Click here</a> https://evil.example/login'
+
+
+def test_no_text_a_stranger_wrote_reaches_an_address_not_yet_theirs(quiet, inbox, make_user):
+    # A signup with someone's address: its link goes to them, with none of the signup's words.
+    assert signup("evil.example", "stranger@example.com", first_name=PHISHING, last_name=PHISHING).status_code == 202
+    message = received(inbox, "stranger@example.com", "Confirm your address to create your sidus account")[0]
+    text, html = text_and_html(message)
+    assert text.splitlines()[0] == "Hello,"
+    for part in (text, html):
+        assert "evil" not in part and "Click here" not in part
+    # An account registered with someone's address (no SIGNUP_PREVENT_ENUMERATION): its mails to that
+    # unproven address carry no name either; once verified, the owner's own names are theirs to read.
+    owner = make_user(username="evil-owner", email="unproven@example.com", first_name=PHISHING)
+    services.password_reset_send(user=owner)
+    text, html = text_and_html(received(inbox, "unproven@example.com", "Reset your sidus password")[0])
+    assert text.splitlines()[0] == "Hello," and "evil" not in text + html
+    User.objects.filter(pk=owner.pk).update(email_verified=True)
+    services.password_reset_send(user=owner)
+    text, _ = text_and_html(received(inbox, "unproven@example.com", "Reset your sidus password", count=2)[1])
+    assert text.splitlines()[0].startswith("Hello <a href") and "evil-owner" in text

@@ -194,7 +194,9 @@ class OutboxEmail(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         SENT = "sent"
-        SKIPPED = "skipped"  # no longer wanted: the user was deleted, or the address changed
+        # No longer wanted (the user was deleted, the address changed), or past the address's share
+        # of unsolicited emails (RATE_LIMIT_EMAIL_TO_ADDRESS).
+        SKIPPED = "skipped"
         FAILED = "failed"  # the mail server refused the address for good
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails", null=True, blank=True)

@@ -17,12 +17,18 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from users import links
-from users.models import OutboxEmail, PendingSignup, User
+from users import links, ratelimits
+from users.models import OutboxEmail, PendingSignup, User, fold
 
 logger = logging.getLogger(__name__)
 
 Kind = OutboxEmail.Kind
+
+# What anyone can make sidus send to an address that may not be theirs (a signup with it, a reset
+# or a verification link for it): RATE_LIMIT_EMAIL_TO_ADDRESS caps each address's share, or these
+# would be a way to flood a mailbox in sidus's name.
+UNSOLICITED = frozenset({Kind.SIGNUP_EXISTS, Kind.SIGNUP_CONFIRM, Kind.PASSWORD_RESET, Kind.VERIFY_EMAIL})
+_NOBODY = ratelimits.Caller(user=None, META={})
 
 SUBJECTS = {
     Kind.WELCOME: "Welcome to sidus",
@@ -61,13 +67,14 @@ def _context(email: OutboxEmail) -> dict[str, Any] | None:
     if email.kind == Kind.SIGNUP_CONFIRM:
         if email.signup is None:
             return None  # used or expired meanwhile
-        return {"user": email.signup, "to": email.to, "signup_link": links.signup_link(email.signup),
+        return {"to": email.to, "signup_link": links.signup_link(email.signup), "named": False,
                 "timeout_hours": max(1, settings.PASSWORD_RESET_TIMEOUT // 3600)}
     user = email.user
     if user.deleted_at is not None or not user.is_active:
         return None
     current = user.email == email.to  # a link goes only to the address it was made for
-    context: dict[str, Any] = {"user": user, "to": email.to}
+    # Names are text their writer chose: only an address that proved itself its account's reads them.
+    context: dict[str, Any] = {"user": user, "to": email.to, "named": current and user.email_verified}
     if email.kind in (Kind.WELCOME, Kind.VERIFY_EMAIL):
         if current and not user.email_verified:
             context["verify_link"] = links.email_verification_link(user)
@@ -116,6 +123,10 @@ def email_send(*, email_id: int) -> bool:
         if email is None:
             return False
         context = _context(email)
+        if context is not None and email.kind in UNSOLICITED and ratelimits.hit(
+                _NOBODY, "email_to_address", fold(email.to)) is not None:
+            logger.info("Email %s skipped: its address had its share of unsolicited emails", email_id)
+            context = None
         if context is None:
             email.status = OutboxEmail.Status.SKIPPED
             email.save(update_fields=["status"])
