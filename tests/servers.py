@@ -92,7 +92,7 @@ class Worker:
     Its port is bound here and handed over as a socket (tests/uvicorn_fd.py), never picked and released: no
     other process can take it in between."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *options: str) -> None:
         with socket.socket() as listening:
             listening.bind(("127.0.0.1", 0))
             listening.listen(128)
@@ -101,7 +101,7 @@ class Worker:
             self.log = tempfile.NamedTemporaryFile(prefix="sidus-worker-", suffix=".log", delete=False)
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.uvicorn_fd", str(listening.fileno()), "sidus.asgi:application",
-                 "--log-level", "warning"],
+                 "--log-level", "warning", *options],
                 cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(listening.fileno(),),
             )
         self.client = httpx.Client(base_url=self.url, timeout=10)

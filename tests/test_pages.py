@@ -23,10 +23,22 @@ def link(user: User, generator) -> dict[str, str]:
     return {"uid": links.uid_encode(user), "token": generator.make_token(user)}
 
 
+def opened(client: Client, path: str, params: dict[str, str]):
+    """The page an emailed link opens. Its GET keeps the link in a cookie of the page's own and
+    redirects to the bare page: the token is in no later URL, nor in the page."""
+    first = client.get(path, params)
+    assert first.status_code == 302 and first["Location"] == path
+    cookie = first.cookies["sidus_link"]
+    assert cookie["httponly"] and cookie["path"] == path and cookie["samesite"] == "Lax"
+    page = client.get(path)
+    assert params["token"] not in page.content.decode()
+    return page
+
+
 def test_the_verification_link_shows_a_button_and_only_the_post_verifies(client: Client, ann):
     params = link(ann, links.email_verification_token)
 
-    page = client.get("/verify-email", params)
+    page = opened(client, "/verify-email", params)
 
     assert page.status_code == 200
     policy = page["Content-Security-Policy"]
@@ -35,18 +47,21 @@ def test_the_verification_link_shows_a_button_and_only_the_post_verifies(client:
     assert '<button type="submit"' in body and "csrfmiddlewaretoken" in body and 'lang="en' in body
     assert User.objects.get(pk=ann.pk).email_verified is False  # a GET changes nothing
 
-    done = client.post("/verify-email", params)
+    done = client.post("/verify-email")
     assert done.status_code == 200 and "Address verified" in done.content.decode()
     assert User.objects.get(pk=ann.pk).email_verified is True
-    again = client.post("/verify-email", params)
+    assert client.post("/verify-email").status_code == 400  # the link's cookie went with its use
+    opened(client, "/verify-email", params)  # the link clicked again
+    again = client.post("/verify-email")
     assert "Already verified" in again.content.decode()
-    made_up = client.post("/verify-email", {**params, "token": "diu2tc-0123456789abcdef0123456789abcdef"})
+    opened(client, "/verify-email", {**params, "token": "diu2tc-0123456789abcdef0123456789abcdef"})
+    made_up = client.post("/verify-email")
     assert made_up.status_code == 400  # whether someone's address is verified is not told to anyone
 
 
 def test_a_bad_or_incomplete_verification_link_says_so_and_what_to_do(client: Client, ann):
-    params = {**link(ann, links.email_verification_token), "token": "nope-nope"}
-    for answer in (client.post("/verify-email", params), client.get("/verify-email")):
+    opened(client, "/verify-email", {**link(ann, links.email_verification_token), "token": "nope-nope"})
+    for answer in (client.post("/verify-email"), Client().get("/verify-email")):
         assert answer.status_code == 400
         text = answer.content.decode()
         assert "invalid or has expired" in text and "ask for a new link" in text
@@ -56,21 +71,22 @@ def test_a_bad_or_incomplete_verification_link_says_so_and_what_to_do(client: Cl
 def test_the_pages_need_their_csrf_token():
     strict = Client(enforce_csrf_checks=True)
     user = User.objects.create_user("bo", "bo@example.com", PASSWORD)
-    assert strict.post("/verify-email", link(user, links.email_verification_token)).status_code == 403
+    opened(strict, "/verify-email", link(user, links.email_verification_token))
+    assert strict.post("/verify-email").status_code == 403
     assert User.objects.get(pk=user.pk).email_verified is False
 
 
 def test_the_reset_page_shows_the_rules_and_refuses_as_the_api_does(client: Client, ann):
     params = link(ann, links.password_reset_token)
 
-    form = client.get("/password-reset", params)
+    form = opened(client, "/password-reset", params)
     assert form.status_code == 200
     body = form.content.decode()
     assert '<label for="new_password">' in body and 'autocomplete="new-password"' in body
     assert "at least" in body  # the validators' own help texts
 
     for weak in ("ann", "annann-ann@example.com", "12345678901"):
-        page = client.post("/password-reset", {**params, "new_password": weak})
+        page = client.post("/password-reset", {"new_password": weak})
         assert page.status_code == 400
         shown = re.findall(r"<li>([^<]+)</li>", page.content.decode().split('id="errors"')[1].split("</ul>")[0])
         api = client.post("/api/v1/auth/password/reset/confirm/", {**params, "new_password": weak},
@@ -82,22 +98,23 @@ def test_the_reset_page_shows_the_rules_and_refuses_as_the_api_does(client: Clie
 def test_a_new_password_set_on_the_page_ends_every_session_and_the_link(client: Client, ann, api_client):
     pair = api_client.post("/api/v1/auth/token/", {"username": "ann", "password": PASSWORD}, format="json").json()
     params = link(ann, links.password_reset_token)
+    opened(client, "/password-reset", params)
 
-    done = client.post("/password-reset", {**params, "new_password": NEW_PASSWORD})
+    done = client.post("/password-reset", {"new_password": NEW_PASSWORD})
 
     assert done.status_code == 200 and "Password changed" in done.content.decode()
     assert User.objects.get(pk=ann.pk).check_password(NEW_PASSWORD)
     assert api_client.get("/api/v1/users/me/", HTTP_AUTHORIZATION=f"Bearer {pair['access']}").status_code == 401
-    used = client.post("/password-reset", {**params, "new_password": "yet-another-pass-phrase"})
+    assert opened(client, "/password-reset", params).status_code == 400  # the link clicked again
+    used = client.post("/password-reset", {"new_password": "yet-another-pass-phrase"})
     assert used.status_code == 400 and "invalid or has expired" in used.content.decode()
-    assert client.get("/password-reset", params).status_code == 400
 
 
 def test_the_pages_are_rate_limited_like_the_api(client: Client, ann, settings):
     settings.RATE_LIMITS_ENABLED = True
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "email_verify": "2/m/ip"}
-    params = {**link(ann, links.email_verification_token), "token": "bad"}
-    statuses = [client.post("/verify-email", params).status_code for _ in range(3)]
+    opened(client, "/verify-email", {**link(ann, links.email_verification_token), "token": "bad"})
+    statuses = [client.post("/verify-email").status_code for _ in range(3)]
     assert statuses == [400, 400, 429]
 
 
@@ -127,18 +144,20 @@ def test_the_signup_link_creates_the_account_with_one_click(client: Client, api_
     services.signup_request(username="cy", email="cy@example.com", password=PASSWORD)
     token = token_of(PendingSignup.objects.get(username="cy"))
 
-    page = client.get("/confirm-signup", {"token": token})
+    page = opened(client, "/confirm-signup", {"token": token})
     assert page.status_code == 200 and "Create my account" in page.content.decode()
     assert not User.objects.filter(username="cy").exists()  # a GET creates nothing
 
-    done = client.post("/confirm-signup", {"token": token})
+    done = client.post("/confirm-signup")
     assert done.status_code == 200 and "The account cy is ready" in done.content.decode()
     assert User.objects.get(username="cy").email_verified
     login = api_client.post("/api/v1/auth/token/", {"username": "cy", "password": PASSWORD}, format="json")
     assert login.status_code == 200
-    again = client.post("/confirm-signup", {"token": token})
+    opened(client, "/confirm-signup", {"token": token})
+    again = client.post("/confirm-signup")
     assert again.status_code == 400 and "invalid or has expired" in again.content.decode()
-    assert client.post("/confirm-signup", {"token": "made-up"}).status_code == 400
+    opened(client, "/confirm-signup", {"token": "made-up"})
+    assert client.post("/confirm-signup").status_code == 400
 
 
 def test_a_signup_whose_name_was_taken_since_says_so(client: Client):
@@ -150,6 +169,37 @@ def test_a_signup_whose_name_was_taken_since_says_so(client: Client):
     token = token_of(PendingSignup.objects.get(username="dee"))
     User.objects.create_user("dee", "other@example.com", PASSWORD)
 
-    taken = client.post("/confirm-signup", {"token": token})
+    opened(client, "/confirm-signup", {"token": token})
+    taken = client.post("/confirm-signup")
 
     assert taken.status_code == 409 and "Sign up again with another username" in taken.content.decode()
+
+
+def test_a_link_posted_with_its_token_in_the_form_or_the_url_is_not_taken_from_there(client: Client, ann):
+    """Only the page's cookie carries a link: a token in a POST's body or query proves nothing."""
+    params = link(ann, links.email_verification_token)
+    assert client.post("/verify-email", params).status_code == 400
+    assert client.post("/verify-email?" + "&".join(f"{k}={v}" for k, v in params.items())).status_code == 400
+    assert User.objects.get(pk=ann.pk).email_verified is False
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_access_log_has_a_links_path_but_never_its_token():
+    from tests.servers import Worker, worker_env
+
+    user = User.objects.create_user("logged", "logged@example.com", PASSWORD)
+    params = link(user, links.password_reset_token)
+    worker = Worker(worker_env(), "--log-level", "info", "--access-log", "true")
+    try:
+        worker.wait_until_serving()
+        first = worker.client.get("/password-reset", params=params)
+        assert first.status_code == 302 and first.headers["location"] == "/password-reset"
+        form = worker.client.get("/password-reset")  # the cookie, not the URL, brings the link
+        assert form.status_code == 200 and 'name="new_password"' in form.text
+        assert params["token"] not in form.text
+    finally:
+        worker.stop()
+    log = worker.output()
+    assert '"GET /password-reset?uid=' in log and "token=[redacted]" in log
+    assert params["token"] not in log

@@ -62,6 +62,7 @@ class Nginx:
             SIDUS_UPSTREAMS=" ".join(f"server {upstream.removeprefix('http://')};" for upstream in upstreams),
             SIDUS_CLIENT_TIMEOUT=f"{CLIENT_TIMEOUT:.0f}s",
             SIDUS_MAX_BODY=str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
+            SIDUS_ACCESS_LOG=str(self.dir / "access.log"),
         )
         (self.dir / "sidus.conf").write_text(server)
 
@@ -72,6 +73,9 @@ class Nginx:
 
     def errors(self) -> str:
         return (self.dir / "error.log").read_text()
+
+    def access_log(self) -> str:
+        return (self.dir / "access.log").read_text()
 
     def close(self) -> None:
         self.process.terminate()
@@ -211,8 +215,12 @@ def test_a_page_form_posted_through_the_proxy_passes_djangos_origin_check(behind
     user = User.objects.create_user("origin", "origin@example.com", PASSWORD)
     link = {"uid": links.uid_encode(user), "token": links.email_verification_token.make_token(user)}
     with httpx.Client(base_url=proxy.url, timeout=10) as client:
-        page = client.get("/verify-email", params=link)
+        page = client.get("/verify-email", params=link, follow_redirects=True)  # the link, then the bare page
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        done = client.post("/verify-email", data={**link, "csrfmiddlewaretoken": token},
+        done = client.post("/verify-email", data={"csrfmiddlewaretoken": token},
                            headers={"Origin": proxy.url, "Referer": str(page.url)})
     assert done.status_code == 200 and "Address verified" in done.text, done.text[:500]
+    # The link's first GET is in the proxy's access log with its path and uid, never its token.
+    log = proxy.access_log()
+    assert f'"GET /verify-email?uid={link["uid"]}&token=[redacted] HTTP/1.1" 302' in log, log
+    assert link["token"] not in log

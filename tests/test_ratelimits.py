@@ -275,4 +275,5 @@ def test_the_default_limits_are_allauths(settings):
         "email_verify": "20/m/ip", "email_verify_resend": "1/3m/user", "account_delete": "5/m/user",
         "signup_confirm": "20/m/ip",  # issue 16: as the other links
         "sessions": "60/m/user",  # issue 19
+        "email_to_address": "3/h/key,10/d/key",  # issue 27: allauth's confirm_email is 1/3m/key
     }

@@ -5,11 +5,21 @@
 Each is a plain Django form: a GET shows it, a POST (CSRF protected) validates with the API's own
 serializers and calls the same service as the API, so a page and `POST /api/v1/auth/...` can
 never disagree. No JavaScript; a strict Content-Security-Policy.
+
+The link's secrets leave the URL at once, as Django's PasswordResetConfirmView moves its token
+into the session: the GET of the emailed URL keeps them in a signed, HttpOnly cookie scoped to
+the page and redirects to the page's bare path, so the page itself, its form's POST, the
+browser's history and a Referer never carry them. The one request that did is written to the
+access log with its token redacted (sidus/logging.py).
 """
+import functools
+import json
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import password_validation
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
@@ -33,19 +43,52 @@ CONTENT_SECURITY_POLICY = (
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    response = render(request, f"users/pages/{template}", context, status=status)
+    return _no_store(render(request, f"users/pages/{template}", context, status=status))
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response["Cache-Control"] = "no-store"  # the link's uid and token are in the URL of the page
-    # The token in the URL never leaves for another origin; "no-referrer" would also make the browser
-    # post `Origin: null`, which Django's CSRF check refuses.
+    response["Cache-Control"] = "no-store"  # a page of one person's link
+    # Nothing of the page leaves for another origin; "no-referrer" would also make the browser post
+    # `Origin: null`, which Django's CSRF check refuses.
     response["Referrer-Policy"] = "same-origin"
     return response
 
 
-def _params(request: HttpRequest, *names: str) -> dict[str, str]:
-    """The link's parameters: from the query of the GET, from the form the page posts back."""
-    source = request.POST if request.method == "POST" else request.GET
-    return {name: source.get(name, "") for name in names}
+LINK_COOKIE = "sidus_link"
+_LINK_SALT = "sidus.users.pages.link"
+
+
+def takes_link(*names: str) -> Callable[[Callable[..., HttpResponse]], Callable[[HttpRequest], HttpResponse]]:
+    """A page behind an emailed link, called with the link's parameters `names` (blank if none).
+    A GET of the link itself keeps them in the page's cookie and redirects to the bare page."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+        @functools.wraps(view)
+        def page(request: HttpRequest) -> HttpResponse:
+            if request.method == "GET" and any(name in request.GET for name in names):
+                response = HttpResponseRedirect(request.path)
+                _no_store(response)
+                response.set_signed_cookie(
+                    LINK_COOKIE, json.dumps({name: request.GET.get(name, "") for name in names}), salt=_LINK_SALT,
+                    max_age=settings.PASSWORD_RESET_TIMEOUT, path=request.path, secure=request.is_secure(),
+                    httponly=True, samesite="Lax",
+                )
+                return response
+            kept = request.get_signed_cookie(LINK_COOKIE, default=None, salt=_LINK_SALT,
+                                             max_age=settings.PASSWORD_RESET_TIMEOUT)
+            link = json.loads(kept) if kept else {}
+            return view(request, {name: str(link.get(name, "")) for name in names})
+
+        return page
+
+    return decorate
+
+
+def _used(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """The link has done its work: its cookie goes."""
+    response.delete_cookie(LINK_COOKIE, path=request.path, samesite="Lax")
+    return response
 
 
 def _limited(request: HttpRequest, action: str) -> HttpResponse | None:
@@ -66,31 +109,31 @@ def _invalid(request: HttpRequest, title: str, hint: str) -> HttpResponse:
 
 @csrf_protect  # the project's CSRF middleware guards the admin alone: these forms ask for it themselves
 @require_http_methods(["GET", "POST"])
-def verify_email(request: HttpRequest) -> HttpResponse:
+@takes_link("uid", "token")
+def verify_email(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
     """One click: the GET shows a button, the POST verifies (a GET never changes anything)."""
-    link = _params(request, "uid", "token")
     title = _("Verify your email address")
     resend = _("Log in to the app and ask for a new link (it is sent to the address on your account).")
     if not (link["uid"] and link["token"]):
         return _invalid(request, title, resend)
     if request.method == "GET":
         return _page(request, "confirm.html", {
-            "title": title, "hidden": link, "prompt": _("Confirm that this address is yours: press the button."),
+            "title": title, "prompt": _("Confirm that this address is yours: press the button."),
             "button": _("Verify my address"),
         })
     if (limited := _limited(request, "email_verify")) is not None:
         return limited
     if _used_already(link):
-        return _page(request, "message.html", {
+        return _used(request, _page(request, "message.html", {
             "title": _("Already verified"), "message": _("This address was verified already. Nothing else to do."),
-        })
+        }))
     serializer = EmailVerifySerializer(data=link)
     if not serializer.is_valid():
         return _invalid(request, title, resend)
     services.email_verify(user=serializer.validated_data["user"])
-    return _page(request, "message.html", {
+    return _used(request, _page(request, "message.html", {
         "title": _("Address verified"), "message": _("Thank you: your email address is verified."),
-    })
+    }))
 
 
 def _used_already(link: dict[str, str]) -> bool:
@@ -105,14 +148,14 @@ def _used_already(link: dict[str, str]) -> bool:
 
 @csrf_protect
 @require_http_methods(["GET", "POST"])
-def password_reset(request: HttpRequest) -> HttpResponse:
+@takes_link("uid", "token")
+def password_reset(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
     """A form for the new password, with its rules; the API's validators judge it."""
-    link = _params(request, "uid", "token")
     title = _("Choose a new password")
     again = _("Ask for a new reset link in the app: each link works once, for a limited time.")
     if not (link["uid"] and link["token"]):
         return _invalid(request, title, again)
-    context = {"title": title, "rules": password_validation.password_validators_help_texts(), **link}
+    context = {"title": title, "rules": password_validation.password_validators_help_texts()}
     if request.method == "GET":
         if not PasswordResetLinkSerializer(data=link).is_valid():
             return _invalid(request, title, again)
@@ -128,25 +171,26 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     data = serializer.validated_data
     services.password_change(user=data["user"], new_password=data["new_password"],
                              reason=Session.EndReason.PASSWORD_RESET)
-    return _page(request, "message.html", {
+    return _used(request, _page(request, "message.html", {
         "title": _("Password changed"),
         "message": _("Your new password is set. Every device that was logged in has been logged out: "
                      "log in again with the new password."),
-    })
+    }))
 
 
 @csrf_protect
 @require_http_methods(["GET", "POST"])
-def confirm_signup(request: HttpRequest) -> HttpResponse:
+@takes_link("token")
+def confirm_signup(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
     """Under SIGNUP_PREVENT_ENUMERATION: one click creates the account the signup asked for."""
-    token = _params(request, "token")["token"]
+    token = link["token"]
     title = _("Create your account")
     again = _("Sign up again in the app: each link works once, for a limited time.")
     if not token:
         return _invalid(request, title, again)
     if request.method == "GET":
         return _page(request, "confirm.html", {
-            "title": title, "hidden": {"token": token}, "button": _("Create my account"),
+            "title": title, "button": _("Create my account"),
             "prompt": _("Press the button to create your account with the name and password you chose."),
         })
     if (limited := _limited(request, "signup_confirm")) is not None:
@@ -162,8 +206,8 @@ def confirm_signup(request: HttpRequest) -> HttpResponse:
             "message": _("Someone took this username or address since you signed up."),
             "hint": _("Sign up again with another username."),
         }, status=409)
-    return _page(request, "message.html", {
+    return _used(request, _page(request, "message.html", {
         "title": _("Account created"),
         "message": _("The account %(username)s is ready and its address verified: log in with your password.")
         % {"username": user.username},
-    })
+    }))
