@@ -154,3 +154,13 @@ async def test_chunked_posts_are_read_whole(asgi_client, close_db_connections):
     login = b'{"username": "chunked", "password": "' + PASSWORD.encode() + b'"}'
     token = await asgi_client.post(TOKEN, content=chunks(login), headers={"Content-Type": "application/json"})
     assert token.status_code == 200 and "access" in token.json()
+
+
+@pytest.mark.parametrize("charset", ["bogus", "utf-9"])
+def test_an_unknown_charset_is_a_400_naming_no_input_and_creates_nothing(api_client, charset):
+    """Django drops a charset it does not know and reads the body as UTF-8, a guess: the docs say 400."""
+    body = b'{"username": "guessed", "email": "guessed@example.com", "password": "pw-long-enough-1"}'
+    response = api_client.post(USERS, body, content_type=f"application/json; charset={charset}")
+    assert response.status_code == 400
+    assert "charset" in response.json()["detail"] and charset not in response.json()["detail"]
+    assert not User.objects.exists()

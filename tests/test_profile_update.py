@@ -249,3 +249,17 @@ async def test_a_lean_write_takes_no_thread_hop_but_to_count_a_rate_limit(asgi_c
         hops.clear()
         assert (await asgi_client.patch(f"{USERS}me/", json={"bio": str(enabled)}, headers=headers)).status_code == 200
         assert hops == expected and len(to_django) == 1
+
+
+@pytest.mark.parametrize("charset", ["bogus", "utf-9"])
+async def test_an_unknown_charset_is_the_same_400_on_the_lean_patch_as_on_djangos(asgi_client, to_django, charset):
+    ada = await make("ada")
+    headers = {**await auth(ada), "Content-Type": f"application/json; charset={charset}"}
+    await asgi_client.patch(f"{USERS}me/", json={"bio": "learnt"}, headers=await auth(ada))  # Django's, learnt
+    lean = await asgi_client.patch(f"{USERS}me/", content=b'{"bio": "guessed"}', headers=headers)
+    django = await sync_to_async(APIClient().patch)(f"{USERS}me/", b'{"bio": "guessed"}',
+                                                    content_type=headers["Content-Type"],
+                                                    HTTP_AUTHORIZATION=headers["Authorization"])
+    assert lean.status_code == django.status_code == 400
+    assert lean.json() == django.json() and "charset" in lean.json()["detail"]
+    assert (await refreshed(ada)).bio == "learnt"

@@ -175,14 +175,14 @@ def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | Non
 
 
 def _parsed(request: EdgeRequest) -> Any:
-    """The body as DRF's view would parse it: the parser its negotiation picks, in the request's
-    encoding (else DEFAULT_CHARSET, as DRF's request does)."""
+    """The body as DRF's view would parse it: the parser its negotiation picks, handed the whole
+    Content-Type and the request's encoding (else DEFAULT_CHARSET), as DRF's request does."""
     raw = request.headers.get(b"content-type", b"").decode("latin-1")
     parser = DefaultContentNegotiation().select_parser(_ContentType(raw), _parsers)
     if parser is None:
         raise ValueError("unsupported media type")
-    return parser.parse(io.BytesIO(request.body or b""), request.content_type()[0],
-                        {"encoding": request.encoding or settings.DEFAULT_CHARSET})
+    context = {"encoding": request.encoding or settings.DEFAULT_CHARSET}
+    return parser.parse(io.BytesIO(request.body or b""), raw, context)
 
 
 @dataclass(frozen=True)
