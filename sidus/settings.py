@@ -215,6 +215,12 @@ PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also
 # Signup answers 202 whether or not the address has an account; the account is created by the link
 # emailed to a new address, and the owner of a taken one gets a notice (docs/accounts.md).
 SIGNUP_PREVENT_ENUMERATION = env.bool("SIGNUP_PREVENT_ENUMERATION", default=False)
+# A change of address waits for the link sent to the new one (seconds); the old one can put itself
+# back for days after, and that link, like a login alert's, ends every session (docs/accounts.md).
+EMAIL_CHANGE_TIMEOUT = env.int("EMAIL_CHANGE_TIMEOUT", default=86400)
+EMAIL_CHANGE_REVERT_DAYS = env.int("EMAIL_CHANGE_REVERT_DAYS", default=7)  # also the secure-account link
+# A login from a device and network the account has not logged in from in 90 days emails its owner.
+LOGIN_ALERTS = env.bool("LOGIN_ALERTS", default=True)
 
 # --- Passwords --------------------------------------------------------------------------------
 # Argon2id with OWASP's parameters first; the others still verify older hashes, which Django
@@ -256,6 +262,9 @@ RATE_LIMITS = {
     # Per recipient address, the emails anyone can make sidus send to it (signup notices and links,
     # reset and verification links): past this the outbox skips them (users/outbox.py).
     "email_to_address": env("RATE_LIMIT_EMAIL_TO_ADDRESS", default="3/h/key,10/d/key"),
+    "email_change": env("RATE_LIMIT_EMAIL_CHANGE", default="5/h/user"),
+    # The links that take an account back: confirm or revert a change of address, secure the account.
+    "account_link": env("RATE_LIMIT_ACCOUNT_LINK", default="20/m/ip"),
 }
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 RATELIMIT_USE_CACHE = "default"

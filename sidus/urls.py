@@ -6,11 +6,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from sidus.health import health
 from users import pages
 from users.account_views import (
+    EmailChangeConfirmView,
+    EmailChangeRevertView,
+    EmailChangeView,
     EmailVerificationResendView,
     EmailVerifyView,
     PasswordChangeView,
     PasswordResetConfirmView,
     PasswordResetView,
+    SecureAccountView,
     SecurityLogView,
     SessionDetailView,
     SessionListView,
@@ -36,6 +40,10 @@ api_v1 = [
     path("auth/email/verify/", EmailVerifyView.as_view(), name="email_verify"),
     path("auth/email/verify/resend/", EmailVerificationResendView.as_view(), name="email_verify_resend"),
     path("auth/signup/confirm/", SignupConfirmView.as_view(), name="signup_confirm"),
+    path("auth/email/change/", EmailChangeView.as_view(), name="email_change"),
+    path("auth/email/change/confirm/", EmailChangeConfirmView.as_view(), name="email_change_confirm"),
+    path("auth/email/change/revert/", EmailChangeRevertView.as_view(), name="email_change_revert"),
+    path("auth/secure-account/", SecureAccountView.as_view(), name="secure_account"),
 ]
 
 urlpatterns = [
@@ -48,6 +56,9 @@ urlpatterns = [
     path("verify-email", pages.verify_email, name="verify_email_page"),
     path("password-reset", pages.password_reset, name="password_reset_page"),
     path("confirm-signup", pages.confirm_signup, name="confirm_signup_page"),
+    path("confirm-email-change", pages.confirm_email_change, name="confirm_email_change_page"),
+    path("revert-email-change", pages.revert_email_change, name="revert_email_change_page"),
+    path("secure-account", pages.secure_account, name="secure_account_page"),
 ]
 
 # JSON, not HTML, for errors raised outside the API views.

@@ -283,3 +283,19 @@ def test_an_address_changed_in_the_admin_is_staffs_unverified_and_told_to_the_ol
     assert (user.email, user.bio) == ("new-address@example.com", "set by staff")
     assert _log(user)[-2:] == [("user.email_changed", None, "staff"), ("user.updated", None, "staff")]
     assert OutboxEmail.objects.filter(user=user, kind=OutboxEmail.Kind.EMAIL_CHANGED, to=old).exists()
+
+
+def test_a_pending_address_change_shows_on_the_users_page_and_staff_can_cancel_it(superuser_client, user):
+    from users import links, services
+    from users.models import EmailChange
+
+    services.email_change_request(user=user, new_email="pending@example.com")
+    page = superuser_client.get(reverse("admin:users_user_change", args=[user.pk])).content.decode()
+    assert "to pending@example.com, asked" in page
+    response = superuser_client.post(reverse("admin:users_user_changelist"),
+                                     {"action": "cancel_email_changes", "_selected_action": [user.pk]})
+    assert response.status_code == 302
+    change = EmailChange.objects.get()
+    assert change.cancelled_at is not None
+    token = links.email_change_confirm_link(change).split("token=")[1]
+    assert APIClient().post("/api/v1/auth/email/change/confirm/", {"token": token}, format="json").status_code == 400

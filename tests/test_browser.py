@@ -164,3 +164,35 @@ def test_the_signup_email_link_creates_the_account_in_one_click(settings, inbox,
         page.goto(link)
         page.get_by_role("button", name="Create my account").click()
         assert page.get_by_role("status").inner_text() == "The link is invalid or has expired."
+
+
+def test_an_address_change_is_made_and_undone_by_the_emailed_links(site, inbox, page):
+    access = register(site, "ida", "ida@example.com")
+    auth = {"Authorization": f"Bearer {access}"}
+    asked = site.client.post("/api/v1/auth/email/change/", headers=auth,
+                             json={"new_email": "ida@new.example", "current_password": PASSWORD})
+    assert asked.status_code == 202
+    confirm = link_url(received(inbox, "ida@new.example", "Confirm the new address of your sidus account")[0],
+                       "confirm-email-change", site.url)
+
+    page.goto(confirm)
+    assert "token" not in page.url  # the link's token left the address bar at once
+    assert page.locator("h1").inner_text() == "Confirm your new address"
+    shot(page, "email-change-1-confirm")
+    page.get_by_role("button", name="Use this address").click()
+    assert page.get_by_role("status").inner_text() == "Done: ida@new.example is your account's address now."
+    assert site.client.get("/api/v1/users/me/", headers=auth).json()["email"] == "ida@new.example"
+
+    revert = link_url(received(inbox, "ida@example.com", "Your sidus email address was changed")[0],
+                      "revert-email-change", site.url)
+    page.goto(revert)
+    page.get_by_role("button", name="Put my address back").click()
+    assert page.locator("h1").inner_text() == "Put your address back"
+    assert "every device is signed out" in page.get_by_role("status").inner_text()
+    shot(page, "email-change-2-reverted")
+    assert site.client.get("/api/v1/users/me/", headers=auth).status_code == 401
+    received(inbox, "ida@example.com", "Your sidus account is secured: choose a new password")
+
+    page.goto(revert)  # once
+    page.get_by_role("button", name="Put my address back").click()
+    assert page.get_by_role("status").inner_text() == "The link is invalid or has expired."

@@ -80,6 +80,10 @@ def test_every_operation_documents_its_errors_with_a_body(schema):
         "DELETE /api/v1/auth/sessions/": {"204", "401", "429", "503"},
         "DELETE /api/v1/auth/sessions/{session_id}/": {"204", "401", "404", "409", "429", "503"},
         "GET /api/v1/users/me/events/": {"200", "401", "404", "429", "503"},
+        "POST /api/v1/auth/email/change/": {"202", "400", "401", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/email/change/confirm/": {"200", "400", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/email/change/revert/": {"200", "400", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/secure-account/": {"200", "400", "413", "415", "429", "503"},
     }
     assert {name: set(operation["responses"]) for name, operation in operations(schema)} == expected
     for name, operation in operations(schema):

@@ -42,48 +42,62 @@ def test_each_change_of_the_account_lifecycle_records_its_event_in_order():
     user = services.user_create(username="eve", email="eve@example.com", password=PASSWORD)
     services.user_update(user=user, data={"bio": "new", "first_name": "Eve"})
     services.user_update(user=user, data={"bio": "new"})  # the same value: no change, no event
-    services.user_update(user=user, data={"email": "eve2@example.com"})
     services.email_verify(user=user)
+    services.email_change_request(user=user, new_email="eve2@example.com")
+    services.email_change_confirm(change=user.email_changes.get())
     services.password_change(user=user, new_password=NEW_PASSWORD)
     services.user_soft_delete(user=user)
     services.users_restore(user_ids=[user.pk])
     assert events_of(user) == list(enumerate([
-        "user.registered", "user.updated", "user.email_changed", "user.email_verified",
-        "user.password_changed", "user.deleted", "user.restored"], start=1))
+        "user.registered", "user.updated", "user.email_verified", "user.email_change_requested",
+        "user.email_changed", "user.password_changed", "user.deleted", "user.restored"], start=1))
     updated = UserEvent.objects.get(user_id=user.pk, type="user.updated")
     assert updated.data["changed"] == ["first_name", "bio"] and "email" not in updated.data
     assert UserEvent.objects.get(user_id=user.pk, type="user.email_changed").data["email"] == "eve2@example.com"
-    assert User.objects.get(pk=user.pk).event_sequence == 7
+    assert "email" not in UserEvent.objects.get(user_id=user.pk, type="user.email_change_requested").data
+    assert User.objects.get(pk=user.pk).event_sequence == 8
 
 
 # What docs/events.md says each type publishes besides the public profile: the address only in the
 # three events about it.
 PUBLISHED = {"user.registered": {"email"}, "user.updated": {"changed"}, "user.email_changed": {"email"},
              "user.email_verified": {"email"}, "user.logged_in": {"session"}, "user.logged_out": {"session"},
-             "user.session_ended": {"session", "reason"}}
+             "user.session_ended": {"session", "reason"}, "user.login_alert_sent": {"session"}}
+
+
+def live_a_whole_account(username: str) -> User:
+    """Every kind of change an account goes through, so that each event type is recorded."""
+    user = services.user_create(username=username, email=f"{username}@example.com", password=PASSWORD)
+    services.user_update(user=user, data={"bio": "b"})
+    services.email_verify(user=user)
+    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.9.8.7", user_agent="curl/8")
+    services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.1.1.1", login=True)  # an alert
+    services.login_failed(username=username, ip="10.9.8.7", user_agent="curl/8")
+    services.session_logout(session_id=session.pk.hex, refresh_jti=session.refresh_jti)
+    services.email_change_request(user=user, new_email=f"{username}2@example.com")
+    change = user.email_changes.get()
+    services.email_change_confirm(change=change)
+    services.email_change_revert(change=change)  # ends the alert's session
+    user.refresh_from_db()
+    services.account_secure(user_id=user.pk, session_epoch=user.session_epoch)
+    services.password_change(user=user, new_password=NEW_PASSWORD)
+    services.user_soft_delete(user=user)
+    services.users_restore(user_ids=[user.pk])
+    user.refresh_from_db()
+    return user
 
 
 @pytest.mark.django_db
 def test_events_publish_the_public_profile_and_the_address_only_where_the_docs_say():
-    user = services.user_create(username="hidden", email="hidden@example.com", password=PASSWORD)
-    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.9.8.7", user_agent="curl/8")
-    services.user_update(user=user, data={"bio": "b", "email": "hidden2@example.com"})
-    services.email_verify(user=user)
-    services.login_failed(username="hidden", ip="10.9.8.7", user_agent="curl/8")
-    services.session_logout(session_id=session.pk.hex, refresh_jti=session.refresh_jti)
-    services.session_start(user=user, refresh_jti=uuid.uuid4().hex)  # ended by the password change
-    services.password_change(user=user, new_password=NEW_PASSWORD)
-    services.users_soft_delete(user_ids=[user.pk])
-    services.users_restore(user_ids=[user.pk])
-    user.refresh_from_db()
+    user = live_a_whole_account("hidden")
     events = list(UserEvent.objects.filter(user_id=user.pk))
-    assert len({event.type for event in events}) == 11  # every type
+    assert {event.type for event in events} == set(UserEvent.Type.values)
     for event in events:
         text = json.dumps(event.data)
         assert user.password not in text and "pbkdf2" not in text and "argon2" not in text
         assert set(event.data["user"]) == {"id", "username", "first_name", "last_name", "bio", "date_joined"}
         assert set(event.data) - {"user"} == PUBLISHED.get(event.type, set()), event.type
-        assert "10.9.8.7" not in text and "curl" not in text  # the security log's context stays apart
+        assert "10.9.8.7" not in text and "10.1.1" not in text and "curl" not in text  # the log's context stays
 
 
 @pytest.mark.django_db
@@ -202,17 +216,7 @@ def test_a_users_events_are_numbered_in_commit_order_not_start_order():
 @pytest.mark.django_db
 def test_every_type_has_a_json_schema_and_real_events_match_it(settings):
     settings.EVENTS_SOURCE = "sidus-test"
-    user = services.user_create(username="schema", email="schema@example.com", password=PASSWORD)
-    services.user_update(user=user, data={"bio": "b", "email": "schema2@example.com"})
-    services.email_verify(user=user)
-    services.password_change(user=user, new_password=NEW_PASSWORD)
-    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.0.0.1",
-                                     user_agent="curl/8.5.0")
-    services.login_failed(username="schema", ip="10.0.0.2", user_agent="")
-    services.session_end(user_id=user.pk, session_id=session.pk, reason="logout")
-    services.session_start(user=user, refresh_jti=uuid.uuid4().hex)
-    services.user_soft_delete(user=user)
-    services.users_restore(user_ids=[user.pk])
+    user = live_a_whole_account("schema")
     events = list(UserEvent.objects.filter(user_id=user.pk))
     assert {event.type for event in events} == set(UserEvent.Type.values)
     assert {path.stem for path in SCHEMAS.glob("*.json")} == set(UserEvent.Type.values)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.servers import Worker, running_workers
 from users import links
-from users.models import PendingSignup, User
+from users.models import EmailChange, PendingSignup, User
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -50,6 +50,11 @@ class Story:
         assert response.status_code == status, (name, response.text)
         self.sent.add(name)
         return response
+
+
+def signed(url: str) -> str:
+    """The token of an emailed link made by users.links."""
+    return parse_qs(urlsplit(url).query)["token"][0]
 
 
 def link(user: User, generator) -> dict[str, str]:
@@ -91,6 +96,18 @@ def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
         for other in others:  # both ended
             refreshed = worker.client.post("/api/v1/auth/token/refresh/", json={"refresh": other["refresh"]})
             assert refreshed.status_code == 401
+        # A new address: asked with the password, made by its link, undone by the old address's.
+        story.access = story.send("POST /api/v1/auth/token/", 200).json()["access"]
+        story.send("POST /api/v1/auth/email/change/", 202)
+        change = EmailChange.objects.get(user_id=ada["id"])
+        moved = story.send("POST /api/v1/auth/email/change/confirm/", 200, token=signed(
+            links.email_change_confirm_link(change))).json()
+        assert moved["email"] == "ada@lovelace.example"
+        story.send("POST /api/v1/auth/email/change/revert/", 200, token=signed(links.email_change_revert_link(change)))
+        assert worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {story.access}"}
+                                 ).status_code == 401  # every session ended
+        user.refresh_from_db()
+        story.send("POST /api/v1/auth/secure-account/", 200, token=signed(links.secure_account_link(user)))
         story.access = story.send("POST /api/v1/auth/token/", 200).json()["access"]
         story.send("DELETE /api/v1/users/me/", 204)
         assert worker.client.get(me).status_code == 404
@@ -102,7 +119,6 @@ def test_the_signup_examples_succeed_as_given_when_signups_tell_nobody_who_has_a
     with running_workers(1, RATE_LIMITS_ENABLED="true", SIGNUP_PREVENT_ENUMERATION="true") as (worker,):
         story = Story(worker)
         story.send("POST /api/v1/users/", 202)
-        url = links.signup_link(PendingSignup.objects.get())
-        token = parse_qs(urlsplit(url).query)["token"][0]
+        token = signed(links.signup_link(PendingSignup.objects.get()))
         ada = story.send("POST /api/v1/auth/signup/confirm/", 201, token=token).json()
         assert (ada["username"], ada["email_verified"]) == ("ada", True)

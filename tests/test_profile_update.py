@@ -263,3 +263,15 @@ async def test_an_unknown_charset_is_the_same_400_on_the_lean_patch_as_on_django
     assert lean.status_code == django.status_code == 400
     assert lean.json() == django.json() and "charset" in lean.json()["detail"]
     assert (await refreshed(ada)).bio == "learnt"
+
+
+async def test_an_address_in_a_patch_is_the_same_400_on_both_paths_and_moves_nothing(asgi_client, to_django):
+    ada = await make("ada")
+    await asgi_client.patch(f"{USERS}me/", json={"bio": "learnt"}, headers=await auth(ada))  # Django's, learnt
+    for body in ({"email": "thief@evil.test"}, {"email": "thief@evil.test", "bio": "x"}):
+        lean = await asgi_client.patch(f"{USERS}me/", json=body, headers=await auth(ada))
+        django = await sync_to_async(APIClient().patch)(f"{USERS}me/", body, format="json",
+                                                        **await sync_to_async(bearer)(ada))
+        assert lean.status_code == django.status_code == 400 and lean.json() == django.json()
+        assert "/api/v1/auth/email/change/" in lean.json()["email"][0]
+    assert (await refreshed(ada)).email == "ada@example.com"

@@ -276,4 +276,5 @@ def test_the_default_limits_are_allauths(settings):
         "signup_confirm": "20/m/ip",  # issue 16: as the other links
         "sessions": "60/m/user",  # issue 19
         "email_to_address": "3/h/key,10/d/key",  # issue 27: allauth's confirm_email is 1/3m/key
+        "email_change": "5/h/user", "account_link": "20/m/ip",  # issue 28
     }

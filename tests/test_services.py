@@ -27,8 +27,13 @@ def test_create_racing_a_duplicate_gets_a_field_error_not_a_500(user, field):
 def test_update_racing_a_duplicate_gets_a_field_error(user, make_user):
     other = make_user()
     with pytest.raises(ValidationError) as caught:
-        services.user_update(user=user, data={"email": other.email})
-    assert list(caught.value.detail) == ["email"]
+        services.user_update(user=user, data={"username": other.username})
+    assert list(caught.value.detail) == ["username"]
+
+
+def test_update_refuses_the_address(user):
+    with pytest.raises(ValueError):
+        services.user_update(user=user, data={"email": "elsewhere@example.com"})
 
 
 def test_update_refuses_fields_outside_the_profile(user):

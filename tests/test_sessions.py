@@ -258,12 +258,14 @@ def test_my_security_log_tells_logins_failures_endings_and_staff_without_naming_
         ("user.restored", None, None, None, "staff"),
         ("user.session_ended", "staff", "10.0.0.5", "", "staff"),
         ("user.deleted", None, None, None, "staff"),
+        ("user.login_alert_sent", None, "10.0.0.5", "", "you"),  # a new device on this network
         ("user.logged_in", None, "10.0.0.5", "", "you"),
         ("user.logged_out", None, "10.0.0.8", "Firefox on Linux", "you"),
         ("user.session_ended", "revoked", "10.0.0.7", "Mobile Safari on iOS", "you"),
+        ("user.login_alert_sent", None, "10.0.0.8", "Firefox on Linux", "you"),
         ("user.logged_in", None, "10.0.0.8", "Firefox on Linux", "you"),
         ("user.login_failed", None, "10.6.6.6", "Firefox on Linux", None),  # "ANN": the same account
-        ("user.logged_in", None, "10.0.0.7", "Mobile Safari on iOS", "you"),
+        ("user.logged_in", None, "10.0.0.7", "Mobile Safari on iOS", "you"),  # the first login: no alert
         ("user.registered", None, None, None, "you"),
     ]
     assert set(response.json()["results"][0]) == {"id", "type", "time", "session", "reason", "ip", "device", "by"}
@@ -280,9 +282,10 @@ def test_the_log_pages_by_cursor_and_shows_only_mine(api_client, ann):
     first = api_client.get(LOG, **auth(me)).json()
     second = api_client.get(first["next"], **auth(me)).json()
 
-    assert len(first["results"]) == 50 and len(second["results"]) == 12  # 61 logins and the registration
+    # 61 logins, the alert of the last (from a network the others had not), and the registration
+    assert len(first["results"]) == 50 and len(second["results"]) == 13
     ids = [row["id"] for row in first["results"] + second["results"]]
-    assert len(set(ids)) == 62 and second["next"] is None
+    assert len(set(ids)) == 63 and second["next"] is None
     assert api_client.get(LOG + "?cursor=bogus", **auth(me)).status_code == 404
     assert api_client.get(LOG).status_code == 401
 

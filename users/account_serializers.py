@@ -8,7 +8,8 @@ from typing import Any
 from rest_framework import serializers
 
 from users import links
-from users.serializers import StrictInputMixin, password_field, validate_password
+from users.models import fold
+from users.serializers import StrictInputMixin, clean_email, password_field, validate_password
 
 INVALID_LINK = "The link is invalid or has expired."
 
@@ -75,16 +76,49 @@ class EmailVerifySerializer(_LinkSerializer):
     token_generator = links.email_verification_token
 
 
-class SignupConfirmSerializer(StrictInputMixin, serializers.Serializer):
-    """The token of an emailed signup link; `validated_data["signup"]` is the signup it names."""
+class _SignedLinkSerializer(StrictInputMixin, serializers.Serializer):
+    """The token of an emailed link signed by users.links; `validated_data[names]` is what it
+    names (`load` returns None for a forged, expired or unknown one). Whether the link may still
+    do its work is the service's to say (`services.LinkNotValid`)."""
+
+    names: str
+    load: Any
 
     token = serializers.CharField(max_length=256)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        signup = links.signup_from_token(attrs["token"])
-        if signup is None:
+        found = type(self).load(attrs["token"])
+        if found is None:
             raise serializers.ValidationError({"token": [INVALID_LINK]}, code="invalid_link")
-        return {"signup": signup}
+        return {self.names: found}
+
+
+class SignupConfirmSerializer(_SignedLinkSerializer):
+    names, load = "signup", staticmethod(links.signup_from_token)
+
+
+class EmailChangeConfirmSerializer(_SignedLinkSerializer):
+    names, load = "change", staticmethod(lambda token: links.email_change_from_token(token, "confirm"))
+
+
+class EmailChangeRevertSerializer(_SignedLinkSerializer):
+    names, load = "change", staticmethod(lambda token: links.email_change_from_token(token, "revert"))
+
+
+class SecureAccountSerializer(_SignedLinkSerializer):
+    names, load = "account", staticmethod(links.secure_account_from_token)
+
+
+class EmailChangeSerializer(CurrentPasswordSerializer):
+    """A new address for the caller's account, with the password (context["user"])."""
+
+    new_email = serializers.EmailField(max_length=254)
+
+    def validate_new_email(self, value: str) -> str:
+        value = clean_email(value)
+        if fold(value) == fold(self.context["user"].email):
+            raise serializers.ValidationError("This is the account's address already.", code="unchanged")
+        return value
 
 
 class DetailSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ from typing import Any
 from adrf.views import APIView
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,22 +22,31 @@ from sidus.openapi import DETAIL_ERROR, RETRY_AFTER, api_responses
 from sidus.pagination import CursorPagination
 from users import examples, services
 from users.account_serializers import (
+    INVALID_LINK,
     DetailSerializer,
+    EmailChangeConfirmSerializer,
+    EmailChangeRevertSerializer,
+    EmailChangeSerializer,
     EmailVerifySerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
+    SecureAccountSerializer,
     SignupConfirmSerializer,
 )
 from users.authentication import SESSION_CLAIM
 from users.models import Session, UserEvent, fold
-from users.ratelimits import ActionThrottle
+from users.ratelimits import ActionThrottle, RateLimited, login_blocked_for, login_failed
 from users.serializers import SecurityEventSerializer, SessionSerializer, UserPrivateSerializer
 from users.sessions import session_key
 from users.tokens import NoStoreViewMixin, TokenPairSerializer, token_pair
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
 RESEND_ACCEPTED = "If the address is not verified yet, a new link is on its way."
+EMAIL_CHANGE_ACCEPTED = ("A link is on its way to the new address: the account's address changes when it is "
+                         "followed. The current address keeps working until then.")
+REVERTED = "The old address is the account's again. Every session has ended; a reset link is on its way to it."
+SECURED = "Every session of the account has ended; a reset link is on its way to its address."
 
 
 def _email_key(request: Request) -> str | None:
@@ -170,6 +179,99 @@ class EmailVerificationResendView(_AccountView):
         return Response({"detail": RESEND_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
 
 
+# --- A new address: the password, the new address's link, and the old address's way back -----------
+
+
+def link_used(call: Any, **kwargs: Any) -> Any:
+    """A service that uses an emailed link; a link that can no longer do it is a 400 naming `token`."""
+    try:
+        return call(**kwargs)
+    except services.LinkNotValid:
+        raise ValidationError({"token": [INVALID_LINK]}, code="invalid_link")
+
+
+@extend_schema(
+    summary="Change my email address",
+    description="Needs the current password; a wrong one counts as a failed login (RATE_LIMIT_LOGIN_FAILED). "
+                "Nothing changes yet: the new address gets a link `{FRONTEND_URL}/confirm-email-change?token=...` "
+                "(valid EMAIL_CHANGE_TIMEOUT, only the latest request's, never after a password change) and "
+                "the current address a notice. An address that has an account is a 409, as at signup; under "
+                "SIGNUP_PREVENT_ENUMERATION the same 202, and its owner gets a notice.",
+    request=EmailChangeSerializer, examples=[examples.EMAIL_CHANGE], parameters=[RETRY_AFTER],
+    responses=api_responses({202: DetailSerializer}, 400, 401, 409, 413, 415, 429),
+)
+class EmailChangeView(_AccountView):
+    permission_classes = [IsAuthenticated]
+    rate_limit = "email_change"
+
+    def post(self, request: Request) -> Response:
+        username = request.user.get_username()
+        if (wait := login_blocked_for(request, username)) is not None:
+            raise RateLimited(wait=wait)
+        serializer = EmailChangeSerializer(data=request.data, context={"user": request.user})
+        if not serializer.is_valid():
+            if "current_password" in serializer.errors:
+                login_failed(request, username)
+            raise ValidationError(serializer.errors)
+        services.email_change_request(user=request.user, new_email=serializer.validated_data["new_email"])
+        return Response({"detail": EMAIL_CHANGE_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(
+    summary="Make the new address mine, with its link",
+    description="The token of the link sent to the new address. The address becomes the account's, verified; "
+                "the old one gets a link `{FRONTEND_URL}/revert-email-change?token=...` that puts it back for "
+                "EMAIL_CHANGE_REVERT_DAYS. Answers the private profile; 409 if the address was taken since.",
+    request=EmailChangeConfirmSerializer, examples=[examples.EMAIL_CHANGE_CONFIRM], auth=[],
+    parameters=[RETRY_AFTER], responses=api_responses({200: UserPrivateSerializer}, 400, 409, 413, 415, 429),
+)
+class EmailChangeConfirmView(_AnonymousView):
+    rate_limit = "account_link"
+
+    def post(self, request: Request) -> Response:
+        serializer = EmailChangeConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = link_used(services.email_change_confirm, change=serializer.validated_data["change"])
+        return Response(UserPrivateSerializer(user).data)
+
+
+@extend_schema(
+    summary="Put my old address back, with its link",
+    description="The token of the link sent to the old address once the change was made. The old address "
+                "is the account's again (verified), even if the password or the address changed since; every "
+                "session ends, on every device, and a reset link goes to the old address. Works once; 409 if "
+                "the old address was taken meanwhile.",
+    request=EmailChangeRevertSerializer, examples=[examples.EMAIL_CHANGE_REVERT], auth=[],
+    parameters=[RETRY_AFTER], responses=api_responses({200: DetailSerializer}, 400, 409, 413, 415, 429),
+)
+class EmailChangeRevertView(_AnonymousView):
+    rate_limit = "account_link"
+
+    def post(self, request: Request) -> Response:
+        serializer = EmailChangeRevertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        link_used(services.email_change_revert, change=serializer.validated_data["change"])
+        return Response({"detail": REVERTED})
+
+
+@extend_schema(
+    summary="Secure my account, with the link of a new-device alert",
+    description="Every session of the account ends at once, on every device, and a reset link goes to its "
+                "address. The link works once, for EMAIL_CHANGE_REVERT_DAYS.",
+    request=SecureAccountSerializer, examples=[examples.SECURE_ACCOUNT], auth=[], parameters=[RETRY_AFTER],
+    responses=api_responses({200: DetailSerializer}, 400, 413, 415, 429),
+)
+class SecureAccountView(_AnonymousView):
+    rate_limit = "account_link"
+
+    def post(self, request: Request) -> Response:
+        serializer = SecureAccountSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user_id, session_epoch = serializer.validated_data["account"]
+        link_used(services.account_secure, user_id=user_id, session_epoch=session_epoch)
+        return Response({"detail": SECURED})
+
+
 # --- Sessions -------------------------------------------------------------------------------------
 
 
@@ -274,10 +376,11 @@ SECURITY_PAGE = _page_of("SecurityLogPage", SecurityEventSerializer(many=True))
 class SecurityLogView(_SessionsView):
     @extend_schema(
         summary="My security log", operation_id="users_me_events",
-        description="What happened to my account, newest first: logins (with IP and device), failed logins, "
-                    "logouts, ended sessions and why, password and email changes, verification, leaving and "
-                    "restore. `by` is `you`, `staff` (never which one) or null (a failed login). These are the "
-                    "account's events (see User events), less profile edits.",
+        description="What happened to my account, newest first: logins (with IP and device), new-device "
+                    "alerts, failed logins, logouts, ended sessions and why, password changes, address changes "
+                    "asked, made and reverted, verification, securing the account, leaving and restore. `by` is "
+                    "`you`, `staff` (never which one) or null (a failed login). These are the account's events "
+                    "(see User events), less profile edits.",
         parameters=[RETRY_AFTER, *_CURSOR],
         responses=api_responses({200: SECURITY_PAGE}, 401, 429, own={404: (DETAIL_ERROR, "The cursor is not valid.")}),
     )

@@ -91,13 +91,13 @@ class UserAdmin(DjangoUserAdmin):
                     "live_sessions", "last_seen")
     list_filter = (DeletedFilter, ActiveFilter, "email_verified", "is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("username", "email", "first_name", "last_name")
-    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined", "sessions")
+    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined", "sessions", "pending_email_change")
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Profile", {"fields": ("email_verified", "bio", "updated_at", "deleted_at")}),
+        ("Profile", {"fields": ("email_verified", "pending_email_change", "bio", "updated_at", "deleted_at")}),
         ("Sessions", {"fields": ("sessions",)}),
     )
-    actions = ("delete_selected", "restore", "send_password_reset", "end_sessions")
+    actions = ("delete_selected", "restore", "send_password_reset", "end_sessions", "cancel_email_changes")
     change_password_form = StaffPasswordChangeForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -119,6 +119,15 @@ class UserAdmin(DjangoUserAdmin):
             for row in rows
         ))
         return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+    @admin.display(description="pending email change")
+    def pending_email_change(self, user: User) -> str:
+        """The address the user asked to move to, until its link is followed ("Cancel pending
+        email changes" drops it)."""
+        change = user.email_changes.filter(confirmed_at__isnull=True, cancelled_at__isnull=True).first()
+        if change is None:
+            return "None"
+        return f"to {change.new_email}, asked {change.created_at:%Y-%m-%d %H:%M} UTC, waiting for its link"
 
     @admin.display(description="deleted", boolean=True, ordering="deleted_at")
     def deleted(self, user: User) -> bool:
@@ -188,6 +197,12 @@ class UserAdmin(DjangoUserAdmin):
     def end_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
         ended = sum(services.sessions_end(user=user, reason=Session.EndReason.STAFF) for user in queryset)
         self.message_user(request, f"Ended {ended} session(s): their tokens answer 401 from now on.",
+                          messages.SUCCESS)
+
+    @admin.action(description="Cancel pending email changes of selected users", permissions=["change"])
+    def cancel_email_changes(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = services.email_changes_cancel(user_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Cancelled {count} pending email change(s): their links no longer work.",
                           messages.SUCCESS)
 
     @admin.action(description="Restore selected users", permissions=["change"])

@@ -42,4 +42,13 @@ PASSWORD_RESET_CONFIRM = _example(
     "Back to the first password", {"uid": LINK_UID, "token": LINK_TOKEN, "new_password": PASSWORD},
     "The uid and token of the reset email's link; the log-in example works again after it.",
 )
+EMAIL_CHANGE = _example(
+    "Ada moves to a new address", {"new_email": "ada@lovelace.example", "current_password": PASSWORD},
+    "Nothing changes until the link sent to the new address is followed.",
+)
+EMAIL_CHANGE_CONFIRM = _example("The link sent to the new address", {"token": LINK_TOKEN})
+EMAIL_CHANGE_REVERT = _example("The link sent to the old address after the change", {"token": LINK_TOKEN},
+                               "Puts the old address back, ends every session and emails a reset link: log in again.")
+SECURE_ACCOUNT = _example("The link of a new-device alert", {"token": LINK_TOKEN},
+                          "Ends every session and emails a reset link: log in again.")
 LEAVE = _example("Ada leaves", {"current_password": PASSWORD})

@@ -174,6 +174,38 @@ class PendingSignup(models.Model):
         return f"pending signup {self.pk}"
 
 
+class EmailChange(models.Model):
+    """A request to move an account to a new address (`services.email_change_request`).
+
+    Nothing changes until the link sent to `new_email` is followed (`confirmed_at`); only the
+    user's latest request can be, within EMAIL_CHANGE_TIMEOUT, and only while the password is the
+    one it was asked with (`password_fingerprint`, never the hash) and the address still
+    `old_email`. Once confirmed, the link sent to `old_email` puts it back (`reverted_at`) for
+    EMAIL_CHANGE_REVERT_DAYS, whatever happened since. The links are signed ids of this row: no
+    token is stored, and each works once because using it changes the row.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="email_changes")
+    old_email = models.EmailField()
+    new_email = models.EmailField()
+    password_fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)  # a newer request, or staff
+    reverted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "user_email_change"
+        indexes = [models.Index(fields=["user", "-created_at"], name="user_email_change_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"email change {self.pk} of user {self.user_id}"
+
+    @property
+    def pending(self) -> bool:
+        return self.confirmed_at is None and self.cancelled_at is None
+
+
 class OutboxEmail(models.Model):
     """One email to send, written in the same transaction as the change that calls for it.
 
@@ -190,6 +222,11 @@ class OutboxEmail(models.Model):
         EMAIL_CHANGED = "email_changed"  # to the old address
         SIGNUP_CONFIRM = "signup_confirm"  # with the link that creates a pending signup's account
         SIGNUP_EXISTS = "signup_exists"  # to the owner of an address someone tried to sign up with
+        EMAIL_CHANGE_CONFIRM = "email_change_confirm"  # to the new address, with the link that makes it the account's
+        EMAIL_CHANGE_REQUESTED = "email_change_requested"  # to the current address: a change was asked for
+        EMAIL_CHANGE_TAKEN = "email_change_taken"  # to the owner of an address someone asked to move to
+        LOGIN_ALERT = "login_alert"  # a login from a new device and network, with the secure-account link
+        ACCOUNT_SECURED = "account_secured"  # after a revert or a secure-account link: a reset link
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -202,8 +239,11 @@ class OutboxEmail(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails", null=True, blank=True)
     # Set instead of `user` for SIGNUP_CONFIRM; cleared when the signup is used or expires.
     signup = models.ForeignKey(PendingSignup, on_delete=models.SET_NULL, related_name="emails", null=True, blank=True)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
     to = models.EmailField()
+    # What the email is about, for the kinds that need more than the user: {"change": id} of an
+    # EmailChange, the login of an alert ({"time", "device", "network"}).
+    context = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -235,6 +275,10 @@ class UserEvent(models.Model):
         LOGIN_FAILED = "user.login_failed"
         LOGGED_OUT = "user.logged_out"
         SESSION_ENDED = "user.session_ended"
+        EMAIL_CHANGE_REQUESTED = "user.email_change_requested"
+        EMAIL_CHANGE_REVERTED = "user.email_change_reverted"
+        LOGIN_ALERT_SENT = "user.login_alert_sent"
+        ACCOUNT_SECURED = "user.account_secured"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No database constraint: a user's events outlive the row, should anyone remove it.
@@ -282,6 +326,7 @@ class Session(models.Model):
         ACCOUNT_DELETED = "account_deleted", _("account deleted")
         STAFF = "staff", _("ended by staff")
         REFRESH_REUSED = "refresh_reused", _("a used-up refresh token was presented")
+        ACCOUNT_SECURED = "account_secured", _("the owner secured the account from their mailbox")
 
     id = models.UUIDField(primary_key=True, editable=False)  # the tokens' `sid`
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")

@@ -7,7 +7,7 @@ drain racing for it send it once; it renders the links only then, from the user 
 Logs name rows by id, never by address.
 """
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from smtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from users import links, ratelimits
-from users.models import OutboxEmail, PendingSignup, User, fold
+from users.models import EmailChange, OutboxEmail, PendingSignup, User, fold
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ Kind = OutboxEmail.Kind
 # What anyone can make sidus send to an address that may not be theirs (a signup with it, a reset
 # or a verification link for it): RATE_LIMIT_EMAIL_TO_ADDRESS caps each address's share, or these
 # would be a way to flood a mailbox in sidus's name.
-UNSOLICITED = frozenset({Kind.SIGNUP_EXISTS, Kind.SIGNUP_CONFIRM, Kind.PASSWORD_RESET, Kind.VERIFY_EMAIL})
+UNSOLICITED = frozenset({Kind.SIGNUP_EXISTS, Kind.SIGNUP_CONFIRM, Kind.PASSWORD_RESET, Kind.VERIFY_EMAIL,
+                         Kind.EMAIL_CHANGE_CONFIRM, Kind.EMAIL_CHANGE_TAKEN})
 _NOBODY = ratelimits.Caller(user=None, META={})
 
 SUBJECTS = {
@@ -38,16 +39,24 @@ SUBJECTS = {
     Kind.EMAIL_CHANGED: "Your sidus email address was changed",
     Kind.SIGNUP_CONFIRM: "Confirm your address to create your sidus account",
     Kind.SIGNUP_EXISTS: "Someone tried to sign up to sidus with your address",
+    Kind.EMAIL_CHANGE_CONFIRM: "Confirm the new address of your sidus account",
+    Kind.EMAIL_CHANGE_REQUESTED: "Someone asked to change your sidus email address",
+    Kind.EMAIL_CHANGE_TAKEN: "Someone tried to move a sidus account to your address",
+    Kind.LOGIN_ALERT: "A new sign-in to your sidus account",
+    Kind.ACCOUNT_SECURED: "Your sidus account is secured: choose a new password",
 }
 
 
 def email_queue(
-    *, kind: str, user: User | None = None, signup: PendingSignup | None = None, to: str | None = None
+    *, kind: str, user: User | None = None, signup: PendingSignup | None = None, to: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> OutboxEmail:
     """Write the row in the caller's transaction; publish it once that commits. An email is for a
-    user, or (SIGNUP_CONFIRM) for a pending signup, which has no user yet."""
+    user, or (SIGNUP_CONFIRM) for a pending signup, which has no user yet; `context` says what
+    it is about when the user is not enough (a change of address, a login)."""
     recipient = user if user is not None else signup
-    email = OutboxEmail.objects.create(user=user, signup=signup, kind=kind, to=to or recipient.email)
+    email = OutboxEmail.objects.create(user=user, signup=signup, kind=kind, to=to or recipient.email,
+                                       context=context or {})
     transaction.on_commit(lambda: email_publish(email_id=email.pk))
     return email
 
@@ -80,11 +89,28 @@ def _context(email: OutboxEmail) -> dict[str, Any] | None:
             context["verify_link"] = links.email_verification_link(user)
         elif email.kind == Kind.VERIFY_EMAIL:
             return None  # verified meanwhile, or the address changed again
-    elif email.kind == Kind.PASSWORD_RESET:
+    elif email.kind in (Kind.PASSWORD_RESET, Kind.ACCOUNT_SECURED):
         if not current:
             return None
         context["reset_link"] = links.password_reset_link(user)
         context["timeout_hours"] = max(1, settings.PASSWORD_RESET_TIMEOUT // 3600)
+    elif email.kind == Kind.EMAIL_CHANGE_CONFIRM:
+        change = EmailChange.objects.filter(pk=email.context.get("change")).first()
+        if change is None or not change.pending or change.new_email != email.to:
+            return None  # a newer request, or cancelled: its link would not work
+        context["confirm_link"] = links.email_change_confirm_link(change)
+        context["timeout_hours"] = max(1, settings.EMAIL_CHANGE_TIMEOUT // 3600)
+    elif email.kind == Kind.EMAIL_CHANGED:
+        change = EmailChange.objects.filter(pk=email.context.get("change"), reverted_at__isnull=True).first()
+        if change is not None:  # none when staff changed it
+            context["revert_link"] = links.email_change_revert_link(change)
+            context["revert_days"] = settings.EMAIL_CHANGE_REVERT_DAYS
+    elif email.kind == Kind.EMAIL_CHANGE_REQUESTED:
+        context["new_email"] = email.context.get("new_email", "")
+    elif email.kind == Kind.LOGIN_ALERT:
+        context["login"] = {**email.context, "time": datetime.fromisoformat(email.context["time"])}
+        context["secure_link"] = links.secure_account_link(user)
+        context["secure_days"] = settings.EMAIL_CHANGE_REVERT_DAYS
     return context
 
 

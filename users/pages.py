@@ -28,9 +28,12 @@ from rest_framework.exceptions import ValidationError
 
 from users import links, ratelimits, services
 from users.account_serializers import (
+    EmailChangeConfirmSerializer,
+    EmailChangeRevertSerializer,
     EmailVerifySerializer,
     PasswordResetConfirmSerializer,
     PasswordResetLinkSerializer,
+    SecureAccountSerializer,
     SignupConfirmSerializer,
 )
 from users.models import Session
@@ -211,3 +214,79 @@ def confirm_signup(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
         "message": _("The account %(username)s is ready and its address verified: log in with your password.")
         % {"username": user.username},
     }))
+
+
+def _one_click(
+    request: HttpRequest, token: str, *, title: str, prompt: str, button: str, again: str, serializer_class: type,
+    use: Callable[[dict[str, Any]], Any], done: Callable[[Any], str],
+) -> HttpResponse:
+    """A link that does one thing: the GET shows a button, the POST checks the link with the
+    API's serializer and does it with the API's service (`use`), and says what was `done`."""
+    if not token:
+        return _invalid(request, title, again)
+    if request.method == "GET":
+        return _page(request, "confirm.html", {"title": title, "prompt": prompt, "button": button})
+    if (limited := _limited(request, "account_link")) is not None:
+        return limited
+    serializer = serializer_class(data={"token": token})
+    if not serializer.is_valid():
+        return _invalid(request, title, again)
+    try:
+        result = use(serializer.validated_data)
+    except services.LinkNotValid:
+        return _invalid(request, title, again)
+    except ValidationError:  # the address was taken meanwhile (the API's 409)
+        return _page(request, "message.html", {
+            "title": _("This address was taken"), "message": _("Another account has this address now."),
+        }, status=409)
+    return _used(request, _page(request, "message.html", {"title": title, "message": done(result)}))
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@takes_link("token")
+def confirm_email_change(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
+    """The new address's link: one click makes it the account's."""
+    return _one_click(
+        request, link["token"], title=_("Confirm your new address"), button=_("Use this address"),
+        prompt=_("Press the button to make this address your account's."),
+        again=_("Ask for the change again in the app: each link works once, for a limited time, and only the "
+                "latest one."),
+        serializer_class=EmailChangeConfirmSerializer,
+        use=lambda data: services.email_change_confirm(change=data["change"]),
+        done=lambda user: _("Done: %(email)s is your account's address now.") % {"email": user.email},
+    )
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@takes_link("token")
+def revert_email_change(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
+    """The old address's link: one click puts it back and throws out whoever holds the account."""
+    return _one_click(
+        request, link["token"], title=_("Put your address back"), button=_("Put my address back"),
+        prompt=_("Press the button to make this address your account's again. Every device will be signed out, "
+                 "and a link to choose a new password will be sent here."),
+        again=_("This link was used already or has expired."),
+        serializer_class=EmailChangeRevertSerializer,
+        use=lambda data: services.email_change_revert(change=data["change"]),
+        done=lambda user: _("Done: this address is your account's again, every device is signed out, and a link "
+                            "to choose a new password is on its way."),
+    )
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@takes_link("token")
+def secure_account(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
+    """A login alert's link: one click signs every device out."""
+    return _one_click(
+        request, link["token"], title=_("Secure your account"), button=_("Sign every device out"),
+        prompt=_("Press the button to sign every device out of your account; a link to choose a new password "
+                 "will be sent to its address."),
+        again=_("This link was used already or has expired."),
+        serializer_class=SecureAccountSerializer,
+        use=lambda data: services.account_secure(user_id=data["account"][0], session_epoch=data["account"][1]),
+        done=lambda user: _("Done: every device is signed out, and a link to choose a new password is on its "
+                            "way."),
+    )

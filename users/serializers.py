@@ -22,13 +22,18 @@ PRIVATE_FIELDS = ("id", "username", "email", "email_verified", "first_name", "la
 
 class StrictInputMixin:
     """Refuse what DRF would quietly accept: keys the client may not write (is_staff, id, ...),
-    and numbers where the schema says string (DRF's CharField turns 12 into "12")."""
+    and numbers where the schema says string (DRF's CharField turns 12 into "12").
+    `written_elsewhere` names the keys another operation writes, and says which."""
+
+    written_elsewhere: Mapping[str, str] = {}
 
     def to_internal_value(self, data: Any) -> Any:
         errors = {}
         for name, value in data.items() if isinstance(data, Mapping) else ():
             field = self.fields.get(name)
-            if field is None or field.read_only:
+            if name in self.written_elsewhere:
+                errors[name] = [self.written_elsewhere[name]]
+            elif field is None or field.read_only:
                 errors[name] = ["This field cannot be written."]
             elif isinstance(field, serializers.CharField) and value is not None and not isinstance(value, str):
                 errors[name] = [serializers.CharField.default_error_messages["invalid"]]
@@ -146,12 +151,18 @@ class _UserWriteSerializer(PrebuiltFieldsMixin, StrictInputMixin, serializers.Mo
         return self._unique_ci("username", value)
 
     def validate_email(self, value: str) -> str:
-        value = User.objects.normalize_email(value)
-        for validator in EMAIL_VALIDATORS:
-            validator(value)
+        value = clean_email(value)
         if self.context.get("email_may_be_taken"):
             return value  # the caller handles a taken address without saying so (services.signup_request)
         return self._unique_ci("email", value)
+
+
+def clean_email(value: str) -> str:
+    """An address as every account keeps it: its domain lower-cased, no mixed-script look-alikes."""
+    value = User.objects.normalize_email(value)
+    for validator in EMAIL_VALIDATORS:
+        validator(value)
+    return value
 
 
 def _password_min_length() -> int:
@@ -193,11 +204,18 @@ class UserCreateSerializer(_UserWriteSerializer):
         return attrs
 
 
+EMAIL_CHANGES_ELSEWHERE = (
+    "The address changes with POST /api/v1/auth/email/change/: your password, then the link sent to the new address."
+)
+
+
 class UserUpdateSerializer(_UserWriteSerializer):
+    written_elsewhere = {"email": EMAIL_CHANGES_ELSEWHERE}
+
     class Meta:
         model = User
-        fields = ("username", "email", "first_name", "last_name", "bio")
-        extra_kwargs = {"username": {"required": False}, "email": {"allow_blank": False}}
+        fields = ("username", "first_name", "last_name", "bio")
+        extra_kwargs = {"username": {"required": False}}
 
 
 class SessionSerializer(serializers.ModelSerializer):

@@ -1,5 +1,6 @@
 """The rules of changing a user. Views, the admin and tasks call these; nothing else writes users."""
 import contextlib
+import ipaddress
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -14,8 +15,9 @@ from rest_framework.exceptions import ValidationError
 from user_agents import parse
 
 from users import cache, events, queries
+from users.authentication import password_fingerprint
 from users.loop_db import loop_db
-from users.models import OutboxEmail, PendingSignup, Session, User, UserEvent
+from users.models import EmailChange, OutboxEmail, PendingSignup, Session, User, UserEvent, fold
 from users.outbox import email_queue
 from users.sessions import ended_sessions, seen_since, session_key
 
@@ -28,7 +30,9 @@ _CONSTRAINT_FIELDS = {
     "user_email_folded_unique": "email",
 }
 
-UPDATABLE_FIELDS = frozenset({"username", "email", "first_name", "last_name", "bio"})
+# The address is not among them: it changes with the password and the new address's consent
+# (`email_change_request`), never with a token alone.
+UPDATABLE_FIELDS = frozenset({"username", "first_name", "last_name", "bio"})
 # What no other row, no email and no constraint depends on: `profile_update_async` writes these.
 TEXT_FIELDS = frozenset({"first_name", "last_name", "bio"})
 
@@ -299,6 +303,116 @@ def email_verification_resend(*, user: User) -> bool:
     return True
 
 
+# --- A new address: asked with the password, made by the new address, undone by the old ------------
+
+
+class LinkNotValid(Exception):
+    """An emailed link that can no longer do what it says: used, superseded, expired or refused."""
+
+
+def email_change_request(*, user: User, new_email: str) -> None:
+    """The caller proved the password; `new_email` is not the account's. Nothing changes yet: the
+    new address gets the link that makes the change (`email_change_confirm`), the current one a
+    notice, and the log an `email_change_requested`. An earlier request's link stops working.
+
+    An address that has an account is a 409 naming `new_email`, as signup's; under
+    SIGNUP_PREVENT_ENUMERATION the same work and answer as a free one, and its owner a notice.
+    """
+    owner = User.objects.named("email", new_email).exclude(pk=user.pk).first()
+    if owner is not None and not settings.SIGNUP_PREVENT_ENUMERATION:
+        raise ValidationError({"new_email": ["A user with that email already exists."]}, code="unique")
+    now = timezone.now()
+    with transaction.atomic():
+        EmailChange.objects.filter(user=user, confirmed_at__isnull=True, cancelled_at__isnull=True).update(
+            cancelled_at=now)
+        change = EmailChange.objects.create(user=user, old_email=user.email, new_email=new_email, created_at=now,
+                                            password_fingerprint=password_fingerprint(user))
+        if owner is None:
+            email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_CONFIRM, user=user, to=new_email,
+                        context={"change": change.pk})
+        else:  # the change can never be confirmed: no link goes anywhere
+            change.cancelled_at = now
+            change.save(update_fields=["cancelled_at"])
+            email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_TAKEN, user=owner)
+        email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_REQUESTED, user=user, context={"new_email": new_email})
+        events.record(user, UserEvent.Type.EMAIL_CHANGE_REQUESTED)
+
+
+def email_change_confirm(*, change: EmailChange) -> User:
+    """The new address's link: it becomes the account's, verified (`user.email_changed`), and the
+    old one gets the link that puts it back. Only the user's latest request, while the password
+    and the address are those it was asked with; 409 if the address was taken since."""
+    try:
+        with transaction.atomic():
+            change = EmailChange.objects.select_for_update().get(pk=change.pk)
+            user = User.objects.select_for_update().get(pk=change.user_id)
+            latest = EmailChange.objects.filter(user=user).latest("created_at", "pk")
+            if (not change.pending or latest.pk != change.pk or fold(user.email) != fold(change.old_email)
+                    or password_fingerprint(user) != change.password_fingerprint or user.deleted_at is not None
+                    or not user.is_active):
+                raise LinkNotValid()
+            change.confirmed_at = timezone.now()
+            change.save(update_fields=["confirmed_at"])
+            user.email, user.email_verified = change.new_email, True
+            user.save(update_fields=["email", "email_verified", "updated_at"])
+            email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGED, user=user, to=change.old_email,
+                        context={"change": change.pk})
+    except IntegrityError as exc:
+        _raise_for_integrity_error(exc)
+    return user
+
+
+def email_change_revert(*, change: EmailChange) -> User:
+    """The old address's link, once the change is made: the old address is the account's again,
+    verified, whatever happened since (a new password, another address), and the account is
+    secured (`_secure`). Works once; 409 if someone took the old address meanwhile."""
+    try:
+        with transaction.atomic():
+            change = EmailChange.objects.select_for_update().get(pk=change.pk)
+            if change.confirmed_at is None or change.reverted_at is not None:
+                raise LinkNotValid()
+            user = User.objects.select_for_update().get(pk=change.user_id)
+            now = timezone.now()
+            change.reverted_at = now
+            change.save(update_fields=["reverted_at"])
+            EmailChange.objects.filter(user=user, confirmed_at__isnull=True, cancelled_at__isnull=True).update(
+                cancelled_at=now)
+            user.email, user.email_verified = change.old_email, True
+            user.save(update_fields=["email", "email_verified", "updated_at"])
+            events.record(user, UserEvent.Type.EMAIL_CHANGE_REVERTED)
+            _secure(user)
+    except IntegrityError as exc:
+        _raise_for_integrity_error(exc)
+    return user
+
+
+def account_secure(*, user_id: int, session_epoch: int) -> User:
+    """A login alert's link: every session of the account ends, once (the link names the session
+    epoch it was made in), and a reset link goes to the account's address."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user_id, session_epoch=session_epoch).first()
+        if user is None:
+            raise LinkNotValid()
+        events.record(user, UserEvent.Type.ACCOUNT_SECURED)
+        _secure(user)
+    return user
+
+
+def _secure(user: User) -> None:
+    """Whoever held the account is out: every token and admin login answers 401 at once (the
+    session epoch moves on), every session ends, and the address gets a reset link."""
+    user.session_epoch += 1
+    user.save(update_fields=["session_epoch", "updated_at"])
+    sessions_end(user=user, reason=Session.EndReason.ACCOUNT_SECURED)
+    email_queue(kind=OutboxEmail.Kind.ACCOUNT_SECURED, user=user)
+
+
+def email_changes_cancel(*, user_ids: Iterable[int]) -> int:
+    """Staff's (the admin's action): pending changes of address are dropped, their links dead."""
+    return EmailChange.objects.filter(user_id__in=list(user_ids), confirmed_at__isnull=True,
+                                      cancelled_at__isnull=True).update(cancelled_at=timezone.now())
+
+
 def events_release(*, event_ids: Iterable[Any]) -> int:
     """Parked events tried again by the relay (from the admin): their attempts start over."""
     return UserEvent.objects.filter(pk__in=list(event_ids), published_at__isnull=True, parked_at__isnull=False).update(
@@ -317,18 +431,46 @@ class RefreshTokenReused(Exception):
     """A refresh token that was used up already: its session has just been ended for it."""
 
 
-def session_start(*, user: User, refresh_jti: str, ip: str | None = None, user_agent: str = "") -> Session:
-    """A new session (a login): its id is the `sid` of the tokens issued for it, and `refresh_jti`
-    its first refresh token."""
+def session_start(*, user: User, refresh_jti: str, ip: str | None = None, user_agent: str = "",
+                  login: bool = False) -> Session:
+    """A new session: its id is the `sid` of the tokens issued for it, and `refresh_jti` its first
+    refresh token. A `login` from a device and network this account has not logged in from in
+    LOGIN_ALERT_WINDOW emails its owner, with a link that ends every session (not the first one)."""
     user_agent = user_agent[:Session._meta.get_field("user_agent").max_length]
+    device, network = device_label(user_agent), network_of(ip)
     with transaction.atomic():
         session = Session.objects.create(
-            id=uuid.uuid4(), user=user, ip=ip, user_agent=user_agent, device=device_label(user_agent),
-            refresh_jti=refresh_jti,
+            id=uuid.uuid4(), user=user, ip=ip, user_agent=user_agent, device=device, refresh_jti=refresh_jti,
         )
-        events.record(user, UserEvent.Type.LOGGED_IN, extra={"session": str(session.pk)},
-                      context={"ip": ip, "device": session.device})
+        context = {"ip": ip, "device": device, "network": network}
+        alert = login and settings.LOGIN_ALERTS and _new_to(user, device, network)
+        events.record(user, UserEvent.Type.LOGGED_IN, extra={"session": str(session.pk)}, context=context)
+        if alert:
+            email_queue(kind=OutboxEmail.Kind.LOGIN_ALERT, user=user, context={
+                "time": session.created_at.isoformat(), "device": device, "network": network})
+            events.record(user, UserEvent.Type.LOGIN_ALERT_SENT, extra={"session": str(session.pk)}, context=context)
     return session
+
+
+LOGIN_ALERT_WINDOW = timedelta(days=90)
+
+
+def _new_to(user: User, device: str, network: str | None) -> bool:
+    """No login of `user` from this device label and network within LOGIN_ALERT_WINDOW, though
+    there was a login before (the first one after signup is no news)."""
+    logins = UserEvent.objects.filter(user=user, type=UserEvent.Type.LOGGED_IN)
+    if not logins.exists():
+        return False
+    recent = logins.filter(time__gte=timezone.now() - LOGIN_ALERT_WINDOW)
+    return not recent.filter(context__device=device, context__network=network).exists()
+
+
+def network_of(ip: str | None) -> str | None:
+    """The network a person's address moves within: its /24 (IPv4) or /64 (IPv6)."""
+    if not ip:
+        return None
+    address = ipaddress.ip_address(ip)
+    return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False))
 
 
 def login_failed(*, username: Any, ip: str | None, user_agent: str) -> None:

@@ -56,10 +56,11 @@ class RefreshToken(jwt_tokens.RefreshToken):
         return {"refresh": str(self), "access": str(self.access_token)}
 
 
-def token_pair(user: User, request: Any = None) -> dict[str, str]:
-    """A fresh {access, refresh} pair: a new session for `user`, from `request`'s client."""
+def token_pair(user: User, request: Any = None, *, login: bool = False) -> dict[str, str]:
+    """A fresh {access, refresh} pair: a new session for `user`, from `request`'s client (a
+    `login`, which may alert the owner, or a password change's new session for its caller)."""
     refresh = RefreshToken.for_user(user)
-    session = services.session_start(user=user, refresh_jti=refresh.jti, **client_of(request))
+    session = services.session_start(user=user, refresh_jti=refresh.jti, login=login, **client_of(request))
     refresh[SESSION_CLAIM] = session.pk.hex
     refresh[PASSWORD_CLAIM] = password_fingerprint(user)
     return refresh.pair()
@@ -90,7 +91,7 @@ class TokenObtainPairSerializer(StrictInputMixin, jwt_serializers.TokenObtainPai
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         jwt_serializers.TokenObtainSerializer.validate(self, attrs)  # authenticates: self.user
-        pair = token_pair(self.user, self.context.get("request"))
+        pair = token_pair(self.user, self.context.get("request"), login=True)
         if api_settings.UPDATE_LAST_LOGIN:
             update_last_login(None, self.user)
         return pair

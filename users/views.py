@@ -141,7 +141,8 @@ class UserViewSet(OneHopMixin, GenericViewSet):
         summary="Update a profile",
         description="Only the user may change their own fields, and only those in the body. "
                     "Answers the private representation. With If-Match, a profile changed since it was "
-                    "read is not overwritten (412).",
+                    "read is not overwritten (412). `email` is refused with a 400 naming it: the address "
+                    "changes with `POST /auth/email/change/` (the password, then the new address's link).",
         request=UserUpdateSerializer, examples=[examples.UPDATE], parameters=[USER_ID, IF_MATCH, ETAG, RETRY_AFTER],
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 403, 404, 409, 412, 413, 415, 429),
     )
@@ -177,8 +178,9 @@ class UserViewSet(OneHopMixin, GenericViewSet):
     )
     @extend_schema(
         methods=["PATCH"], summary="Update my profile",
-        description="The same as updating `/users/{id}/` with one's own id. A new email address is "
-                    "unverified: a verification link goes to it, and a notice to the old one.",
+        description="The same as updating `/users/{id}/` with one's own id. `email` is refused with a 400 "
+                    "naming it: the address changes with `POST /auth/email/change/`, which needs the password "
+                    "and the new address's consent, never a token alone.",
         request=UserUpdateSerializer, examples=[examples.UPDATE], parameters=[IF_MATCH, ETAG, RETRY_AFTER],
         responses=api_responses({200: UserPrivateSerializer}, 400, 401, 409, 412, 413, 415, 429),
     )
