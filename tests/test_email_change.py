@@ -301,3 +301,24 @@ def test_a_login_alert_arrives_with_a_link_that_secures_the_account(inbox, make_
     assert APIClient().post(f"{AUTH}/secure-account/", {"token": token}, format="json").status_code == 200
     assert stranger.get(ME).status_code == 401
     received(inbox, "ada@example.com", "Your sidus account is secured: choose a new password")
+
+
+@pytest.mark.django_db
+def test_the_old_address_stays_the_accounts_to_take_back_while_its_revert_link_lives(ada, make_user, settings):
+    """Else the thief, once the change is made, registers the old address elsewhere and the revert is a 409."""
+    change = _requested(client_of(ada), "thief@evil.test")
+    assert post_link("email/change/confirm", confirm_token(change)).status_code == 200
+    body = {"username": "squatter", "email": "ADA@example.com", "password": PASSWORD}
+    assert APIClient().post("/api/v1/users/", body, format="json").status_code == 409
+    other = client_of(make_user())
+    assert ask(other, "ada@example.com").status_code == 409
+    settings.SIGNUP_PREVENT_ENUMERATION = True
+    assert APIClient().post("/api/v1/users/", body, format="json").status_code == 202
+    assert not OutboxEmail.objects.filter(to__iexact="ada@example.com", kind="signup_confirm").exists()
+
+    assert post_link("email/change/revert", revert_token(change)).status_code == 200
+    assert User.objects.get(pk=ada.pk).email == "ada@example.com"
+    settings.EMAIL_CHANGE_REVERT_DAYS = 0  # the window over: the reservation ends with it
+    change.reverted_at = None
+    change.save()
+    assert not EmailChange.objects.reserving("ada@example.com").exists()

@@ -3,6 +3,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -174,6 +175,14 @@ class PendingSignup(models.Model):
         return f"pending signup {self.pk}"
 
 
+class EmailChangeQuerySet(models.QuerySet):
+    def reserving(self, email: str) -> "EmailChangeQuerySet":
+        """The changes whose old address is `email` (in any spelling that folds alike) and may still
+        come back (`services.email_change_revert`): for that long no other account may take it."""
+        since = timezone.now() - timedelta(days=settings.EMAIL_CHANGE_REVERT_DAYS)
+        return self.filter(old_email_folded=fold(email), confirmed_at__gte=since, reverted_at__isnull=True)
+
+
 class EmailChange(models.Model):
     """A request to move an account to a new address (`services.email_change_request`).
 
@@ -187,6 +196,7 @@ class EmailChange(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="email_changes")
     old_email = models.EmailField()
+    old_email_folded = models.TextField(editable=False)  # fold(old_email), kept by save()
     new_email = models.EmailField()
     password_fingerprint = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
@@ -194,12 +204,22 @@ class EmailChange(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)  # a newer request, or staff
     reverted_at = models.DateTimeField(null=True, blank=True)
 
+    objects = EmailChangeQuerySet.as_manager()
+
     class Meta:
         db_table = "user_email_change"
-        indexes = [models.Index(fields=["user", "-created_at"], name="user_email_change_latest_idx")]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="user_email_change_latest_idx"),
+            models.Index(fields=["old_email_folded"], name="user_email_change_old_idx",
+                         condition=models.Q(reverted_at__isnull=True, confirmed_at__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"email change {self.pk} of user {self.user_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.old_email_folded = fold(self.old_email)
+        super().save(*args, **kwargs)
 
     @property
     def pending(self) -> bool:

@@ -13,7 +13,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from users.models import Session, User, UserEvent
+from users.models import EmailChange, Session, User, UserEvent
 from users.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS
 
 PUBLIC_FIELDS = ("id", "username", "first_name", "last_name", "bio", "date_joined")
@@ -143,7 +143,7 @@ class _UserWriteSerializer(PrebuiltFieldsMixin, StrictInputMixin, serializers.Mo
         others = User.objects.named(field, value)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
-        if others.exists():
+        if others.exists() or field == "email" and EmailChange.objects.reserving(value).exists():
             raise serializers.ValidationError(f"A user with that {field} already exists.", code="unique")
         return value
 

@@ -91,11 +91,12 @@ def signup_request(
                            last_name=last_name, bio=bio)
     owner = User.objects.named("email", email).first()
     with transaction.atomic():
-        if owner is None:
+        if owner is not None:
+            email_queue(kind=OutboxEmail.Kind.SIGNUP_EXISTS, user=owner)
+        elif not EmailChange.objects.reserving(email).exists():
             signup.save()
             email_queue(kind=OutboxEmail.Kind.SIGNUP_CONFIRM, signup=signup)
-        else:
-            email_queue(kind=OutboxEmail.Kind.SIGNUP_EXISTS, user=owner)
+        # else the address may go back to the account that left it: nothing, and nobody to tell
 
 
 def signup_confirm(*, signup: PendingSignup) -> User:
@@ -315,11 +316,13 @@ def email_change_request(*, user: User, new_email: str) -> None:
     new address gets the link that makes the change (`email_change_confirm`), the current one a
     notice, and the log an `email_change_requested`. An earlier request's link stops working.
 
-    An address that has an account is a 409 naming `new_email`, as signup's; under
-    SIGNUP_PREVENT_ENUMERATION the same work and answer as a free one, and its owner a notice.
+    An address that has an account, or that another account left and may take back (its revert
+    link is live), is a 409 naming `new_email`, as signup's; under SIGNUP_PREVENT_ENUMERATION the
+    same work and answer as a free one, and its owner a notice.
     """
     owner = User.objects.named("email", new_email).exclude(pk=user.pk).first()
-    if owner is not None and not settings.SIGNUP_PREVENT_ENUMERATION:
+    reserved = EmailChange.objects.reserving(new_email).exclude(user=user).exists()
+    if (owner is not None or reserved) and not settings.SIGNUP_PREVENT_ENUMERATION:
         raise ValidationError({"new_email": ["A user with that email already exists."]}, code="unique")
     now = timezone.now()
     with transaction.atomic():
@@ -327,13 +330,14 @@ def email_change_request(*, user: User, new_email: str) -> None:
             cancelled_at=now)
         change = EmailChange.objects.create(user=user, old_email=user.email, new_email=new_email, created_at=now,
                                             password_fingerprint=password_fingerprint(user))
-        if owner is None:
+        if owner is None and not reserved:
             email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_CONFIRM, user=user, to=new_email,
                         context={"change": change.pk})
         else:  # the change can never be confirmed: no link goes anywhere
             change.cancelled_at = now
             change.save(update_fields=["cancelled_at"])
-            email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_TAKEN, user=owner)
+            if owner is not None:
+                email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_TAKEN, user=owner)
         email_queue(kind=OutboxEmail.Kind.EMAIL_CHANGE_REQUESTED, user=user, context={"new_email": new_email})
         events.record(user, UserEvent.Type.EMAIL_CHANGE_REQUESTED)
 
