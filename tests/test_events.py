@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test import override_settings
 from kombu import Connection, Queue
@@ -18,7 +19,7 @@ from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, bearer
 from users import links, services
-from users.events.cloudevents import CONTENT_TYPE, envelope
+from users.events.cloudevents import CONTENT_TYPE, Outgoing, encode, envelope
 from users.events.relay import BrokerUnavailable, Publisher, Relay
 from users.models import User, UserEvent
 
@@ -228,6 +229,23 @@ def test_every_type_has_a_json_schema_and_real_events_match_it(settings):
         assert document["id"] == str(event.id) and document["time"].endswith("Z")
 
 
+@pytest.mark.django_db
+def test_the_cloudevents_sdk_reads_every_event_with_its_counter_under_our_own_name(settings):
+    """`sequence` is the CloudEvents sequence extension's (a String, ordered as text); the per-user
+    counter is `subjectsequence`, an Integer extension of ours."""
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+
+    user = live_a_whole_account("sdk")
+    events = list(UserEvent.objects.filter(user_id=user.pk).order_by("sequence"))
+    parsed = [JSONFormat().read(CloudEvent, encode(Outgoing.of(event))) for event in events]
+    assert [event.get_extension("subjectsequence") for event in parsed] == list(range(1, len(events) + 1))
+    texts = [event.get_extension("sequence") for event in parsed]
+    assert sorted(texts) == texts and int(texts[-1]) == len(events) and len(set(map(len, texts))) == 1
+    assert [event.get_type() for event in parsed] == [event.type for event in events]
+    assert parsed[0].get_data() == events[0].data and parsed[0].get_subject() == str(user.pk)
+
+
 # --- The relay ----------------------------------------------------------------------------------
 
 
@@ -243,7 +261,8 @@ def test_the_relay_publishes_persistent_confirmed_cloudevents_and_marks_them(exc
     first = messages[0]
     assert first.content_type == CONTENT_TYPE and first.properties["delivery_mode"] == 2
     body = json.loads(first.body)
-    assert first.properties["message_id"] == body["id"] and body["sequence"] == 1
+    assert first.properties["message_id"] == body["id"]
+    assert body["subjectsequence"] == 1 and body["sequence"] == "1".zfill(20)
     assert not UserEvent.objects.filter(user_id=user.pk, published_at__isnull=True).exists()
 
 
@@ -295,7 +314,7 @@ def test_a_poison_event_is_parked_and_holds_up_only_its_own_user(exchange, setti
     UserEvent.objects.filter(pk=head.pk).update(type="user.registered")  # staff fixed it, and release it
     assert services.events_release(event_ids=[head.pk]) == 1
     assert Relay().relay_once() == 1 and Relay().relay_once() == 1
-    assert [e["sequence"] for e in exchange.events()] == [1, 2]
+    assert [e["subjectsequence"] for e in exchange.events()] == [1, 2]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -322,7 +341,7 @@ def test_relays_side_by_side_never_publish_a_users_events_out_of_order(exchange,
             thread.join(10)
     sequences: dict[str, list[int]] = {}
     for event in exchange.events():
-        sequences.setdefault(event["subject"], []).append(event["sequence"])
+        sequences.setdefault(event["subject"], []).append(event["subjectsequence"])
     assert sequences == {str(user.pk): list(range(1, 10)) for user in users}
 
 
@@ -344,8 +363,25 @@ def test_consume_events_acks_after_its_handler_and_skips_what_it_handled(exchang
     assert [event["type"] for event in printed] == ["user.registered"]
     assert printed[0]["id"] == str(UserEvent.objects.get(user_id=user.pk).id)  # a replay keeps the id
     assert "handled 1, duplicates skipped 1" in err.getvalue()
-    with Connection(settings.EVENTS_BROKER_URL) as connection:
-        Queue(queue)(connection.channel()).delete()
+    assert f"Waiting for events on the durable queue {queue} (bound to user.registered" in err.getvalue()
+    services.user_create(username="waiting", email="waiting@example.com", password=PASSWORD)
+    assert Relay().relay_once() == 1
+    err = io.StringIO()
+    call_command("consume_events", delete_queue=queue, stderr=err)  # the event it held goes with it
+    assert f"deleted the queue {queue} and the 1 event(s) waiting in it" in err.getvalue()
+    with Connection(settings.EVENTS_BROKER_URL) as connection, pytest.raises(connection.channel_errors):
+        Queue(queue)(connection.channel()).queue_declare(passive=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_temporary_consumer_gets_the_events_and_leaves_no_queue_behind(exchange, settings):
+    err = io.StringIO()
+    call_command("consume_events", temporary=True, idle_timeout=0.2, stdout=io.StringIO(), stderr=err)
+    queue = err.getvalue().split("temporary queue ")[1].split(" ")[0]
+    with Connection(settings.EVENTS_BROKER_URL) as connection, pytest.raises(connection.channel_errors):
+        Queue(queue)(connection.channel()).queue_declare(passive=True)  # gone with its consumer
+    with pytest.raises(CommandError, match="--temporary"):
+        call_command("consume_events", stdout=io.StringIO(), stderr=io.StringIO())
 
 
 def failing_handler(event: dict) -> None:
@@ -372,7 +408,5 @@ def test_an_event_whose_handler_fails_is_not_acked_and_comes_back(exchange, sett
 @pytest.mark.django_db
 def test_replay_events_says_the_broker_is_away():
     services.user_create(username="replayless", email="replayless@example.com", password=PASSWORD)
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError, match="unavailable"):
         call_command("replay_events", since="2000-01-01", stdout=io.StringIO())

@@ -118,7 +118,7 @@ def test_a_cut_broker_and_a_killed_relay_lose_nothing_and_reorder_nothing(exchan
     for event in received:
         if event["id"] not in seen:
             seen.add(event["id"])
-            first_seen.setdefault(event["subject"], []).append(event["sequence"])
+            first_seen.setdefault(event["subject"], []).append(event["subjectsequence"])
     for subject, sequences in first_seen.items():
         assert sequences == list(range(1, len(sequences) + 1)), f"user {subject}: {sequences}"
     duplicates = len(ids) - len(set(ids))

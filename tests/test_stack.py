@@ -47,9 +47,16 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_deploy_check_is_clean_with_production_settings():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="false", DJANGO_HTTPS="true")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="false", DJANGO_HTTPS="true",
+                    EMAIL_URL="smtp://mail.example.com:25")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deploy_check_fails_while_emails_and_their_links_go_to_the_log():
+    result = manage("check", "--deploy", DJANGO_DEBUG="false", DJANGO_HTTPS="true")  # EMAIL_URL's default
+    assert result.returncode == 1 and "sidus.E001" in result.stderr and "EMAIL_URL" in result.stderr
+    assert manage("check", "--deploy", DJANGO_DEBUG="true").returncode == 0  # development: the log is the inbox
 
 
 def test_debug_logging_prints_each_line_once():

@@ -4,7 +4,7 @@ A service that changes something writes the email's row in its own transaction (
 the row is published to Celery after the commit and, whatever happened to that publish, sent by
 the periodic drain. `email_send` holds the row's lock while the mail goes out, so a task and a
 drain racing for it send it once; it renders the links only then, from the user as they are.
-Logs name rows by id, never by address.
+Logs name rows by id, never by address (the development console backend, sidus/mail.py, prints whole emails).
 """
 import logging
 from datetime import datetime, timedelta

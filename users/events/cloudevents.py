@@ -26,9 +26,15 @@ class Outgoing(NamedTuple):
         return cls(event.id, event.user_id, event.sequence, event.type, event.time, json.dumps(event.data))
 
 
+# Digits of `sequence`: a bigint's 19 and one, so that strings compare as their numbers do.
+SEQUENCE_DIGITS = 20
+
+
 def encode(event: Outgoing) -> bytes:
-    """The CloudEvent's bytes. `id` is the row's, so a redelivery or a replay carries the same one;
-    `sequence` (an extension) counts the user's events from 1, without gaps."""
+    """The CloudEvent's bytes. `id` is the row's, so a redelivery or a replay carries the same one.
+    `subjectsequence`, an extension of ours (an Integer), counts the events of the (`source`,
+    `subject`) from 1, without gaps. `sequence` is the same number as the CloudEvents sequence
+    extension defines it: a String whose lexicographic order is the events' order (zero-padded)."""
     attributes = {
         "specversion": "1.0",
         "id": str(event.id),
@@ -37,7 +43,8 @@ def encode(event: Outgoing) -> bytes:
         "subject": str(event.user_id),
         "time": event.time.isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
-        "sequence": event.sequence,
+        "subjectsequence": event.sequence,
+        "sequence": str(event.sequence).zfill(SEQUENCE_DIGITS),
     }
     head = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
     return f'{head[:-1]},"data":{event.data}}}'.encode()
