@@ -52,6 +52,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", health, name="health"),
+    path("", pages.home, name="home"),
+    path("favicon.ico", pages.favicon),
     # The pages the emailed links open when FRONTEND_URL is sidus itself (users/pages.py).
     path("verify-email", pages.verify_email, name="verify_email_page"),
     path("password-reset", pages.password_reset, name="password_reset_page"),

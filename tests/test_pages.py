@@ -203,3 +203,18 @@ def test_the_access_log_has_a_links_path_but_never_its_token():
     log = worker.output()
     assert '"GET /password-reset?uid=' in log and "token=[redacted]" in log
     assert params["token"] not in log
+
+
+def test_the_front_door_says_what_sidus_is_and_links_its_parts(client: Client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        page = client.get("/")
+        icon = client.get("/favicon.ico")
+    assert page.status_code == 200 and "user service" in page.content.decode()
+    for link in ("/api/docs/", "/api/schema/", "/admin/", "/health/"):
+        assert f'href="{link}"' in page.content.decode()
+    assert "default-src 'none'" in page["Content-Security-Policy"]
+    assert icon.status_code == 301 and icon["Location"].endswith("users/favicon.svg")
+    assert client.get(icon["Location"]).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no "Not Found: /favicon.ico"

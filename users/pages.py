@@ -19,8 +19,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import password_validation
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
@@ -92,6 +93,21 @@ def _used(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """The link has done its work: its cookie goes."""
     response.delete_cookie(LINK_COOKIE, path=request.path, samesite="Lax")
     return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def home(request: HttpRequest) -> HttpResponse:
+    """The front door (and the admin's "View site"): what sidus is, and where its parts are."""
+    response = _page(request, "home.html", {"title": _("sidus, a user service")})
+    response["Cache-Control"] = "no-cache"  # nothing of anyone's: but links may change with a deploy
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on every page that names no icon (the admin's): the pages' own
+    icon, rather than a 404 and a warning in the log for each visit."""
+    return HttpResponsePermanentRedirect(static("users/favicon.svg"))
 
 
 def _limited(request: HttpRequest, action: str) -> HttpResponse | None:

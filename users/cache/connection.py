@@ -130,7 +130,10 @@ class _MasterCheck:
             deleted += await client.delete(*batch)
         await redis_call(lambda: client.set(self.MARKER, replid))
         await redis_call(lambda: client.delete(self.LOCK))
-        logger.warning("A new Redis master (%s): L2 emptied (%d keys), L1 too", replid[:12], deleted)
+        if deleted:  # a failover: what the old master held may be older than PostgreSQL
+            logger.warning("A new Redis master (%s): L2 emptied (%d keys), L1 too", replid[:12], deleted)
+        else:  # a first start, or a Redis that kept nothing: nothing was lost
+            logger.info("A new Redis master (%s): L2 held no profiles, L1 emptied", replid[:12])
         self._checked = True
         return True
 
