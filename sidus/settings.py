@@ -305,6 +305,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sidus.openapi.strict_request_bodies",
+        "users.examples.in_story_order",
     ],
 }
 

@@ -135,3 +135,18 @@ def test_schemathesis_finds_nothing_with_a_token():
         assert set(re.findall(r"  - (.+)", refused.group(1) if refused else "")) <= {
             "POST /api/v1/auth/token/refresh/"}, output[-3000:]
         assert "Traceback" not in worker.output()
+
+
+def test_swagger_opens_on_registration_with_the_operations_grouped_by_tag_in_story_order(schema):
+    from users.examples import STORY, TAGS
+
+    assert [tag["name"] for tag in schema["tags"]] == list(TAGS)
+    names = [name for name, _ in operations(schema)]
+    assert names[0] == "POST /api/v1/users/" and set(names) == {operation for _, operation in STORY}
+    for name, operation in operations(schema):
+        assert len(operation["tags"]) == 1 and operation["tags"][0] in TAGS, name
+    # In each tag, the operations as the story calls them (a path's methods stay together).
+    for tag in TAGS:
+        in_schema = [name for name, operation in operations(schema) if operation["tags"] == [tag]]
+        in_story = [operation for name, operation in STORY if name == tag]
+        assert sorted(in_schema) == sorted(in_story)

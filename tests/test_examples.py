@@ -3,15 +3,17 @@
 They are sent in the order of their story (users/examples.py), as a person would press "Try it out"
 in Swagger: the Authorization header goes only where the schema asks for it, a body is the
 operation's one example with only its `<...>` values filled in, from the answers and links they
-name, and a path parameter is the id an earlier answer gave.
+name, and a path parameter is the id an earlier answer gave. The README's walk-through runs first,
+with curl, on the same database: a newcomer does both.
 """
 import re
+import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.servers import Worker, running_workers
+from tests.servers import ROOT, Worker, running_workers
 from users import links
 from users.models import EmailChange, PendingSignup, User
 
@@ -61,20 +63,34 @@ def link(user: User, generator) -> dict[str, str]:
     return {"uid": links.uid_encode(user), "token": generator.make_token(user)}
 
 
+def readme_walk_through(worker: Worker) -> str:
+    """The README's "Try it" block, run by bash against `worker`: its output."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Try it", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    assert "API=http://localhost:8000/api/v1" in block
+    block = block.replace("API=http://localhost:8000/api/v1", f"API={worker.url}/api/v1")
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
     with running_workers(1, RATE_LIMITS_ENABLED="true") as (worker,):
+        walked = readme_walk_through(worker)
+        assert '"username": "ada"' in walked and '"bio": "Wrote the first program."' in walked
+        assert "x-cache:" in walked.lower()
         story = Story(worker)
-        ada = story.send("POST /api/v1/users/", 201).json()
-        me = f"/api/v1/users/{ada['id']}/"
+        grace = story.send("POST /api/v1/users/", 201).json()
+        me = f"/api/v1/users/{grace['id']}/"
         pair = story.send("POST /api/v1/auth/token/", 200).json()
         pair = story.send("POST /api/v1/auth/token/refresh/", 200, refresh=pair["refresh"]).json()
         story.access = pair["access"]
-        assert story.send("PATCH /api/v1/users/me/", 200).json()["bio"].startswith("Mathematician")
+        assert story.send("PATCH /api/v1/users/me/", 200).json()["bio"].startswith("Rear admiral")
         story.send("PATCH /api/v1/users/{id}/", 200, path=me)
-        assert story.send("GET /api/v1/users/me/", 200).json()["email"] == ada["email"]
-        assert story.send("GET /api/v1/users/{id}/", 200, path=me).json()["username"] == ada["username"]
+        assert story.send("GET /api/v1/users/me/", 200).json()["email"] == grace["email"]
+        assert story.send("GET /api/v1/users/{id}/", 200, path=me).json()["username"] == grace["username"]
 
-        user = User.objects.get(pk=ada["id"])
+        user = User.objects.get(pk=grace["id"])
         story.send("POST /api/v1/auth/email/verify/resend/", 202)
         story.send("POST /api/v1/auth/email/verify/", 204, **link(user, links.email_verification_token))
         story.access = story.send("POST /api/v1/auth/password/change/", 200).json()["access"]
@@ -99,10 +115,10 @@ def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
         # A new address: asked with the password, made by its link, undone by the old address's.
         story.access = story.send("POST /api/v1/auth/token/", 200).json()["access"]
         story.send("POST /api/v1/auth/email/change/", 202)
-        change = EmailChange.objects.get(user_id=ada["id"])
+        change = EmailChange.objects.get(user_id=grace["id"])
         moved = story.send("POST /api/v1/auth/email/change/confirm/", 200, token=signed(
             links.email_change_confirm_link(change))).json()
-        assert moved["email"] == "ada@lovelace.example"
+        assert moved["email"] == "grace@hopper.example"
         story.send("POST /api/v1/auth/email/change/revert/", 200, token=signed(links.email_change_revert_link(change)))
         assert worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {story.access}"}
                                  ).status_code == 401  # every session ended
@@ -120,5 +136,5 @@ def test_the_signup_examples_succeed_as_given_when_signups_tell_nobody_who_has_a
         story = Story(worker)
         story.send("POST /api/v1/users/", 202)
         token = signed(links.signup_link(PendingSignup.objects.get()))
-        ada = story.send("POST /api/v1/auth/signup/confirm/", 201, token=token).json()
-        assert (ada["username"], ada["email_verified"]) == ("ada", True)
+        grace = story.send("POST /api/v1/auth/signup/confirm/", 201, token=token).json()
+        assert (grace["username"], grace["email_verified"]) == ("grace", True)
