@@ -210,7 +210,9 @@ if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":  # noqa: F
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.local>")
 # Where the links in emails point: sidus's own pages (users/pages.py) by default, else your front end's.
-FRONTEND_URL = env("FRONTEND_URL", default="http://localhost:8000")
+# WEB_PORT is the port the API answers on from your machine (the Procfile's uvicorn, compose's
+# proxy): the links follow it, in the server and in the worker alike.
+FRONTEND_URL = env("FRONTEND_URL", default=f"http://localhost:{env.int('WEB_PORT', default=8000)}")
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # also verification and signup links
 # Signup answers 202 whether or not the address has an account; the account is created by the link
 # emailed to a new address, and the owner of a taken one gets a notice (docs/accounts.md).

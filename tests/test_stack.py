@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -207,3 +208,27 @@ def test_compose_web_and_worker_register_and_email_across_a_broker_outage():
                 except subprocess.TimeoutExpired:
                     process.kill()
             redis_server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_readme_local_path_runs_web_and_worker_from_one_shell_on_another_port():
+    """As the README says: one shell, `DJANGO_DEBUG=true`, `honcho start` (the Procfile); WEB_PORT
+    moves the API and the emailed links with it; a clean start logs nothing at WARNING."""
+    port = free_port()
+    env = production_env(DJANGO_SETTINGS_MODULE="sidus.settings", DJANGO_DEBUG="true", WEB_PORT=str(port),
+                         DATABASE_URL=child_database_url())
+    env.pop("DJANGO_SECRET_KEY")  # DJANGO_DEBUG's local key, as a newcomer has it
+    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start"], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, timeout=30, process=honcho)
+        body = {"username": "newbie", "email": "newbie@example.com", "password": "analytical-engine-1843"}
+        created = httpx.post(f"http://localhost:{port}/api/v1/users/", json=body, timeout=10)
+        assert created.status_code == 201, created.text
+        wait_until(lambda: OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT).exists(), timeout=30)
+    finally:
+        os.killpg(honcho.pid, signal.SIGTERM)
+        output = honcho.communicate(timeout=30)[0]
+    assert f"http://localhost:{port}/verify-email?uid=" in output, output[-3000:]  # the worker's printed email
+    assert re.search(r"\bWARNING\b", output) is None, output[-3000:]
