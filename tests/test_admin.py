@@ -299,3 +299,16 @@ def test_a_pending_address_change_shows_on_the_users_page_and_staff_can_cancel_i
     assert change.cancelled_at is not None
     token = links.email_change_confirm_link(change).split("token=")[1]
     assert APIClient().post("/api/v1/auth/email/change/confirm/", {"token": token}, format="json").status_code == 400
+
+
+def test_a_users_sessions_read_as_words_and_minutes_and_events_name_their_user(superuser_client, user):
+    from users import services
+    from users.models import Session
+
+    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.0.0.1")
+    services.sessions_end(user=user, reason=Session.EndReason.STAFF)
+    page = superuser_client.get(reverse("admin:users_user_change", args=[user.pk])).content.decode()
+    assert "<td>ended by staff</td>" in page and "overflow-x: auto" in page
+    assert f"<td>{session.created_at:%Y-%m-%d %H:%M}</td>" in page and "+00:00" not in page.split("Sessions")[-1]
+    events = superuser_client.get(reverse("admin:users_userevent_changelist")).content.decode()
+    assert f'<td class="field-user nowrap">{user.username}</td>' in events

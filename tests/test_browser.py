@@ -113,7 +113,7 @@ def test_the_welcome_email_link_verifies_the_address_in_one_click(site, inbox, p
     page.goto(link.replace("token=", "token=x"))
     page.get_by_role("button", name="Verify my address").click()
     assert page.get_by_role("status").inner_text() == "The link is invalid or has expired."
-    assert "Log in to the app and ask for a new link" in page.locator("main").inner_text()
+    assert "Log in and ask for a new link" in page.locator("main").inner_text()
     shot(page, "verify-email-4-invalid")
 
 
@@ -128,6 +128,15 @@ def test_the_reset_email_link_sets_a_new_password_that_logs_in(site, inbox, page
     assert "at least" in page.locator("#rules").inner_text()  # the validators' own rules, before any attempt
     shot(page, "password-reset-1-form")
 
+    reveal = page.get_by_label("Show the password")
+    if page.javascript:  # an enhancement: with JavaScript off there is no dead control
+        field.fill("typed")
+        reveal.check()
+        assert field.get_attribute("type") == "text" and field.input_value() == "typed"
+        reveal.uncheck()
+        assert field.get_attribute("type") == "password"
+    else:
+        assert reveal.count() == 0
     field.fill("password")
     page.get_by_role("button", name="Set my new password").click()
     assert page.get_by_role("alert").inner_text() == "This password is too common."

@@ -1,5 +1,5 @@
 """Staff manage users here. Delete is a soft delete (with restore); nothing removes a row."""
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from users import services
@@ -21,6 +22,16 @@ from users.sessions import seen_since
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 SESSION_COLUMNS = {"device": "device", "ip": "IP", "created_at": "created", "last_seen_at": "last seen",
                    "ended_at": "ended", "end_reason": "why"}
+
+
+def _session_cell(session: Session, name: str) -> str:
+    """A cell as a person reads it: local times to the minute, the reason in words."""
+    if name == "end_reason":
+        return session.get_end_reason_display() or "-"
+    value = getattr(session, name)
+    if isinstance(value, datetime):
+        return date_format(timezone.localtime(value), "Y-m-d H:i")
+    return value or "-"
 
 
 class RateLimitedAdminLoginForm(AdminAuthenticationForm):
@@ -35,6 +46,11 @@ class RateLimitedAdminLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = RateLimitedAdminLoginForm
+
+
+def counted(count: int, noun: str) -> str:
+    """"1 user", "2 users": the admin's messages say it as Django's own do."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class StaffPasswordChangeForm(AdminPasswordChangeForm):
@@ -115,10 +131,12 @@ class UserAdmin(DjangoUserAdmin):
             return "None"
         head = format_html_join("", "<th>{}</th>", ((name,) for name in SESSION_COLUMNS.values()))
         body = format_html_join("", "<tr>{}</tr>", (
-            (format_html_join("", "<td>{}</td>", ((getattr(row, name) or "-",) for name in SESSION_COLUMNS)),)
+            (format_html_join("", "<td>{}</td>", ((_session_cell(row, name),) for name in SESSION_COLUMNS)),)
             for row in rows
         ))
-        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+        # Scrolls within the page's column rather than running off its right edge.
+        return format_html('<div style="overflow-x: auto; max-width: 100%"><table><thead><tr>{}</tr></thead>'
+                           "<tbody>{}</tbody></table></div>", head, body)
 
     @admin.display(description="pending email change")
     def pending_email_change(self, user: User) -> str:
@@ -190,25 +208,26 @@ class UserAdmin(DjangoUserAdmin):
         for user in users:
             services.password_reset_send(user=user)
         skipped = queryset.count() - len(users)
-        note = f" {skipped} deleted or inactive user(s) skipped." if skipped else ""
-        self.message_user(request, f"Queued a password reset email to {len(users)} user(s).{note}", messages.SUCCESS)
+        note = f" {counted(skipped, 'deleted or inactive user')} skipped." if skipped else ""
+        self.message_user(request, f"Queued a password reset email to {counted(len(users), 'user')}.{note}",
+                          messages.SUCCESS)
 
     @admin.action(description="End all sessions of selected users", permissions=["change"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
         ended = sum(services.sessions_end(user=user, reason=Session.EndReason.STAFF) for user in queryset)
-        self.message_user(request, f"Ended {ended} session(s): their tokens answer 401 from now on.",
+        self.message_user(request, f"Ended {counted(ended, 'session')}: their tokens answer 401 from now on.",
                           messages.SUCCESS)
 
     @admin.action(description="Cancel pending email changes of selected users", permissions=["change"])
     def cancel_email_changes(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = services.email_changes_cancel(user_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"Cancelled {count} pending email change(s): their links no longer work.",
+        self.message_user(request, f"Cancelled {counted(count, 'pending email change')}: their links no longer work.",
                           messages.SUCCESS)
 
     @admin.action(description="Restore selected users", permissions=["change"])
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = services.users_restore(user_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"Restored {count} user(s).", messages.SUCCESS)
+        self.message_user(request, f"Restored {counted(count, 'user')}.", messages.SUCCESS)
 
 
 @admin.register(OutboxEmail)
@@ -254,11 +273,11 @@ class UserEventAdmin(admin.ModelAdmin):
     A parked event (refused too often) waits here, holding up its user's later events, until
     staff release it for another try."""
 
-    list_display = ("type", "user_id", "sequence", "time", "published_at", "attempts", "parked_at")
+    list_display = ("type", "user", "sequence", "time", "published_at", "attempts", "parked_at")
     list_filter = (EventStateFilter, "type")
     search_fields = ("=user__id", "=id")
     readonly_fields = [field.name for field in UserEvent._meta.fields]
-    list_select_related = False
+    list_select_related = ("user",)  # the names of a page's users in its one query
     actions = ("release",)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
@@ -269,7 +288,8 @@ class UserEventAdmin(admin.ModelAdmin):
     @admin.action(description="Try the selected parked events again", permissions=["release"])
     def release(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = services.events_release(event_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"{count} parked event(s) will be tried again.", messages.SUCCESS)
+        self.message_user(request, f"{counted(count, 'parked event').capitalize()} will be tried again.",
+                          messages.SUCCESS)
 
     def has_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("users.change_userevent")

@@ -4,7 +4,8 @@
 `/confirm-signup?token=...` are what the welcome, verification, reset and signup emails link to.
 Each is a plain Django form: a GET shows it, a POST (CSRF protected) validates with the API's own
 serializers and calls the same service as the API, so a page and `POST /api/v1/auth/...` can
-never disagree. No JavaScript; a strict Content-Security-Policy.
+never disagree. No JavaScript needed (one script file adds "Show the password"); a strict
+Content-Security-Policy.
 
 The link's secrets leave the URL at once, as Django's PasswordResetConfirmView moves its token
 into the session: the GET of the emailed URL keeps them in a signed, HttpOnly cookie scoped to
@@ -39,9 +40,10 @@ from users.account_serializers import (
 )
 from users.models import Session
 
-# Nothing but our own stylesheet and forms posting to ourselves: no script, no frame, no other origin.
+# Nothing but our own stylesheet, our one script file ("Show the password", an enhancement: every
+# page works without it) and forms posting to ourselves: no inline script, no frame, no other origin.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 
@@ -132,7 +134,8 @@ def _invalid(request: HttpRequest, title: str, hint: str) -> HttpResponse:
 def verify_email(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
     """One click: the GET shows a button, the POST verifies (a GET never changes anything)."""
     title = _("Verify your email address")
-    resend = _("Log in to the app and ask for a new link (it is sent to the address on your account).")
+    resend = _("Log in and ask for a new link (POST /api/v1/auth/email/verify/resend/): it goes to the address "
+               "on your account.")
     if not (link["uid"] and link["token"]):
         return _invalid(request, title, resend)
     if request.method == "GET":
@@ -171,7 +174,8 @@ def _used_already(link: dict[str, str]) -> bool:
 def password_reset(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
     """A form for the new password, with its rules; the API's validators judge it."""
     title = _("Choose a new password")
-    again = _("Ask for a new reset link in the app: each link works once, for a limited time.")
+    again = _("Ask for a new reset link (POST /api/v1/auth/password/reset/): each link works once, for a limited "
+              "time.")
     if not (link["uid"] and link["token"]):
         return _invalid(request, title, again)
     context = {"title": title, "rules": password_validation.password_validators_help_texts()}
@@ -204,7 +208,7 @@ def confirm_signup(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
     """Under SIGNUP_PREVENT_ENUMERATION: one click creates the account the signup asked for."""
     token = link["token"]
     title = _("Create your account")
-    again = _("Sign up again in the app: each link works once, for a limited time.")
+    again = _("Sign up again: each link works once, for a limited time.")
     if not token:
         return _invalid(request, title, again)
     if request.method == "GET":
@@ -266,8 +270,7 @@ def confirm_email_change(request: HttpRequest, link: dict[str, str]) -> HttpResp
     return _one_click(
         request, link["token"], title=_("Confirm your new address"), button=_("Use this address"),
         prompt=_("Press the button to make this address your account's."),
-        again=_("Ask for the change again in the app: each link works once, for a limited time, and only the "
-                "latest one."),
+        again=_("Ask for the change again: each link works once, for a limited time, and only the latest one."),
         serializer_class=EmailChangeConfirmSerializer,
         use=lambda data: services.email_change_confirm(change=data["change"]),
         done=lambda user: _("Done: %(email)s is your account's address now.") % {"email": user.email},
