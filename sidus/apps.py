@@ -1,10 +1,15 @@
 from django.apps import AppConfig
 
+from sidus.logs import redact_access_logs
+
 
 class SidusConfig(AppConfig):
-    """The project's own checks (the middleware subclasses, the email backend); it has no models."""
+    """The project's own checks (the middleware subclasses, the email backend) and the access logs'
+    redaction; it has no models."""
 
     name = "sidus"
 
     def ready(self) -> None:
         from sidus import mail, middleware  # noqa: F401  (each registers its system check)
+
+        redact_access_logs()

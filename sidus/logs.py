@@ -21,3 +21,15 @@ class RedactLinkSecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
+
+
+_REDACT = RedactLinkSecrets()
+ACCESS_LOGGERS = ("uvicorn.access", "django.server")
+
+
+def redact_access_logs() -> None:
+    """Put the filter on the access loggers as the server configured them (sidus.apps runs this).
+    Not in LOGGING: configuring uvicorn's logger there replaces its handler, and uvicorn writes an
+    access line whenever that logger has one, so `--no-access-log` would log every request."""
+    for name in ACCESS_LOGGERS:
+        logging.getLogger(name).addFilter(_REDACT)

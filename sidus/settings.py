@@ -326,7 +326,6 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"link_secrets": {"()": "sidus.logs.RedactLinkSecrets"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -334,10 +333,6 @@ LOGGING = {
         # the root handler would repeat: every line would print twice.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
-        # The access logs, whose request lines carry a query string: an emailed link's token is
-        # redacted (uvicorn's level, from --log-level, is kept; --no-access-log still silences it).
-        "uvicorn.access": {"handlers": ["console"], "filters": ["link_secrets"], "propagate": False},
-        "django.server": {"handlers": ["console"], "filters": ["link_secrets"], "propagate": False},
     },
 }
 

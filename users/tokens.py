@@ -98,6 +98,8 @@ class TokenObtainPairSerializer(StrictInputMixin, jwt_serializers.TokenObtainPai
 
 
 SESSION_ENDED = "This session has ended: log in again."
+OLDER_THAN_THE_PASSWORD = ("This token was issued before the password last changed (or by an older release): "
+                           "log in again.")
 REFRESH_TOKEN_REUSED = ("This refresh token was used before, so its session has ended for every device holding "
                         "one of its tokens: log in again.")
 
@@ -121,8 +123,11 @@ class TokenRefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSeria
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
         user = User.objects.filter(pk=refresh.get(api_settings.USER_ID_CLAIM)).first()
-        if refresh_refusal(refresh, user) is not None:
+        refusal = refresh_refusal(refresh, user)
+        if refusal == "user_inactive":
             raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        if refusal is not None:
+            raise AuthenticationFailed(OLDER_THAN_THE_PASSWORD, "token_not_valid")
         used = refresh.jti
         refresh.rotate()
         _session_call(services.session_refresh, session_id=refresh.get(SESSION_CLAIM), refresh_jti=used,
