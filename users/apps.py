@@ -6,4 +6,4 @@ class UsersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from users import ratelimits, signals  # noqa: F401  (receivers and the rate-limit check)
+        from users import events, ratelimits, signals  # noqa: F401  (receivers and the rate-limit check)

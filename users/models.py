@@ -118,10 +118,9 @@ class User(AbstractUser):
             setattr(self, folded, fold(getattr(self, field) or ""))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Saves, and records the user events the change makes (users/events), in its transaction:
-        whoever saves a user (API, admin, services, management commands) emits them."""
-        from users import events
-
+        """Saves in one transaction (the caller's, if there is one), in which users/events, from the
+        pre_save and post_save signals, locks the row, reads what it was and records the user events
+        of the change: whoever saves a user (API, admin, services, management commands) emits them."""
         self._fold_names()
         update_fields = kwargs.get("update_fields")
         if update_fields is None and not self._state.adding:
@@ -133,14 +132,9 @@ class User(AbstractUser):
         if update_fields is not None:
             folded = (FOLDED_FIELDS[field] for field in FOLDED_FIELDS if field in update_fields)
             kwargs["update_fields"] = {*update_fields, *folded}
-        written = events.written_fields(update_fields)
-        if not written and not self._state.adding:  # last_login, say: nothing an event is about
-            return super().save(*args, **kwargs)
         using = kwargs.get("using") or router.db_for_write(User, instance=self)
         with transaction.atomic(using=using, savepoint=False):
-            before = None if self._state.adding else events.locked_state(self.pk, written, using=using)
             super().save(*args, **kwargs)
-            events.record_change(self, before, written, using=using)
 
     def validate_constraints(self, exclude: Any = None) -> None:
         """The admin's forms check uniqueness too: a name's folded column is checked with the name,

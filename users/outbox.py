@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from smtplib import SMTPException, SMTPRecipientsRefused, SMTPResponseException
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -63,10 +64,8 @@ def email_queue(
 
 def email_publish(*, email_id: int) -> None:
     """Never raises: with the broker down the drain sends the email later."""
-    from users.tasks import send_email
-
-    try:
-        send_email.apply_async((email_id,), retry=False)
+    try:  # by its name: the task's module imports this one
+        current_app.send_task("users.tasks.send_email", args=(email_id,), retry=False)
     except Exception as exc:  # kombu raises OperationalError, or OSError, or a timeout
         logger.warning("Broker unavailable, email %s waits in the outbox: %r", email_id, exc)
 

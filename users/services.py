@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
@@ -266,10 +267,8 @@ def password_reset_ask(*, email: str) -> None:
     """Hand a reset request to a worker, so that answering it costs the same whether or not the
     address belongs to someone. With the broker away it is looked up here instead (the outbox
     drain sends the email later), and the answer is a little slower when it does."""
-    from users.tasks import request_password_reset
-
-    try:
-        request_password_reset.apply_async((email,), retry=False)
+    try:  # by its name: the task's module imports this one
+        current_app.send_task("users.tasks.request_password_reset", args=(email,), retry=False)
     except Exception as exc:  # kombu raises OperationalError, or OSError, or a timeout
         logger.warning("Broker unavailable, password reset looked up in the request: %r", exc)
         password_reset_request(email=email)

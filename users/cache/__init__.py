@@ -24,7 +24,7 @@ exact status, headers and body Django produced (`answers`) in both tiers.
   one (async) implementation of each call; `keys`: every key.
 """
 from users.cache.broadcast import broadcaster
-from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health, run_sync
+from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health
 from users.cache.invalidation import _pending, clear_all_users, invalidate_users, invalidate_users_async
 from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
 from users.cache.lifespan import lifespan
@@ -32,6 +32,7 @@ from users.cache.listener import InvalidationListener, listener
 from users.cache.loader import loader
 from users.cache.local import LocalCache, local_cache
 from users.cache.shared import read_generation
+from users.cache.sync import run_sync
 
 __all__ = [
     "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener", "LocalCache", "_pending", "broadcaster",

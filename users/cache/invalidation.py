@@ -18,9 +18,10 @@ from django_redis import get_redis_connection
 from users.cache import shared, unsent
 from users.cache.answers import CachedResponse
 from users.cache.broadcast import broadcaster, send_to_group
-from users.cache.connection import REDIS_TIMEOUT, redis_call, redis_client, redis_health, run_sync
+from users.cache.connection import REDIS_TIMEOUT, redis_call, redis_client, redis_health
 from users.cache.keys import GENERATION_TTL, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
 from users.cache.local import local_cache
+from users.cache.sync import run_sync
 
 logger = logging.getLogger("users.cache")
 

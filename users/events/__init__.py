@@ -1,7 +1,8 @@
 """User events: what changed, recorded in the change's own transaction (the transactional outbox).
 
-`User.save()` calls `locked_state` before and `record_change` after it writes, so every way of
-saving a user emits the events of its change; the edge's lean PATCH, which writes without the
+`User.save()` writes in a transaction in which the pre_save receiver below locks the row and reads
+what it was (`locked_state`) and the post_save receiver records the events (`record_change`), so
+every way of saving a user emits the events of its change; the edge's lean PATCH, which writes without the
 ORM, reads and records with the same SQL (`locked_state_sql`, `RECORD`). Each event is numbered
 by the user's row (`User.event_sequence`) under its lock, so a user's events are numbered in the
 order their transactions commit. The relay (users/events/relay.py) publishes them.
@@ -14,6 +15,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
 from django.utils import timezone
 from psycopg import sql
 
@@ -158,3 +161,21 @@ def record_change(user: User, before: Mapping[str, Any] | None, fields: Iterable
         for type, changed in found:
             cursor.execute(RECORD, record_params(user, type, changed))
     user.event_sequence += len(found)
+
+
+@receiver(pre_save, sender=User, dispatch_uid="users.events.before_save")
+def _lock_before_save(sender: type[User], instance: User, raw: bool, using: str, update_fields: Any,
+                      **kwargs: Any) -> None:
+    """What the row was, locked until the save's transaction (`User.save`) ends."""
+    written = written_fields(update_fields)
+    changing = not raw and written and not instance._state.adding
+    instance._events_before = locked_state(instance.pk, written, using=using) if changing else None
+
+
+@receiver(post_save, sender=User, dispatch_uid="users.events.after_save")
+def _record_after_save(sender: type[User], instance: User, created: bool, raw: bool, using: str,
+                       update_fields: Any, **kwargs: Any) -> None:
+    """The events of the change just written, in its transaction."""
+    before = instance.__dict__.pop("_events_before", None)
+    if not raw and (created or before is not None):
+        record_change(instance, before, written_fields(update_fields), using=using)
