@@ -18,8 +18,7 @@ from users.edge import ROUTES  # noqa: E402
 application = Edge(django_application, routes=ROUTES, lifespan=lifespan)
 
 # Everything built so far lives as long as the worker: load the URL conf too (views, serializers),
-# then move it all out of the garbage collector's sight. A full collection then scans only what
-# requests allocate: its pauses, which showed as 70-80 ms tails in the invalidation delay under
-# load, drop to about 15 ms (tests/benchmark.py).
+# then move it all out of the garbage collector's sight, so that a full collection scans only what
+# requests allocate (its pauses were the invalidation delay's tail: docs/performance.md).
 get_resolver().url_patterns
 gc.freeze()

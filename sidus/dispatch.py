@@ -3,7 +3,7 @@
 adrf's `async_dispatch` runs `initial()` (authentication, permissions, throttles) in one thread,
 then a sync handler in another, and its `check_throttles` hops back to the loop for async
 throttles even when there are none: three hops, each a context switch and a thread handover on
-the hot write path (see FACTS). Here a sync handler runs with everything around it in one thread,
+the hot write path. Here a sync handler runs with everything around it in one thread,
 as in plain DRF; async handlers (the public read) stay on the loop.
 """
 from inspect import iscoroutinefunction

@@ -171,7 +171,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Per-worker L1 and Redis L2 for the public profile (users/cache.py).
+# Per-worker L1 and Redis L2 for the public profile (users/cache/, docs/cache.md).
 USER_CACHE_L1_MAX_ENTRIES = env.int("USER_CACHE_L1_MAX_ENTRIES", default=10_000)
 USER_CACHE_L1_TTL = env.float("USER_CACHE_L1_TTL", default=60.0)
 # L1 answers only while this worker has proof, at most this old (s), that it applied every
