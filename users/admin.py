@@ -142,7 +142,7 @@ class UserAdmin(DjangoUserAdmin):
     def pending_email_change(self, user: User) -> str:
         """The address the user asked to move to, until its link is followed ("Cancel pending
         email changes" drops it)."""
-        change = user.email_changes.filter(confirmed_at__isnull=True, cancelled_at__isnull=True).first()
+        change = user.email_changes.pending().first()
         if change is None:
             return "None"
         return f"to {change.new_email}, asked {change.created_at:%Y-%m-%d %H:%M} UTC, waiting for its link"

@@ -170,6 +170,10 @@ class PendingSignup(models.Model):
 
 
 class EmailChangeQuerySet(models.QuerySet):
+    def pending(self) -> "EmailChangeQuerySet":
+        """Neither confirmed nor cancelled: their confirm links may still work."""
+        return self.filter(confirmed_at__isnull=True, cancelled_at__isnull=True)
+
     def reserving(self, email: str) -> "EmailChangeQuerySet":
         """The changes whose old address is `email` (in any spelling that folds alike) and may still
         come back (`services.email_change_revert`): for that long no other account may take it."""

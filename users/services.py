@@ -325,8 +325,7 @@ def email_change_request(*, user: User, new_email: str) -> None:
         raise ValidationError({"new_email": ["A user with that email already exists."]}, code="unique")
     now = timezone.now()
     with transaction.atomic():
-        EmailChange.objects.filter(user=user, confirmed_at__isnull=True, cancelled_at__isnull=True).update(
-            cancelled_at=now)
+        EmailChange.objects.pending().filter(user=user).update(cancelled_at=now)
         change = EmailChange.objects.create(user=user, old_email=user.email, new_email=new_email, created_at=now,
                                             password_fingerprint=password_fingerprint(user))
         if owner is None and not reserved:
@@ -378,8 +377,7 @@ def email_change_revert(*, change: EmailChange) -> User:
             now = timezone.now()
             change.reverted_at = now
             change.save(update_fields=["reverted_at"])
-            EmailChange.objects.filter(user=user, confirmed_at__isnull=True, cancelled_at__isnull=True).update(
-                cancelled_at=now)
+            EmailChange.objects.pending().filter(user=user).update(cancelled_at=now)
             user.email, user.email_verified = change.old_email, True
             user.save(update_fields=["email", "email_verified", "updated_at"])
             events.record(user, UserEvent.Type.EMAIL_CHANGE_REVERTED)
@@ -412,8 +410,7 @@ def _secure(user: User) -> None:
 
 def email_changes_cancel(*, user_ids: Iterable[int]) -> int:
     """Staff's (the admin's action): pending changes of address are dropped, their links dead."""
-    return EmailChange.objects.filter(user_id__in=list(user_ids), confirmed_at__isnull=True,
-                                      cancelled_at__isnull=True).update(cancelled_at=timezone.now())
+    return EmailChange.objects.pending().filter(user_id__in=list(user_ids)).update(cancelled_at=timezone.now())
 
 
 def events_release(*, event_ids: Iterable[Any]) -> int:
