@@ -10,6 +10,7 @@ class SidusConfig(AppConfig):
     name = "sidus"
 
     def ready(self) -> None:
-        from sidus import mail, middleware  # noqa: F401  (each registers its system check)
+        from sidus import mail  # noqa: F401  (its system check)
+        from sidus.http import middleware  # noqa: F401  (its system check)
 
         redact_access_logs()

@@ -10,11 +10,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidus.settings")
 django_application = get_asgi_application()
 
 from sidus.edge import Edge  # noqa: E402  (needs the settings)
-from users.cache import lifespan  # noqa: E402  (needs the apps loaded)
 from users.edge import ROUTES  # noqa: E402
+from users.lifespan import lifespan  # noqa: E402  (needs the apps loaded)
 
 # The edge is the one layer before Django (sidus/edge/__init__.py says what it does): it answers
-# the routes of users/edge.py itself when it can, and hands everything else to Django.
+# the routes of users/edge/profile.py itself when it can, and hands everything else to Django.
 application = Edge(django_application, routes=ROUTES, lifespan=lifespan)
 
 # Everything built so far lives as long as the worker: load the URL conf too (views, serializers),

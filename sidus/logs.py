@@ -1,6 +1,8 @@
-"""What no log may keep: the secret of an emailed link, which rides in its URL's query once."""
+"""The logs: their configuration (`config`, for LOGGING), and what no log may keep: the secret of an
+emailed link, which rides in its URL's query once."""
 import logging
 import re
+from typing import Any
 
 # `token=...` in a query string: the secret of every emailed link (reset, verification, signup).
 _LINK_SECRET = re.compile(r"([?&]token=)[^&#\s\"]*", re.IGNORECASE)
@@ -33,3 +35,20 @@ def redact_access_logs() -> None:
     access line whenever that logger has one, so `--no-access-log` would log every request."""
     for name in ACCESS_LOGGERS:
         logging.getLogger(name).addFilter(_REDACT)
+
+
+def config(level: str) -> dict[str, Any]:
+    """Django's LOGGING: one plain line per record, on the console, at `level`."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Django's default config gives "django" a console handler of its own (under DEBUG) that
+            # the root handler would repeat: every line would print twice.
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+            "django.db.backends": {"level": "WARNING"},
+        },
+    }

@@ -5,22 +5,15 @@ Secrets have no production default: with DJANGO_DEBUG=false, DJANGO_SECRET_KEY m
 import warnings
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import environ
-from redis.connection import parse_url
+
+from sidus import logs, redis_wiring
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-
-
-def redis_url_with_db(url: str, offset: int) -> str:
-    """The same Redis server as `url`, `offset` DB numbers further on (cache, channels, broker)."""
-    parts = urlsplit(url)
-    db = int(parts.path.strip("/") or 0)
-    return urlunsplit(parts._replace(path=f"/{db + offset}"))
 
 
 # --- Core -------------------------------------------------------------------------------------
@@ -47,17 +40,17 @@ INSTALLED_APPS = [
     "users",
 ]
 
-# Django's usual stack, as subclasses that cost the API no thread hop (sidus/middleware.py): the
+# Django's usual stack, as subclasses that cost the API no thread hop (sidus/http/middleware.py): the
 # session, CSRF, auth and messages middleware run for /admin/ only, static files under STATIC_URL.
 MIDDLEWARE = [
-    "sidus.middleware.SecurityMiddleware",
-    "sidus.middleware.StaticFilesMiddleware",
-    "sidus.middleware.SessionMiddleware",
-    "sidus.middleware.CommonMiddleware",
-    "sidus.middleware.CsrfViewMiddleware",
-    "sidus.middleware.AuthenticationMiddleware",
-    "sidus.middleware.MessageMiddleware",
-    "sidus.middleware.XFrameOptionsMiddleware",
+    "sidus.http.middleware.SecurityMiddleware",
+    "sidus.http.middleware.StaticFilesMiddleware",
+    "sidus.http.middleware.SessionMiddleware",
+    "sidus.http.middleware.CommonMiddleware",
+    "sidus.http.middleware.CsrfViewMiddleware",
+    "sidus.http.middleware.AuthenticationMiddleware",
+    "sidus.http.middleware.MessageMiddleware",
+    "sidus.http.middleware.XFrameOptionsMiddleware",
 ]
 # Django's deploy checks look for its own class names; sidus.W001 checks for these subclasses.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
@@ -115,47 +108,17 @@ if DATABASE_PGBOUNCER:
 
 # --- Redis: cache, channel layer, broker, each on its own DB number ---------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=redis_url_with_db(REDIS_URL, 1))
+CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=redis_wiring.redis_url_with_db(REDIS_URL, 1))
 
 # Redis Sentinel (docs/scaling.md): REDIS_SENTINELS ("host:port,host:port") name the sentinels
 # that know where the master called REDIS_SENTINEL_MASTER is; the URLs then give only DB numbers
 # and a password, their host being ignored. The cache, the channel layer, the broker, the rate
 # limits and the cache's own clients (users/cache/connection.py) all follow the master.
-REDIS_SENTINELS = [(host, int(port)) for host, port in
-                   (entry.rsplit(":", 1) for entry in env.list("REDIS_SENTINELS", default=[]))]
+REDIS_SENTINELS = redis_wiring.sentinels(env.list("REDIS_SENTINELS", default=[]))
 REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="sidus")
 
 
-def redis_db(url: str) -> int:
-    return parse_url(url).get("db", 0)  # redis-py's reading, as users/cache/connection.py's
-
-
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
-        },
-    }
-}
-_CHANNEL_LAYER_HOST = {"address": CHANNEL_LAYER_URL}
-if REDIS_SENTINELS:
-    _redis = urlsplit(REDIS_URL)
-    CACHES["default"]["LOCATION"] = urlunsplit(_redis._replace(netloc=f"{_redis.netloc.rpartition('@')[0]}@"
-                                                                      f"{REDIS_SENTINEL_MASTER}".lstrip("@")))
-    CACHES["default"]["OPTIONS"].update({
-        "CLIENT_CLASS": "django_redis.client.SentinelClient",
-        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-        "SENTINELS": REDIS_SENTINELS,
-        "SENTINEL_KWARGS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    })
-    _CHANNEL_LAYER_HOST = {
-        "sentinels": REDIS_SENTINELS, "master_name": REDIS_SENTINEL_MASTER, "db": redis_db(CHANNEL_LAYER_URL),
-        "password": parse_url(CHANNEL_LAYER_URL).get("password"),
-        "sentinel_kwargs": {"socket_connect_timeout": 1, "socket_timeout": 1},
-    }
+CACHES = {"default": redis_wiring.cache(REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER)}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -163,7 +126,8 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # channels-redis blocks 5 s per receive: the socket timeout must be a little longer, and
             # short enough that a hung Redis is noticed (and L1 switched off) within seconds.
-            "hosts": [{**_CHANNEL_LAYER_HOST, "socket_timeout": 7, "socket_connect_timeout": 1}],
+            "hosts": [{**redis_wiring.channel_layer_host(CHANNEL_LAYER_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER),
+                       "socket_timeout": 7, "socket_connect_timeout": 1}],
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),  # then dropped: the listener sees the gap
             "expiry": 60,
             "group_expiry": 86400,
@@ -183,12 +147,8 @@ USER_CACHE_L2_TTL = env.int("USER_CACHE_L2_TTL", default=300)
 LOOP_DB_POOL_SIZE = env.int("LOOP_DB_POOL_SIZE", default=4)
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=redis_url_with_db(REDIS_URL, 2))
-if REDIS_SENTINELS and "CELERY_BROKER_URL" not in env:
-    _broker = urlsplit(CELERY_BROKER_URL)
-    _auth = f":{_broker.password}@" if _broker.password else ""
-    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{host}:{port}/{redis_db(CELERY_BROKER_URL)}"
-                                 for host, port in REDIS_SENTINELS)
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=redis_wiring.celery_broker(
+    redis_wiring.redis_url_with_db(REDIS_URL, 2), REDIS_SENTINELS))
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -209,7 +169,7 @@ if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":  # noqa: F
     EMAIL_BACKEND = "sidus.mail.ReadableConsoleBackend"  # each email as a person reads it, at INFO
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="sidus <noreply@sidus.local>")
-# Where the links in emails point: sidus's own pages (users/pages.py) by default, else your front end's.
+# Where the links in emails point: sidus's own pages (users/pages/) by default, else your front end's.
 # WEB_PORT is the port the API answers on from your machine (the Procfile's uvicorn, compose's
 # proxy): the links follow it, in the server and in the worker alike.
 FRONTEND_URL = env("FRONTEND_URL", default=f"http://localhost:{env.int('WEB_PORT', default=8000)}")
@@ -228,7 +188,7 @@ LOGIN_ALERTS = env.bool("LOGIN_ALERTS", default=True)
 # Argon2id with OWASP's parameters first; the others still verify older hashes, which Django
 # rehashes with Argon2id at the user's next login.
 PASSWORD_HASHERS = [
-    "users.hashers.Argon2idPasswordHasher",
+    "users.auth.hashers.Argon2idPasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
@@ -240,7 +200,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-AUTHENTICATION_BACKENDS = ["users.backends.RateLimitedModelBackend"]
+AUTHENTICATION_BACKENDS = ["users.auth.backends.RateLimitedModelBackend"]
 
 # --- Rate limits (users/ratelimits.py): django-allauth's syntax and defaults ----------------------
 # "<amount>/<[n]s|m|h|d>/<ip|user|key>", several separated by commas; counters live in Redis and
@@ -262,7 +222,7 @@ RATE_LIMITS = {
     "account_delete": env("RATE_LIMIT_ACCOUNT_DELETE", default="5/m/user"),
     "sessions": env("RATE_LIMIT_SESSIONS", default="60/m/user"),
     # Per recipient address, the emails anyone can make sidus send to it (signup notices and links,
-    # reset and verification links): past this the outbox skips them (users/outbox.py).
+    # reset and verification links): past this the outbox skips them (users/mail/outbox.py).
     "email_to_address": env("RATE_LIMIT_EMAIL_TO_ADDRESS", default="3/h/key,10/d/key"),
     "email_change": env("RATE_LIMIT_EMAIL_CHANGE", default="5/h/user"),
     # The links that take an account back: confirm or revert a change of address, secure the account.
@@ -273,24 +233,24 @@ RATELIMIT_USE_CACHE = "default"
 
 # --- REST framework, JWT, OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["users.auth.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["sidus.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "sidus.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "sidus.exception_handler.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["sidus.http.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "sidus.http.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sidus.http.exception_handler.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
-    # Rotation is ours: a refresh token works once, as its session's row says (users/services.py).
+    # Rotation is ours: a refresh token works once, as its session's row says (users/accounts/).
     "UPDATE_LAST_LOGIN": False,
-    "USER_AUTHENTICATION_RULE": "users.authentication.user_can_authenticate",
+    "USER_AUTHENTICATION_RULE": "users.auth.authentication.user_can_authenticate",
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
@@ -306,8 +266,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "sidus.openapi.strict_request_bodies",
-        "users.examples.in_story_order",
+        "sidus.http.openapi.strict_request_bodies",
+        "users.api.examples.in_story_order",
     ],
 }
 
@@ -322,19 +282,7 @@ if env.bool("DJANGO_HTTPS", default=False):
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
 
 # --- Logging ----------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {
-        # Django's default config gives "django" a console handler of its own (under DEBUG) that
-        # the root handler would repeat: every line would print twice.
-        "django": {"handlers": [], "level": "INFO", "propagate": True},
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+LOGGING = logs.config(env("DJANGO_LOG_LEVEL", default="INFO"))
 
 # --- User events on the broker (users/events) ---------------------------------------------------
 EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")

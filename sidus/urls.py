@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sidus.health import health
 from users import pages
-from users.account_views import (
+from users.api.accounts import (
     EmailChangeConfirmView,
     EmailChangeRevertView,
     EmailChangeView,
@@ -15,20 +15,23 @@ from users.account_views import (
     PasswordResetConfirmView,
     PasswordResetView,
     SecureAccountView,
-    SecurityLogView,
-    SessionDetailView,
-    SessionListView,
     SignupConfirmView,
 )
-from users.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
-from users.views import UserViewSet
+from users.api.sessions import SecurityLogView, SessionDetailView, SessionListView
+from users.api.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
+from users.api.views import UserViewSet
+from users.profile import routes
 
-router = SimpleRouter()
-router.register("users", UserViewSet, basename="user")
 
-api_v1 = [
+def _router_urls() -> list:
+    router = SimpleRouter()
+    router.register("users", UserViewSet, basename=routes.BASENAME)
+    return router.urls
+
+
+API_V1 = [
     path("users/me/events/", SecurityLogView.as_view(), name="security_log"),
-    path("", include(router.urls)),
+    path("", include(_router_urls())),
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/token/blacklist/", TokenBlacklistView.as_view(), name="token_blacklist"),
@@ -48,13 +51,13 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", include(API_V1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", health, name="health"),
     path("", pages.home, name="home"),
     path("favicon.ico", pages.favicon),
-    # The pages the emailed links open when FRONTEND_URL is sidus itself (users/pages.py).
+    # The pages the emailed links open when FRONTEND_URL is sidus itself (users/pages/).
     path("verify-email", pages.verify_email, name="verify_email_page"),
     path("password-reset", pages.password_reset, name="password_reset_page"),
     path("confirm-signup", pages.confirm_signup, name="confirm_signup_page"),
@@ -65,5 +68,5 @@ urlpatterns = [
 
 # JSON, not HTML, for errors raised outside the API views.
 handler400 = "rest_framework.exceptions.bad_request"
-handler404 = "sidus.exception_handler.not_found"
+handler404 = "sidus.http.exception_handler.not_found"
 handler500 = "rest_framework.exceptions.server_error"

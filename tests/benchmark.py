@@ -52,8 +52,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
+from users.auth.tokens import token_pair  # noqa: E402
 from users.models import User  # noqa: E402
-from users.tokens import token_pair  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 WARM_UP = 3
@@ -503,7 +503,7 @@ def sessions_and_security_log() -> list[str]:
     """GET /auth/sessions/ and GET /users/me/events/ (first page, and a page 20 pages in) for a user
     with LOG_SESSIONS sessions and LOG_EVENTS events, LOG_TABLE events in the table; and the plans
     of their queries."""
-    from users import services
+    from users import accounts
     from users.models import Session, UserEvent
 
     others = 9_100_000_000  # users no one has, as in _drain: their rows only fill the table
@@ -555,7 +555,7 @@ def sessions_and_security_log() -> list[str]:
     finally:
         stop(worker)
     for name, queryset in (
-        ("sessions", services.sessions_live(user=user).order_by("-last_seen_at", "-id")[:51]),
+        ("sessions", accounts.sessions_live(user=user).order_by("-last_seen_at", "-id")[:51]),
         ("security log", UserEvent.objects.filter(user=user).exclude(type=UserEvent.Type.UPDATED)
          .order_by("-sequence")[:51]),
     ):

@@ -8,8 +8,8 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from rest_framework.test import APIClient
 
+from users.auth.tokens import token_pair
 from users.models import User
-from users.tokens import token_pair
 
 PASSWORD = "correct-horse-battery-9"
 _counter = itertools.count(1)
@@ -87,28 +87,25 @@ def bearer(user: User) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def clean_user_cache(settings):
-    """Each test starts with empty tiers: no L2 keys, empty L1, no learnt headers, no remembered outage."""
+def runtime(settings):
+    """Each test holds a runtime of its own, as a new process would (users.runtime), over empty
+    tiers: no L2 keys, nothing learnt, nothing remembered of an outage."""
     import redis
 
-    from sidus.edge.answers import templates
-    from users import cache
-    from users.cache import unsent
-    from users.cache.connection import master_check
+    from users.cache.connection import MasterCheck
+    from users.lifespan import detached_runtime
+    from users.runtime import install
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
     # Emptied, and so checked under this master: the running workers of a module keep reading L2
     # (else the first of them to probe would empty every tier again, its L1 included, mid-test).
-    client.set(master_check.MARKER, client.info("replication")["master_replid"])
-    cache.local_cache.clear()
-    cache.local_cache.disable()
-    cache.redis_health.succeeded()
-    cache._pending.clear()
-    unsent.gated, unsent.overflowing = frozenset(), False
-    templates.clear()
-    yield
-    cache.local_cache.disable()
+    client.set(MasterCheck.MARKER, client.info("replication")["master_replid"])
+    fresh = detached_runtime()
+    previous = install(fresh)
+    yield fresh
+    fresh.local_cache.disable()
+    install(previous)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -131,21 +128,19 @@ async def close_db_connections():
 
 
 @pytest.fixture
-async def listening(close_db_connections):
-    """This process's invalidation listener and broadcaster, as the ASGI lifespan would run them."""
-    from users import cache
-
-    cache.broadcaster.start()
-    await cache.listener.start()
-    assert cache.listener.joined.is_set()
+async def listening(runtime, close_db_connections):
+    """The runtime's invalidation listener and broadcaster, as a worker's lifespan runs them."""
+    runtime.broadcaster.start()
+    await runtime.listener.start()
+    assert runtime.listener.joined.is_set()
     for _ in range(200):  # until its first probe came back: L1 answers from then on
-        if cache.local_cache.fresh:
+        if runtime.local_cache.fresh:
             break
         await asyncio.sleep(0.005)
-    assert cache.local_cache.fresh
-    yield cache.listener
-    await asyncio.wait_for(cache.broadcaster.stop(), 5)  # as the lifespan bounds them
-    await asyncio.wait_for(cache.listener.stop(), 5)
+    assert runtime.local_cache.fresh
+    yield runtime.listener
+    await asyncio.wait_for(runtime.broadcaster.stop(), 5)  # as the lifespan bounds them
+    await asyncio.wait_for(runtime.listener.stop(), 5)
     # A worker has one event loop for its life; each test has its own. channels-redis keeps its
     # receive locks in the process-wide layer, and a receive cancelled at the wrong moment leaves
     # one locked and bound to this loop: the next test's listener would fail on it. Start afresh.
@@ -155,20 +150,16 @@ async def listening(close_db_connections):
 
 
 @pytest.fixture
-async def loading(close_db_connections):
-    """This process's miss loader, its copy of the ended sessions and its database pool, as the
-    ASGI lifespan would run them."""
-    from users import cache
-    from users.loop_db import loop_db
-    from users.sessions import ended_sessions
-
-    await loop_db.start()
-    await ended_sessions.read()  # as its reader in the lifespan does, before the first request
-    ended_sessions.start()
-    yield cache.loader
-    await cache.loader.stop()
-    await ended_sessions.stop()
-    await loop_db.stop()
+async def loading(runtime, close_db_connections):
+    """The runtime's miss loader, its copy of the ended sessions and its database pool, as a
+    worker's lifespan runs them."""
+    await runtime.db.start()
+    await runtime.ended_sessions.read()  # as its reader in the lifespan does, before the first request
+    runtime.ended_sessions.start()
+    yield runtime.loader
+    await runtime.loader.stop()
+    await runtime.ended_sessions.stop()
+    await runtime.db.stop()
 
 
 @pytest.fixture

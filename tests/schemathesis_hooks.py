@@ -23,7 +23,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator  # noqa: E40
 from django.core.exceptions import ValidationError  # noqa: E402
 
 from users.models import User  # noqa: E402
-from users.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS  # noqa: E402
+from users.profile.validators import EMAIL_VALIDATORS, USERNAME_VALIDATORS  # noqa: E402
 
 
 def _passes(validators: list, value: Any) -> bool:

@@ -9,7 +9,8 @@ from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, bearer
 from tests.smtp import link_in, received, text_and_html
-from users import links, services
+from users import accounts
+from users.mail import links
 from users.models import OutboxEmail, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,7 +58,7 @@ def test_an_address_staff_change_is_unverified_gets_a_link_and_the_old_one_a_not
     first = link_in(received(inbox, "ada@example.com", "Welcome to sidus")[0], "verify-email")
 
     ada = User.objects.get(username="ada")
-    services.user_change_by_staff(user_id=ada.pk, data={"email": "ada@new.example.com"})
+    accounts.user_change_by_staff(user_id=ada.pk, data={"email": "ada@new.example.com"})
     assert client.get("/api/v1/users/me/").json()["email_verified"] is False
     notice = received(inbox, "ada@example.com", "Your sidus email address was changed")[0]
     assert "ada@example.com" in text_and_html(notice)[0] and "verify-email" not in text_and_html(notice)[0]
@@ -159,7 +160,7 @@ def test_a_reset_link_expires(settings, user):
 
 
 def test_deleted_and_inactive_users_get_no_reset_email(inbox, make_user):
-    services.user_soft_delete(user=make_user(username="gone", email="gone@example.com"))
+    accounts.user_soft_delete(user=make_user(username="gone", email="gone@example.com"))
     make_user(username="off", email="off@example.com", is_active=False)
     make_user(username="here", email="here@example.com")
     for email in ("gone@example.com", "off@example.com", "here@example.com"):
@@ -187,7 +188,7 @@ def test_with_the_broker_away_a_reset_request_is_looked_up_in_the_request(user, 
 
 
 def test_a_link_is_never_sent_to_an_address_the_account_no_longer_has(user):
-    from users import outbox
+    from users.mail import outbox
 
     reset = OutboxEmail.objects.create(user=user, kind=OutboxEmail.Kind.PASSWORD_RESET, to=user.email)
     verify = OutboxEmail.objects.create(user=user, kind=OutboxEmail.Kind.VERIFY_EMAIL, to=user.email)
@@ -238,7 +239,7 @@ def test_the_admin_sends_reset_emails_to_the_selected_users(inbox, make_user, cl
     client.force_login(staff)
     chosen = make_user(username="chosen", email="chosen@example.com")
     gone = make_user(username="gone", email="gone@example.com")
-    services.user_soft_delete(user=gone)
+    accounts.user_soft_delete(user=gone)
 
     response = client.post(reverse("admin:users_user_changelist") + "?deleted=all", {
         "action": "send_password_reset", "_selected_action": [chosen.pk, gone.pk],

@@ -113,7 +113,7 @@ def test_bulk_soft_delete_clears_every_cached_user(superuser_client, make_user, 
 
 
 def test_restore_action_brings_users_back(superuser_client, make_user, django_capture_on_commit_callbacks):
-    from users.services import users_soft_delete
+    from users.accounts import users_soft_delete
 
     users = [make_user() for _ in range(2)]
     users_soft_delete(user_ids=[u.pk for u in users])
@@ -182,12 +182,12 @@ def test_the_changelist_counts_live_sessions_and_last_activity_in_one_query(supe
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from users import services
+    from users import accounts
 
     def queries_for(count: int) -> int:
         users = [make_user() for _ in range(count - User.objects.count() + 1)]
         for user in users:
-            services.session_start(user=user, refresh_jti=uuid.uuid4().hex)
+            accounts.session_start(user=user, refresh_jti=uuid.uuid4().hex)
         with CaptureQueriesContext(connection) as captured:
             page = changelist(superuser_client)
         assert page.count('class="field-live_sessions">1<') == len(users) or count > 100
@@ -206,8 +206,8 @@ def test_the_changelist_counts_live_sessions_and_last_activity_in_one_query(supe
 
 def _log(user: User) -> list[tuple[str, str | None, str]]:
     """The user's security log as the API shows it: type, reason, by."""
+    from users.api.serializers import SecurityEventSerializer
     from users.models import UserEvent
-    from users.serializers import SecurityEventSerializer
 
     rows = SecurityEventSerializer(UserEvent.objects.filter(user=user).order_by("sequence"), many=True).data
     return [(row["type"], row["reason"], row["by"]) for row in rows]
@@ -221,9 +221,9 @@ def _login(user: User) -> dict[str, str]:
 
 
 def _live_sessions(user: User) -> int:
-    from users import services
+    from users import accounts
 
-    return services.sessions_live(user=user).count()
+    return accounts.sessions_live(user=user).count()
 
 
 @pytest.mark.parametrize("usable", [True, False])
@@ -286,10 +286,11 @@ def test_an_address_changed_in_the_admin_is_staffs_unverified_and_told_to_the_ol
 
 
 def test_a_pending_address_change_shows_on_the_users_page_and_staff_can_cancel_it(superuser_client, user):
-    from users import links, services
+    from users import accounts
+    from users.mail import links
     from users.models import EmailChange
 
-    services.email_change_request(user=user, new_email="pending@example.com")
+    accounts.email_change_request(user=user, new_email="pending@example.com")
     page = superuser_client.get(reverse("admin:users_user_change", args=[user.pk])).content.decode()
     assert "to pending@example.com, asked" in page
     response = superuser_client.post(reverse("admin:users_user_changelist"),
@@ -302,11 +303,11 @@ def test_a_pending_address_change_shows_on_the_users_page_and_staff_can_cancel_i
 
 
 def test_a_users_sessions_read_as_words_and_minutes_and_events_name_their_user(superuser_client, user):
-    from users import services
+    from users import accounts
     from users.models import Session
 
-    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.0.0.1")
-    services.sessions_end(user=user, reason=Session.EndReason.STAFF)
+    session = accounts.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.0.0.1")
+    accounts.sessions_end(user=user, reason=Session.EndReason.STAFF)
     page = superuser_client.get(reverse("admin:users_user_change", args=[user.pk])).content.decode()
     assert "<td>ended by staff</td>" in page and "overflow-x: auto" in page
     assert f"<td>{session.created_at:%Y-%m-%d %H:%M}</td>" in page and "+00:00" not in page.split("Sessions")[-1]

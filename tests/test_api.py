@@ -129,7 +129,7 @@ def test_get_unknown_or_invalid_id_is_json_404(api_client, user, pk):
 
 
 def test_get_soft_deleted_user_is_404(api_client, user):
-    from users.services import user_soft_delete
+    from users.accounts import user_soft_delete
 
     user_soft_delete(user=user)
     assert api_client.get(f"{USERS}{user.pk}/").status_code == 404
@@ -266,7 +266,7 @@ def test_token_with_wrong_password_is_401(api_client, user):
 
 
 def test_inactive_and_deleted_users_get_no_token(api_client, make_user):
-    from users.services import user_soft_delete
+    from users.accounts import user_soft_delete
 
     inactive = make_user(is_active=False)
     deleted = user_soft_delete(user=make_user())
@@ -276,7 +276,7 @@ def test_inactive_and_deleted_users_get_no_token(api_client, make_user):
 
 
 def test_token_of_soft_deleted_user_stops_working(api_client, user):
-    from users.services import user_soft_delete
+    from users.accounts import user_soft_delete
 
     headers = bearer(user)
     assert api_client.get(f"{USERS}me/", **headers).status_code == 200
@@ -314,7 +314,7 @@ def test_null_characters_and_wrong_types_are_field_errors(api_client):
 
 
 def test_refresh_token_of_soft_deleted_user_is_refused(api_client, user):
-    from users.services import user_soft_delete
+    from users.accounts import user_soft_delete
 
     tokens = api_client.post("/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}).json()
     user_soft_delete(user=user)

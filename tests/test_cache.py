@@ -13,13 +13,17 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, asgi_get, bearer
-from users import cache, services
-from users.cache import LocalCache, reads, shared, user_cache_key
+from users import accounts, cache
+from users.api.views import UserViewSet
+from users.cache import reads, shared, user_cache_key
 from users.cache.answers import CachedResponse, encode
 from users.cache.broadcast import send_to_group
+from users.cache.connection import MasterCheck
 from users.cache.keys import INVALIDATION_COUNT
+from users.cache.local import LocalCache
+from users.cache.unsent import READ
 from users.models import User
-from users.views import UserViewSet
+from users.runtime import current
 
 
 def redis_keys() -> set[bytes]:
@@ -165,7 +169,7 @@ def test_shell_save_and_delete_clear_l2(user, django_capture_on_commit_callbacks
     assert asgi_get(f"/api/v1/users/{user.pk}/").json()["first_name"] == "Shell"
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.user_soft_delete(user=user)
+        accounts.user_soft_delete(user=user)
     assert asgi_get(f"/api/v1/users/{user.pk}/").status_code == 404
 
     asgi_get(f"/api/v1/users/{user.pk}/")
@@ -279,13 +283,13 @@ async def test_reader_paused_across_a_committed_write_stores_nothing_stale(
 ):
     user = await sync_to_async(User.objects.create_user)(f"racer{tier}", f"r{tier}@example.com", PASSWORD, bio="old")
     if tier == "L2":
-        cache.local_cache.disable()  # the L2 path alone
+        current().local_cache.disable()  # the L2 path alone
     read_done, release = asyncio.Event(), asyncio.Event()
     monkeypatch.setattr(UserViewSet, "aretrieve", await paused_view(read_done, release))
     reader = asyncio.create_task(asgi_client.get(f"/api/v1/users/{user.pk}/"))
     await read_done.wait()  # the reader holds the old row
 
-    await sync_to_async(services.user_update)(user=user, data={"bio": "new"})  # commits, invalidates
+    await sync_to_async(accounts.user_update)(user=user, data={"bio": "new"})  # commits, invalidates
     release.set()
     assert (await reader).json()["bio"] == "old"  # that one request raced; nothing may keep its answer
     monkeypatch.undo()
@@ -384,7 +388,7 @@ async def test_soft_deleted_user_stops_being_served(listening, asgi_client):
     url = f"/api/v1/users/{user.pk}/"
     await asgi_client.get(url)
     await asgi_client.get(url)
-    await sync_to_async(services.user_soft_delete)(user=user)
+    await sync_to_async(accounts.user_soft_delete)(user=user)
     assert (await asgi_client.get(url)).status_code == 404
 
 
@@ -396,14 +400,14 @@ async def test_listener_applies_messages_from_other_workers(listening, asgi_clie
     users = [await sync_to_async(User.objects.create_user)(f"l{i}", f"l{i}@example.com", PASSWORD) for i in range(2)]
     for user in users:
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    assert len(cache.local_cache) == 2
+    assert len(current().local_cache) == 2
 
     await from_another_worker([users[0].pk])
-    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)  # no loader here to read it again
-    assert cache.local_cache.get(users[1].pk) is not None
+    await wait_for(lambda: current().local_cache.get(users[0].pk) is None)  # no loader here to read it again
+    assert current().local_cache.get(users[1].pk) is not None
 
     await send_to_group({"type": cache.INVALIDATION_MESSAGE, "all": True})
-    await wait_for(lambda: len(cache.local_cache) == 0)
+    await wait_for(lambda: len(current().local_cache) == 0)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -414,18 +418,18 @@ async def test_a_profile_held_in_l1_is_read_again_when_another_worker_changes_it
     user = await sync_to_async(User.objects.create_user)("hot", "hot@example.com", PASSWORD, bio="old")
     for _ in range(2):
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    assert cache.local_cache.get(user.pk) is not None
+    assert current().local_cache.get(user.pk) is not None
 
     await sync_to_async(User.objects.filter(pk=user.pk).update)(bio="new")  # another worker's write
     kept = None
     if kept_by_writer:  # told apart from the row: the refresh must take L2's answer, not read PostgreSQL
         written = await sync_to_async(User.objects.get)(pk=user.pk)
         written.bio = "kept by the writer"
-        kept = {user.pk: cache.loader.render(written, False)}
+        kept = {user.pk: current().loader.render(written, False)}
     await from_another_worker([user.pk], kept)
 
     bio = "kept by the writer" if kept_by_writer else "new"
-    await wait_for(lambda: f'"{bio}"'.encode() in getattr(cache.local_cache.get(user.pk), "body", b""))
+    await wait_for(lambda: f'"{bio}"'.encode() in getattr(current().local_cache.get(user.pk), "body", b""))
     first = await asgi_client.get(f"/api/v1/users/{user.pk}/")  # the first read after the write
     assert first.headers["x-cache"] == "L1" and first.json()["bio"] == bio
     assert user_cache_key(user.pk).encode() in redis_keys()  # in L2 for the other workers too
@@ -436,7 +440,7 @@ async def fill_l1(asgi_client, prefix: str, count: int) -> list[User]:
              for i in range(count)]
     for user in users:
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    assert len(cache.local_cache) == count
+    assert len(current().local_cache) == count
     return users
 
 
@@ -452,16 +456,16 @@ async def test_a_number_that_never_arrives_stops_the_proofs_then_empties_l1(list
     caplog.set_level(logging.WARNING, logger="users.cache")
     users = await fill_l1(asgi_client, "hole", 3)
     await from_another_worker([users[0].pk])
-    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    await wait_for(lambda: current().local_cache.get(users[0].pk) is None)
     await asyncio.sleep(0.5)  # two probes: nothing missing, the rest is kept
-    assert cache.local_cache.fresh and len(cache.local_cache) == 2
+    assert current().local_cache.fresh and len(current().local_cache) == 2
 
     await take_a_number()  # it may have named anyone
     started = time.monotonic()
-    await wait_for(lambda: not cache.local_cache.fresh, timeout=2)  # no proof while it is missing
-    assert time.monotonic() - started <= cache.local_cache.max_staleness + 0.1
-    await wait_for(lambda: cache.local_cache.fresh, timeout=3)  # given up as lost after a send's bound
-    assert len(cache.local_cache) == 0 and "missed 1 message(s)" in caplog.text
+    await wait_for(lambda: not current().local_cache.fresh, timeout=2)  # no proof while it is missing
+    assert time.monotonic() - started <= current().local_cache.max_staleness + 0.1
+    await wait_for(lambda: current().local_cache.fresh, timeout=3)  # given up as lost after a send's bound
+    assert len(current().local_cache) == 0 and "missed 1 message(s)" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)
@@ -470,9 +474,9 @@ async def test_a_number_late_in_coming_keeps_l1_until_it_arrives(listening, asgi
     number = await take_a_number()  # a send that is slow to complete
     await asyncio.sleep(0.3)  # a probe came back behind it: not yet proof
     await from_another_worker([users[0].pk], number=number)
-    await wait_for(lambda: cache.local_cache.get(users[0].pk) is None)
+    await wait_for(lambda: current().local_cache.get(users[0].pk) is None)
     await asyncio.sleep(0.5)
-    assert cache.local_cache.fresh and cache.local_cache.get(users[1].pk) is not None  # no hole: kept
+    assert current().local_cache.fresh and current().local_cache.get(users[1].pk) is not None  # no hole: kept
 
 
 @pytest.mark.django_db(transaction=True)
@@ -483,7 +487,7 @@ async def test_a_count_that_went_back_empties_l1(listening, asgi_client, caplog)
     await fill_l1(asgi_client, "back", 2)
     await from_another_worker([])
     await get_channel_layer().connection(0).set(INVALIDATION_COUNT, 0)  # Redis restarted empty, or failed over
-    await wait_for(lambda: len(cache.local_cache) == 0)
+    await wait_for(lambda: len(current().local_cache) == 0)
     assert "Redis lost its data" in caplog.text
 
 
@@ -512,9 +516,12 @@ async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     sent = []
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 
+    started = []
+
     async def receive():
         if sent and sent[-1]["type"] == "lifespan.startup.complete":
-            assert cache.listener.joined.is_set() and cache.local_cache.enabled
+            started.append(current())  # the worker's own runtime
+            assert started[0].worker and started[0].listener.joined.is_set() and started[0].local_cache.enabled
         return next(messages)
 
     async def send(message):
@@ -522,7 +529,7 @@ async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
 
     await application({"type": "lifespan"}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert not cache.local_cache.enabled
+    assert not started[0].local_cache.enabled and current() is not started[0]
 
 
 async def from_another_worker(ids: list[int], kept: dict[int, CachedResponse] | None = None,
@@ -574,24 +581,24 @@ async def member():
 
 
 async def test_writers_invalidations_go_out_as_one_message(member):
-    cache.broadcaster.start()
+    current().broadcaster.start()
     try:
         # Three writers finish their commits while the loop is busy: one message.
-        sent = [asyncio.ensure_future(cache.broadcaster.send_async([user_id], 1)) for user_id in (3, 1, 2)]
+        sent = [asyncio.ensure_future(current().broadcaster.send_async([user_id], 1)) for user_id in (3, 1, 2)]
         assert (await member())["ids"] == [1, 2, 3]
         assert await asyncio.gather(*sent) == [None, None, None]  # each writer learns it is out
         await sync_to_async(cache.invalidate_users)([7])  # a sync writer, through the loop: once it is out
         assert (await member())["ids"] == [7]
     finally:
-        await cache.broadcaster.stop()
-    assert cache.broadcaster.loop is None  # stopped: sync writers use a loop of their own
+        await current().broadcaster.stop()
+    assert current().broadcaster.loop is None  # stopped: sync writers use a loop of their own
 
 
 async def test_broadcaster_sends_what_is_queued_when_it_stops(member):
-    cache.broadcaster.start()
-    sent = asyncio.ensure_future(cache.broadcaster.send_async([5], 1))
+    current().broadcaster.start()
+    sent = asyncio.ensure_future(current().broadcaster.send_async([5], 1))
     await asyncio.sleep(0)  # queued
-    await cache.broadcaster.stop()
+    await current().broadcaster.stop()
     assert (await member())["ids"] == [5] and sent.done()
 
 
@@ -604,16 +611,16 @@ async def test_a_message_that_cannot_be_sent_is_kept_for_the_next_invalidation(m
     async def unreachable(group, message):
         raise RedisConnectionError("Redis went away")
 
-    cache.broadcaster.start()
+    current().broadcaster.start()
     try:
         with monkeypatch.context() as patch:
             patch.setattr(layer, "group_send", unreachable)
             await sync_to_async(cache.invalidate_users)([4])
-        assert 4 in cache._pending and not cache.redis_health.available()
+        assert 4 in current().backlog and not current().redis.health.available()
         await sync_to_async(cache.invalidate_users)([6])  # Redis is back: both go out
         assert (await member())["ids"] == [4, 6]
     finally:
-        await cache.broadcaster.stop()
+        await current().broadcaster.stop()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -624,7 +631,7 @@ async def test_a_reader_racing_the_writers_own_invalidation_keeps_nothing_stale(
     user = await sync_to_async(User.objects.create_user)("self-race", "sr@example.com", PASSWORD, bio="old")
     url = f"/api/v1/users/{user.pk}/"
     await asgi_client.get(url)
-    cache.local_cache.clear()  # L2 holds the old answer, L1 nothing
+    current().local_cache.clear()  # L2 holds the old answer, L1 nothing
     paused, release = asyncio.Event(), asyncio.Event()
     real = invalidation.redis_call
 
@@ -634,7 +641,7 @@ async def test_a_reader_racing_the_writers_own_invalidation_keeps_nothing_stale(
         return await real(call)
 
     monkeypatch.setattr(invalidation, "redis_call", slow_call)
-    writer = asyncio.create_task(sync_to_async(services.user_update)(user=user, data={"bio": "new"}))
+    writer = asyncio.create_task(sync_to_async(accounts.user_update)(user=user, data={"bio": "new"}))
     await wait_for(paused.is_set)
     assert (await asgi_client.get(url)).json()["bio"] == "old"  # from L2: the write is not answered yet
     release.set()
@@ -646,17 +653,17 @@ async def test_a_reader_racing_the_writers_own_invalidation_keeps_nothing_stale(
 @pytest.mark.django_db(transaction=True)
 async def test_a_new_master_has_l2_and_l1_emptied_before_l2_is_read_again(listening, asgi_client, caplog):
     caplog.set_level(logging.WARNING, logger="users.cache")
-    from users.cache.connection import master_check
+    master_check = current().redis.master_check
 
     user = await sync_to_async(User.objects.create_user)("failover", "fo@example.com", PASSWORD)
     for _ in range(2):
         await asgi_client.get(f"/api/v1/users/{user.pk}/")
-    assert user_cache_key(user.pk).encode() in redis_keys() and len(cache.local_cache) == 1
+    assert user_cache_key(user.pk).encode() in redis_keys() and len(current().local_cache) == 1
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.set(master_check.MARKER, "the-replication-id-of-another-master")  # as a promoted replica holds it
 
     await wait_for(lambda: "A new Redis master" in caplog.text)
-    assert user_cache_key(user.pk).encode() not in redis_keys() and len(cache.local_cache) == 0
+    assert user_cache_key(user.pk).encode() not in redis_keys() and len(current().local_cache) == 0
     assert client.get(master_check.MARKER) == client.info("replication")["master_replid"].encode()
     master_check.distrust()  # any error: L2 is not read until the next check
     assert (await asgi_client.get(f"/api/v1/users/{user.pk}/")).headers["x-cache"] == "MISS"
@@ -670,8 +677,8 @@ async def test_a_worker_that_loses_the_race_for_a_new_master_does_not_empty_l2_a
     from users.cache import connection
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.set(connection.master_check.MARKER, "the-replication-id-of-another-master")
-    first, late = type(connection.master_check)(), type(connection.master_check)()
+    client.set(MasterCheck.MARKER, "the-replication-id-of-another-master")
+    first, late = MasterCheck(), MasterCheck()
     real, calls = connection.redis_call, []
     late_read, first_done = asyncio.Event(), asyncio.Event()
 
@@ -696,7 +703,7 @@ async def test_a_worker_that_loses_the_race_for_a_new_master_does_not_empty_l2_a
 @pytest.mark.django_db(transaction=True)
 async def test_a_user_in_the_ledger_of_unsent_invalidations_is_not_read_from_l2(asgi_client, close_db_connections):
     # What a writer cut off from Redis leaves (users/cache/unsent.py): L2 may hold the old profile.
-    from users.cache import unsent
+    unsent = current().unsent
     from users.models import UnsentInvalidation
 
     user = await sync_to_async(User.objects.create_user)("ledger", "ledger@example.com", PASSWORD, bio="old")
@@ -728,7 +735,7 @@ async def test_a_user_in_the_ledger_of_unsent_invalidations_is_not_read_from_l2(
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_send_made_before_a_rows_last_write_does_not_remove_it(close_db_connections):
-    from users.cache import unsent
+    unsent = current().unsent
     from users.models import UnsentInvalidation
 
     await unsent.record([41])
@@ -745,17 +752,17 @@ async def test_a_send_made_before_a_rows_last_write_does_not_remove_it(close_db_
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_user_recorded_while_a_probe_reads_the_ledger_stays_gated(monkeypatch, close_db_connections):
-    from users.cache import unsent
+    unsent = current().unsent
 
-    read = unsent._execute
+    read = unsent.execute
 
     async def a_write_fails_during_the_reading(query, params, *, fetch=False):
         rows = await read(query, params, fetch=fetch)
-        if query == unsent._READ:
+        if query == READ:
             await unsent.record([61])  # committed after the reading's snapshot
         return rows
 
-    monkeypatch.setattr(unsent, "_execute", a_write_fails_during_the_reading)
+    monkeypatch.setattr(unsent, "execute", a_write_fails_during_the_reading)
     await unsent.catch_up(lambda ids: asyncio.sleep(0), lambda ids: None)
     assert unsent.gates(61)  # the next probe reads its row
     monkeypatch.undo()
@@ -765,9 +772,9 @@ async def test_a_user_recorded_while_a_probe_reads_the_ledger_stays_gated(monkey
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_ledger_longer_than_one_reading_keeps_every_user_out_of_l2(monkeypatch, close_db_connections):
-    from users.cache import unsent
+    unsent = current().unsent
 
-    monkeypatch.setattr(unsent, "LIMIT", 2)
+    monkeypatch.setattr(unsent, "limit", 2)
     await unsent.record([51, 52, 53])
     sent = []
 

@@ -12,8 +12,8 @@ import tempfile
 import pytest
 
 from tests.servers import ROOT, running_workers, wait_until
+from users.auth.tokens import token_pair
 from users.models import User
-from users.tokens import token_pair
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -138,7 +138,7 @@ def test_schemathesis_finds_nothing_with_a_token():
 
 
 def test_swagger_opens_on_registration_with_the_operations_grouped_by_tag_in_story_order(schema):
-    from users.examples import STORY, TAGS
+    from users.api.examples import STORY, TAGS
 
     assert [tag["name"] for tag in schema["tags"]] == list(TAGS)
     names = [name for name, _ in operations(schema)]

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from sidus.edge import Edge
 from tests.conftest import PASSWORD
 from users import cache
+from users.auth.tokens import token_pair
 from users.models import User, UserEvent
-from users.tokens import token_pair
 
 pytestmark = [
     pytest.mark.django_db(transaction=True), pytest.mark.slow,

@@ -1,4 +1,4 @@
-"""sidus/dispatch.py: a sync handler of an async adrf view runs in one thread with all around it."""
+"""sidus/http/dispatch.py: a sync handler of an async adrf view runs in one thread with all around it."""
 import threading
 
 from adrf.viewsets import GenericViewSet
@@ -7,7 +7,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
-from sidus.dispatch import OneHopMixin
+from sidus.http.dispatch import OneHopMixin
 
 
 class RecordingAuthentication(BaseAuthentication):

@@ -64,7 +64,7 @@ def test_the_request_model_reads_a_scope_as_django_does(headers, scheme, behind_
 
 
 def test_without_a_proxy_header_setting_the_header_means_nothing():
-    assert edge_request._rules.proxy is None
+    assert edge_request.settings_rules().proxy is None
     assert EdgeRequest(scope_of([(b"x-forwarded-proto", b"https")]), None).secure is False
 
 
@@ -112,8 +112,8 @@ async def test_a_profile_whose_answer_varies_per_client_stays_djangos(asgi_clien
     from asgiref.sync import sync_to_async
 
     from tests.conftest import PASSWORD
+    from users.api.views import UserViewSet
     from users.models import User
-    from users.views import UserViewSet
 
     user = await sync_to_async(User.objects.create_user)("polyglot", "p@example.com", PASSWORD)
     original = UserViewSet.aretrieve

@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD
 from tests.smtp import link_in, link_url, received, text_and_html
-from users import links, services
+from users import accounts
+from users.mail import links
 from users.models import EmailChange, OutboxEmail, User, UserEvent
 
 AUTH = "/api/v1/auth"
@@ -152,7 +153,7 @@ def test_a_confirm_link_works_once_for_the_latest_request_and_not_after_a_new_pa
     assert again.status_code == 400 and list(again.json()) == ["token"]
 
     later = _requested(client, "third@example.com")
-    services.password_change(user=User.objects.get(pk=ada.pk), new_password=NEW_PASSWORD)
+    accounts.password_change(user=User.objects.get(pk=ada.pk), new_password=NEW_PASSWORD)
     assert post_link("email/change/confirm", confirm_token(later)).status_code == 400
     assert User.objects.get(pk=ada.pk).email == "new@example.com"
 

@@ -18,9 +18,10 @@ from kombu import Connection, Queue
 from rest_framework.test import APIClient
 
 from tests.conftest import PASSWORD, bearer
-from users import links, services
+from users import accounts
 from users.events.cloudevents import CONTENT_TYPE, Outgoing, encode, envelope
-from users.events.relay import BrokerUnavailable, Publisher, Relay
+from users.events.relay import BrokerUnavailable, Publisher, Relay, events_release
+from users.mail import links
 from users.models import User, UserEvent
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "users" / "events" / "schemas"
@@ -40,15 +41,15 @@ def types_of(user: User) -> list[str]:
 
 @pytest.mark.django_db
 def test_each_change_of_the_account_lifecycle_records_its_event_in_order():
-    user = services.user_create(username="eve", email="eve@example.com", password=PASSWORD)
-    services.user_update(user=user, data={"bio": "new", "first_name": "Eve"})
-    services.user_update(user=user, data={"bio": "new"})  # the same value: no change, no event
-    services.email_verify(user=user)
-    services.email_change_request(user=user, new_email="eve2@example.com")
-    services.email_change_confirm(change=user.email_changes.get())
-    services.password_change(user=user, new_password=NEW_PASSWORD)
-    services.user_soft_delete(user=user)
-    services.users_restore(user_ids=[user.pk])
+    user = accounts.user_create(username="eve", email="eve@example.com", password=PASSWORD)
+    accounts.user_update(user=user, data={"bio": "new", "first_name": "Eve"})
+    accounts.user_update(user=user, data={"bio": "new"})  # the same value: no change, no event
+    accounts.email_verify(user=user)
+    accounts.email_change_request(user=user, new_email="eve2@example.com")
+    accounts.email_change_confirm(change=user.email_changes.get())
+    accounts.password_change(user=user, new_password=NEW_PASSWORD)
+    accounts.user_soft_delete(user=user)
+    accounts.users_restore(user_ids=[user.pk])
     assert events_of(user) == list(enumerate([
         "user.registered", "user.updated", "user.email_verified", "user.email_change_requested",
         "user.email_changed", "user.password_changed", "user.deleted", "user.restored"], start=1))
@@ -68,22 +69,22 @@ PUBLISHED = {"user.registered": {"email"}, "user.updated": {"changed"}, "user.em
 
 def live_a_whole_account(username: str) -> User:
     """Every kind of change an account goes through, so that each event type is recorded."""
-    user = services.user_create(username=username, email=f"{username}@example.com", password=PASSWORD)
-    services.user_update(user=user, data={"bio": "b"})
-    services.email_verify(user=user)
-    session = services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.9.8.7", user_agent="curl/8")
-    services.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.1.1.1", login=True)  # an alert
-    services.login_failed(username=username, ip="10.9.8.7", user_agent="curl/8")
-    services.session_logout(session_id=session.pk.hex, refresh_jti=session.refresh_jti)
-    services.email_change_request(user=user, new_email=f"{username}2@example.com")
+    user = accounts.user_create(username=username, email=f"{username}@example.com", password=PASSWORD)
+    accounts.user_update(user=user, data={"bio": "b"})
+    accounts.email_verify(user=user)
+    session = accounts.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.9.8.7", user_agent="curl/8")
+    accounts.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.1.1.1", login=True)  # an alert
+    accounts.login_failed(username=username, ip="10.9.8.7", user_agent="curl/8")
+    accounts.session_logout(session_id=session.pk.hex, refresh_jti=session.refresh_jti)
+    accounts.email_change_request(user=user, new_email=f"{username}2@example.com")
     change = user.email_changes.get()
-    services.email_change_confirm(change=change)
-    services.email_change_revert(change=change)  # ends the alert's session
+    accounts.email_change_confirm(change=change)
+    accounts.email_change_revert(change=change)  # ends the alert's session
     user.refresh_from_db()
-    services.account_secure(user_id=user.pk, session_epoch=user.session_epoch)
-    services.password_change(user=user, new_password=NEW_PASSWORD)
-    services.user_soft_delete(user=user)
-    services.users_restore(user_ids=[user.pk])
+    accounts.account_secure(user_id=user.pk, session_epoch=user.session_epoch)
+    accounts.password_change(user=user, new_password=NEW_PASSWORD)
+    accounts.user_soft_delete(user=user)
+    accounts.users_restore(user_ids=[user.pk])
     user.refresh_from_db()
     return user
 
@@ -103,9 +104,9 @@ def test_events_publish_the_public_profile_and_the_address_only_where_the_docs_s
 
 @pytest.mark.django_db
 def test_a_change_that_rolls_back_records_nothing():
-    user = services.user_create(username="undone", email="undone@example.com", password=PASSWORD)
+    user = accounts.user_create(username="undone", email="undone@example.com", password=PASSWORD)
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.user_update(user=user, data={"bio": "never"})
+        accounts.user_update(user=user, data={"bio": "never"})
         raise RuntimeError("rolled back")
     assert types_of(user) == ["user.registered"]
     assert User.objects.get(pk=user.pk).event_sequence == 1
@@ -151,7 +152,7 @@ async def test_the_lean_patch_records_the_event_django_would(asgi_client, loadin
 
 @pytest.mark.django_db
 def test_the_admin_records_its_changes_and_its_soft_deletes(admin_client):
-    user = services.user_create(username="staffed", email="staffed@example.com", password=PASSWORD)
+    user = accounts.user_create(username="staffed", email="staffed@example.com", password=PASSWORD)
     page = admin_client.get(f"/admin/users/user/{user.pk}/change/")
     form = {key: value for key, value in page.context["adminform"].form.initial.items() if value is not None}
     form.update({"username": "staffed", "email": "staffed@example.com", "first_name": "Changed", "bio": "",
@@ -181,13 +182,13 @@ def test_management_commands_record_too(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_users_events_are_numbered_in_commit_order_not_start_order():
-    user = services.user_create(username="racer", email="racer@example.com", password=PASSWORD)
+    user = accounts.user_create(username="racer", email="racer@example.com", password=PASSWORD)
     first_holds_lock, second_started = threading.Event(), threading.Event()
     done = []
 
     def first() -> None:
         with transaction.atomic():
-            services.user_update(user=User.objects.get(pk=user.pk), data={"bio": "first"})
+            accounts.user_update(user=User.objects.get(pk=user.pk), data={"bio": "first"})
             first_holds_lock.set()
             second_started.wait(5)
             threading.Event().wait(0.3)  # the second is now waiting on the row lock
@@ -197,7 +198,7 @@ def test_a_users_events_are_numbered_in_commit_order_not_start_order():
     def second() -> None:
         first_holds_lock.wait(5)
         second_started.set()
-        services.user_update(user=User.objects.get(pk=user.pk), data={"last_name": "second"})
+        accounts.user_update(user=User.objects.get(pk=user.pk), data={"last_name": "second"})
         done.append("second")
         connection.close()
 
@@ -251,8 +252,8 @@ def test_the_cloudevents_sdk_reads_every_event_with_its_counter_under_our_own_na
 
 @pytest.mark.django_db(transaction=True)
 def test_the_relay_publishes_persistent_confirmed_cloudevents_and_marks_them(exchange):
-    user = services.user_create(username="relayed", email="relayed@example.com", password=PASSWORD)
-    services.user_update(user=user, data={"bio": "x"})
+    user = accounts.user_create(username="relayed", email="relayed@example.com", password=PASSWORD)
+    accounts.user_update(user=user, data={"bio": "x"})
     relay = Relay()
     assert relay.relay_once() == 1 and relay.relay_once() == 1 and relay.relay_once() == 0
     relay.publisher.close()
@@ -268,7 +269,7 @@ def test_the_relay_publishes_persistent_confirmed_cloudevents_and_marks_them(exc
 
 @pytest.mark.django_db(transaction=True)
 def test_with_the_broker_away_nothing_is_marked_and_nothing_is_lost(exchange, settings):
-    user = services.user_create(username="waiting", email="waiting@example.com", password=PASSWORD)
+    user = accounts.user_create(username="waiting", email="waiting@example.com", password=PASSWORD)
     away = Relay(Publisher(url="amqp://guest:guest@127.0.0.1:1//", timeout=0.5))
     with pytest.raises(BrokerUnavailable):
         away.relay_once()
@@ -297,11 +298,11 @@ def test_with_the_broker_away_nothing_is_marked_and_nothing_is_lost(exchange, se
 @pytest.mark.django_db(transaction=True)
 def test_a_poison_event_is_parked_and_holds_up_only_its_own_user(exchange, settings):
     settings.EVENTS_MAX_ATTEMPTS = 2
-    poisoned = services.user_create(username="poisoned", email="poisoned@example.com", password=PASSWORD)
-    healthy = services.user_create(username="healthy", email="healthy@example.com", password=PASSWORD)
+    poisoned = accounts.user_create(username="poisoned", email="poisoned@example.com", password=PASSWORD)
+    healthy = accounts.user_create(username="healthy", email="healthy@example.com", password=PASSWORD)
     # 250 letters, 500 bytes: no AMQP routing key can be this long (255 bytes at most).
     UserEvent.objects.filter(user_id=poisoned.pk).update(type="user." + "é" * 245)
-    services.user_update(user=poisoned, data={"bio": "after the poison"})
+    accounts.user_update(user=poisoned, data={"bio": "after the poison"})
     relay = Relay()
     relay.relay_once()  # the healthy user's event goes; the poisoned one fails a first time
     UserEvent.objects.filter(user_id=poisoned.pk).update(available_at=None)  # its backoff, passed
@@ -312,7 +313,7 @@ def test_a_poison_event_is_parked_and_holds_up_only_its_own_user(exchange, setti
     assert UserEvent.objects.get(user_id=poisoned.pk, sequence=2).published_at is None  # held up, in order
     assert [e["subject"] for e in exchange.events()] == [str(healthy.pk)]
     UserEvent.objects.filter(pk=head.pk).update(type="user.registered")  # staff fixed it, and release it
-    assert services.events_release(event_ids=[head.pk]) == 1
+    assert events_release(event_ids=[head.pk]) == 1
     assert Relay().relay_once() == 1 and Relay().relay_once() == 1
     assert [e["subjectsequence"] for e in exchange.events()] == [1, 2]
 
@@ -320,11 +321,11 @@ def test_a_poison_event_is_parked_and_holds_up_only_its_own_user(exchange, setti
 @pytest.mark.django_db(transaction=True)
 def test_relays_side_by_side_never_publish_a_users_events_out_of_order(exchange, settings):
     settings.EVENTS_RELAY_POLL_INTERVAL = 0.05
-    users = [services.user_create(username=f"side{n}", email=f"side{n}@example.com", password=PASSWORD)
+    users = [accounts.user_create(username=f"side{n}", email=f"side{n}@example.com", password=PASSWORD)
              for n in range(5)]
     for round in range(8):
         for user in users:
-            services.user_update(user=user, data={"bio": f"round {round}"})
+            accounts.user_update(user=user, data={"bio": f"round {round}"})
     stop = threading.Event()
     relays = [Relay(batch=3) for _ in range(3)]
     threads = [threading.Thread(target=relay.run, args=(stop,)) for relay in relays]
@@ -350,7 +351,7 @@ def test_relays_side_by_side_never_publish_a_users_events_out_of_order(exchange,
 
 @pytest.mark.django_db(transaction=True)
 def test_consume_events_acks_after_its_handler_and_skips_what_it_handled(exchange, settings):
-    user = services.user_create(username="consumed", email="consumed@example.com", password=PASSWORD)
+    user = accounts.user_create(username="consumed", email="consumed@example.com", password=PASSWORD)
     assert Relay().relay_once() == 1
     queue = f"{settings.EVENTS_EXCHANGE}.consumer"
     call_command("consume_events", queue=queue, bind=["user.registered"], idle_timeout=0.2, stdout=io.StringIO(),
@@ -364,7 +365,7 @@ def test_consume_events_acks_after_its_handler_and_skips_what_it_handled(exchang
     assert printed[0]["id"] == str(UserEvent.objects.get(user_id=user.pk).id)  # a replay keeps the id
     assert "handled 1, duplicates skipped 1" in err.getvalue()
     assert f"Waiting for events on the durable queue {queue} (bound to user.registered" in err.getvalue()
-    services.user_create(username="waiting", email="waiting@example.com", password=PASSWORD)
+    accounts.user_create(username="waiting", email="waiting@example.com", password=PASSWORD)
     assert Relay().relay_once() == 1
     err = io.StringIO()
     call_command("consume_events", delete_queue=queue, stderr=err)  # the event it held goes with it
@@ -392,7 +393,7 @@ def failing_handler(event: dict) -> None:
 def test_an_event_whose_handler_fails_is_not_acked_and_comes_back(exchange, settings):
     queue = f"{settings.EVENTS_EXCHANGE}.failing"
     call_command("consume_events", queue=queue, idle_timeout=0.2, stdout=io.StringIO(), stderr=io.StringIO())
-    services.user_create(username="retried", email="retried@example.com", password=PASSWORD)
+    accounts.user_create(username="retried", email="retried@example.com", password=PASSWORD)
     assert Relay().relay_once() == 1
     with pytest.raises(RuntimeError):
         call_command("consume_events", queue=queue, handler="tests.test_events.failing_handler", idle_timeout=5,
@@ -407,6 +408,6 @@ def test_an_event_whose_handler_fails_is_not_acked_and_comes_back(exchange, sett
 @override_settings(EVENTS_BROKER_URL="amqp://guest:guest@127.0.0.1:1//", EVENTS_BROKER_TIMEOUT=0.5)
 @pytest.mark.django_db
 def test_replay_events_says_the_broker_is_away():
-    services.user_create(username="replayless", email="replayless@example.com", password=PASSWORD)
+    accounts.user_create(username="replayless", email="replayless@example.com", password=PASSWORD)
     with pytest.raises(CommandError, match="unavailable"):
         call_command("replay_events", since="2000-01-01", stdout=io.StringIO())

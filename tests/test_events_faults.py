@@ -14,7 +14,7 @@ from django.db import connection, transaction
 
 from tests.proxy import FaultyProxy
 from tests.servers import ROOT, wait_until, worker_env
-from users import services
+from users import accounts
 from users.models import User, UserEvent
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -35,18 +35,18 @@ def write(names: list[str], done: threading.Event) -> None:
         for n in range(USERS + UPDATES + ROLLED_BACK):
             if n % 2 == 0 and len(users) < USERS or not users:
                 name = names[len(users)]
-                users.append(services.user_create(username=name, email=f"{name}@example.com",
+                users.append(accounts.user_create(username=name, email=f"{name}@example.com",
                                                   password="fault-test-password"))
             elif n % 11 == 0:
                 try:
                     with transaction.atomic():
-                        services.user_update(user=users[n % len(users)], data={"bio": f"rolled back {n}"})
+                        accounts.user_update(user=users[n % len(users)], data={"bio": f"rolled back {n}"})
                         raise RuntimeError("undone")
                 except RuntimeError:
                     pass
             else:
                 user = User.objects.get(pk=users[n % len(users)].pk)
-                services.user_update(user=user, data={"bio": f"change {n}"})
+                accounts.user_update(user=user, data={"bio": f"change {n}"})
             time.sleep(0.03)
     finally:
         connection.close()
@@ -60,7 +60,7 @@ def test_every_celery_worker_runs_a_relay(exchange, settings):
                                "--loglevel", "WARNING"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        user = services.user_create(username="celeryrelayed", email="celeryrelayed@example.com",
+        user = accounts.user_create(username="celeryrelayed", email="celeryrelayed@example.com",
                                     password="fault-test-password")
         wait_until(lambda: queue.queue_declare(passive=True).message_count == 1, timeout=60)
     finally:

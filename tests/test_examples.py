@@ -1,6 +1,6 @@
 """Every operation of the API docs succeeds as given against a live server, rate limits on.
 
-They are sent in the order of their story (users/examples.py), as a person would press "Try it out"
+They are sent in the order of their story (users/api/examples.py), as a person would press "Try it out"
 in Swagger: the Authorization header goes only where the schema asks for it, a body is the
 operation's one example with only its `<...>` values filled in, from the answers and links they
 name, and a path parameter is the id an earlier answer gave. The README's walk-through runs first,
@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.servers import ROOT, Worker, running_workers
-from users import links
+from users.mail import links
 from users.models import EmailChange, PendingSignup, User
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -55,7 +55,7 @@ class Story:
 
 
 def signed(url: str) -> str:
-    """The token of an emailed link made by users.links."""
+    """The token of an emailed link made by users.mail.links."""
     return parse_qs(urlsplit(url).query)["token"][0]
 
 

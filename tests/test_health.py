@@ -26,9 +26,9 @@ async def test_health_ok_names_every_dependency():
 async def test_health_counts_the_events_not_yet_published_without_failing(close_db_connections):
     from asgiref.sync import sync_to_async
 
-    from users import services
+    from users import accounts
 
-    await sync_to_async(services.user_create)(username="backlogged", email="backlogged@example.com",
+    await sync_to_async(accounts.user_create)(username="backlogged", email="backlogged@example.com",
                                               password="Str0ng-pass-phrase!")
     response = await get_health()
     assert response.status_code == 200  # no relay runs here: the event waits, and that is no failure

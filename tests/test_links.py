@@ -8,7 +8,7 @@ from django.utils.http import urlsafe_base64_encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from users import links
+from users.mail import links
 from users.models import MAX_USER_ID, User
 
 VERIFY = "/api/v1/auth/email/verify/"

@@ -3,11 +3,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
-from sidus.edge.answers import templates
 from tests.conftest import PASSWORD
-from users import services
-from users.loop_db import loop_db
+from users import accounts
 from users.models import User
+from users.runtime import current
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,10 +22,11 @@ async def make(name: str, **fields) -> User:
 async def test_after_djangos_first_answer_misses_are_loaded_with_djangos_bytes_and_headers(loading, asgi_client):
     first, second = await make("first", bio="one"), await make("second", bio="twö ✓", first_name="Ada")
     assert (await asgi_client.get(f"/api/v1/users/{first.pk}/")).headers["x-cache"] == "MISS"  # Django
-    assert templates.get(("user-detail", False))  # its headers are the template now
+    assert current().templates.get(("user-detail", False))  # its headers are the template now
 
     calls = {"n": 0}
-    edge = asgi_client._transport.app
+    from sidus.asgi import application as edge
+
     django_app = edge.django
 
     async def counting(scope, receive, send):
@@ -50,7 +50,7 @@ async def test_after_djangos_first_answer_misses_are_loaded_with_djangos_bytes_a
 async def test_unknown_and_deleted_users_go_to_django_for_the_404(loading, asgi_client):
     alive, gone = await make("alive"), await make("gone")
     await asgi_client.get(f"/api/v1/users/{alive.pk}/")
-    await sync_to_async(services.user_soft_delete)(user=gone)
+    await sync_to_async(accounts.user_soft_delete)(user=gone)
     for pk in (gone.pk, 987654):
         response = await asgi_client.get(f"/api/v1/users/{pk}/")
         assert response.status_code == 404 and response.json() == {"detail": "Not found."}
@@ -59,7 +59,7 @@ async def test_unknown_and_deleted_users_go_to_django_for_the_404(loading, asgi_
 async def test_when_the_loader_fails_django_answers(loading, asgi_client):
     one, two = await make("one"), await make("two")
     await asgi_client.get(f"/api/v1/users/{one.pk}/")
-    await loop_db.pool.close()  # every connection attempt now fails
+    await current().db.pool.close()  # every connection attempt now fails
     response = await asgi_client.get(f"/api/v1/users/{two.pk}/")
     assert response.status_code == 200 and response.json()["username"] == "two"
 
@@ -81,9 +81,9 @@ async def test_the_loop_pool_speaks_djangos_time_zone_whatever_the_servers(loadi
 
     await sync_to_async(_database_time_zone)("Asia/Tokyo")
     try:
-        await loop_db.stop()
-        await loop_db.start()  # new connections, which the server would put in Tokyo
-        async with loop_db.connection() as conn:
+        await current().db.stop()
+        await current().db.start()  # new connections, which the server would put in Tokyo
+        async with current().db.connection() as conn:
             zone = (await (await conn.execute("SHOW TimeZone")).fetchone())[0]
         assert zone == connection.timezone_name == "UTC"
     finally:

@@ -41,7 +41,7 @@ async def test_the_admin_still_has_its_session_and_csrf(asgi_client, close_db_co
 
 
 def test_the_deploy_check_wants_the_security_subclasses():
-    with override_settings(MIDDLEWARE=["sidus.middleware.CommonMiddleware"]):
+    with override_settings(MIDDLEWARE=["sidus.http.middleware.CommonMiddleware"]):
         with pytest.raises(SystemCheckError, match="sidus.W001"):
             call_command("check", "--deploy", "--fail-level", "WARNING")
 

@@ -99,7 +99,7 @@ def test_signup_under_another_spelling_of_a_taken_username(api_client, make_user
 def test_every_spelling_of_an_address_that_finds_the_account_shares_its_reset_limit(
     api_client, make_user, address, spelling, same
 ):
-    from users import services
+    from users import accounts
 
     make_user(email=address)
     for _ in range(2):
@@ -110,7 +110,7 @@ def test_every_spelling_of_an_address_that_finds_the_account_shares_its_reset_li
     else:
         assert response.status_code == 202
     # What the worker's lookup finds for this spelling: the account exactly when the keys agree.
-    services.password_reset_request(email=spelling)
+    accounts.password_reset_request(email=spelling)
     sent = OutboxEmail.objects.filter(kind=OutboxEmail.Kind.PASSWORD_RESET, to=address).count()
     assert sent == (1 if same else 0)
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import PASSWORD
-from users import links
+from users.mail import links
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -123,7 +123,7 @@ def test_in_development_each_email_is_logged_once_as_a_person_reads_it(settings,
     """The default EMAIL_URL (consolemail://): subject, recipient and the text part with its link, at INFO."""
     import logging
 
-    from users import outbox
+    from users.mail import outbox
     from users.models import OutboxEmail
 
     settings.EMAIL_BACKEND = "sidus.mail.ReadableConsoleBackend"
@@ -139,10 +139,10 @@ def test_in_development_each_email_is_logged_once_as_a_person_reads_it(settings,
 
 def test_the_signup_link_creates_the_account_with_one_click(client: Client, api_client):
     from tests.test_signup import token_of
-    from users import services
+    from users import accounts
     from users.models import PendingSignup
 
-    services.signup_request(username="cy", email="cy@example.com", password=PASSWORD)
+    accounts.signup_request(username="cy", email="cy@example.com", password=PASSWORD)
     token = token_of(PendingSignup.objects.get(username="cy"))
 
     page = opened(client, "/confirm-signup", {"token": token})
@@ -163,10 +163,10 @@ def test_the_signup_link_creates_the_account_with_one_click(client: Client, api_
 
 def test_a_signup_whose_name_was_taken_since_says_so(client: Client):
     from tests.test_signup import token_of
-    from users import services
+    from users import accounts
     from users.models import PendingSignup
 
-    services.signup_request(username="dee", email="dee@example.com", password=PASSWORD)
+    accounts.signup_request(username="dee", email="dee@example.com", password=PASSWORD)
     token = token_of(PendingSignup.objects.get(username="dee"))
     User.objects.create_user("dee", "other@example.com", PASSWORD)
 

@@ -17,8 +17,8 @@ from django.db import connection
 
 from tests.conftest import PASSWORD
 from tests.servers import child_database_url, free_port, running_workers, wait_for_port
+from users.auth.tokens import token_pair
 from users.models import User
-from users.tokens import token_pair
 
 PGBOUNCER = shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin")  # root's PATH may lack sbin
 pytestmark = [

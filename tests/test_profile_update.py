@@ -9,13 +9,12 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from sidus.edge.answers import templates
 from tests.conftest import PASSWORD, bearer
-from users import services
-from users.cache import local_cache, user_cache_key
-from users.loop_db import loop_db
+from users import accounts
+from users.auth.tokens import token_pair
+from users.cache import user_cache_key
 from users.models import User
-from users.tokens import token_pair
+from users.runtime import current
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,9 +25,10 @@ VARYING = ("date", "expires", "etag", "content-length")  # per answer; the rest 
 @pytest.fixture
 def to_django(asgi_client, loading, listening):
     """The paths of the requests that reached Django, through the whole ASGI app."""
-    edge = asgi_client._transport.app
+    from sidus.asgi import application as edge
+
     django_app = edge.django
-    templates.clear()
+    current().templates.clear()
     calls: list[str] = []
 
     async def counting(scope, receive, send):
@@ -38,7 +38,7 @@ def to_django(asgi_client, loading, listening):
     edge.django = counting
     yield calls
     edge.django = django_app
-    templates.clear()
+    current().templates.clear()
 
 
 async def make(name: str, **fields) -> User:
@@ -112,12 +112,12 @@ async def test_a_lean_write_reaches_both_cache_tiers(asgi_client, to_django):
     await asgi_client.get(url)
     assert (await asgi_client.get(url)).headers["x-cache"] == "L1"
     assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "after"}, headers=await auth(ada))).status_code == 200
-    assert to_django.count(f"PATCH {USERS}me/") == 1 and local_cache.get(ada.pk) is None
+    assert to_django.count(f"PATCH {USERS}me/") == 1 and current().local_cache.get(ada.pk) is None
     fresh = await asgi_client.get(url)  # the writer kept its new public answer in L2
     assert fresh.json()["bio"] == "after" and fresh.headers["x-cache"] == "L2"
 
     redis.Redis.from_url(settings.REDIS_URL).delete(user_cache_key(ada.pk))
-    local_cache.clear()
+    current().local_cache.clear()
     read = await asgi_client.get(url)  # the same answer, read from PostgreSQL
     assert read.headers["x-cache"] == "MISS" and read.content == fresh.content
     assert without(read.headers, "x-cache", "date") == without(fresh.headers, "x-cache", "date")
@@ -175,10 +175,10 @@ async def test_a_token_that_died_since_it_was_issued_is_djangos_401(asgi_client,
     assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=ada_auth)).status_code == 200
     asked = len(to_django)
 
-    await sync_to_async(services.password_change)(user=ada, new_password="an0ther-Passw0rd")
+    await sync_to_async(accounts.password_change)(user=ada, new_password="an0ther-Passw0rd")
     logout = await asgi_client.post("/api/v1/auth/token/blacklist/", json={"refresh": bob_pair["refresh"]})
     assert logout.status_code == 200
-    await sync_to_async(services.user_soft_delete)(user=cyd)
+    await sync_to_async(accounts.user_soft_delete)(user=cyd)
     asked += 1  # the logout
     for headers in (ada_auth, {"Authorization": f"Bearer {bob_pair['access']}"}, cyd_auth):
         response = await asgi_client.patch(f"{USERS}me/", json={"bio": "stale token"}, headers=headers)
@@ -193,8 +193,8 @@ async def test_a_token_from_before_a_soft_delete_stays_dead_after_a_restore(asgi
     ada = await make("ada")
     ada_auth = await auth(ada)
     assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=ada_auth)).status_code == 200
-    await sync_to_async(services.user_soft_delete)(user=ada)
-    await sync_to_async(services.user_restore)(user=ada)
+    await sync_to_async(accounts.user_soft_delete)(user=ada)
+    await sync_to_async(accounts.user_restore)(user=ada)
 
     response = await asgi_client.patch(f"{USERS}me/", json={"bio": "revived"}, headers=ada_auth)
     assert response.status_code == 401 and len(to_django) == 2  # the lean path let Django refuse it
@@ -219,7 +219,7 @@ async def test_the_update_rate_limit_counts_lean_writes_too(asgi_client, to_djan
 async def test_with_its_database_pool_down_django_writes(asgi_client, to_django):
     ada = await make("ada")
     await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=await auth(ada))
-    await loop_db.pool.close()  # every connection attempt now fails
+    await current().db.pool.close()  # every connection attempt now fails
     started = time.monotonic()
     response = await asgi_client.patch(f"{USERS}me/", json={"bio": "by django"}, headers=await auth(ada))
     assert response.status_code == 200 and len(to_django) == 2 and time.monotonic() - started < 2

@@ -21,9 +21,9 @@ from django.conf import settings
 
 from tests.conftest import PASSWORD
 from tests.servers import ROOT, Worker, free_port, running_workers, wait_for_port
-from users import links
+from users.auth.tokens import token_pair
+from users.mail import links
 from users.models import User
-from users.tokens import token_pair
 
 NGINX = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")  # root's PATH may lack sbin
 pytestmark = [

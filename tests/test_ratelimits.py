@@ -95,7 +95,7 @@ def test_failed_logins_from_one_ip_lock_that_ip_only(api_client, user):
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"])
 @limits(login_failed="100/m/ip,2/1d/key")
 def test_a_locked_username_answers_as_slowly_as_a_wrong_password(api_client, make_user):
-    from users.services import user_soft_delete
+    from users.accounts import user_soft_delete
 
     make_user(username="slow", password=PASSWORD)
     user_soft_delete(user=make_user(username="gone", password=PASSWORD))

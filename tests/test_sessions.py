@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.conftest import PASSWORD
 from tests.servers import RedisServer, needs_redis_server, running_workers, wait_until
-from users import services
+from users import accounts
 from users.models import Session, User
 
 SESSIONS = "/api/v1/auth/sessions/"
@@ -132,7 +132,7 @@ def test_leaving_ends_every_session_and_a_staff_delete_says_staff(api_client, an
 
     left = api_client.delete("/api/v1/users/me/", {"current_password": PASSWORD}, format="json", **auth(pair))
     assert left.status_code == 204
-    services.users_soft_delete(user_ids=[bob.pk])
+    accounts.users_soft_delete(user_ids=[bob.pk])
 
     assert Session.objects.get(user=ann).end_reason == Session.EndReason.ACCOUNT_DELETED
     assert Session.objects.get(user=bob).end_reason == Session.EndReason.STAFF
@@ -140,12 +140,12 @@ def test_leaving_ends_every_session_and_a_staff_delete_says_staff(api_client, an
 
 @pytest.mark.django_db
 def test_sessions_past_the_refresh_lifetime_are_pruned(settings, ann):
-    old = services.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
-    live = services.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
+    old = accounts.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
+    live = accounts.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
     lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
     Session.objects.filter(pk=old.pk).update(last_seen_at=timezone.now() - lifetime - timedelta(minutes=1))
 
-    assert services.sessions_prune() == 1
+    assert accounts.sessions_prune() == 1
     assert list(Session.objects.values_list("pk", flat=True)) == [live.pk]
 
 
@@ -153,7 +153,7 @@ def test_sessions_past_the_refresh_lifetime_are_pruned(settings, ann):
     (PHONE, "Mobile Safari on iOS"), (LAPTOP, "Firefox on Linux"), ("curl/8.5.0", "curl"), ("", ""), ("x", ""),
 ])
 def test_the_device_label_is_what_a_person_recognises(user_agent, label):
-    assert services.device_label(user_agent) == label
+    assert accounts.device_label(user_agent) == label
 
 
 @pytest.mark.django_db
@@ -172,13 +172,15 @@ def test_listing_and_ending_sessions_are_rate_limited(api_client, ann, settings)
 async def test_a_workers_copy_learns_an_ended_session_within_the_staleness_bound(loading, settings):
     from asgiref.sync import sync_to_async
 
-    from users.sessions import ended_sessions
+    from users.runtime import current
+
+    ended_sessions = current().ended_sessions
 
     user = await sync_to_async(User.objects.create_user)("cy", "cy@example.com", PASSWORD)
-    session = await sync_to_async(services.session_start)(user=user, refresh_jti=uuid.uuid4().hex)
+    session = await sync_to_async(accounts.session_start)(user=user, refresh_jti=uuid.uuid4().hex)
     assert ended_sessions.fresh and not ended_sessions.ended(session.pk.hex)
 
-    await sync_to_async(services.session_end)(user_id=user.pk, session_id=session.pk, reason="revoked")
+    await sync_to_async(accounts.session_end)(user_id=user.pk, session_id=session.pk, reason="revoked")
     started = time.monotonic()
     while not ended_sessions.ended(session.pk.hex):
         assert time.monotonic() - started < settings.USER_CACHE_MAX_STALENESS
@@ -245,8 +247,8 @@ def test_my_security_log_tells_logins_failures_endings_and_staff_without_naming_
     api_client.delete(SESSIONS, **auth(laptop))  # the phone's session ends: revoked
     api_client.post("/api/v1/auth/token/blacklist/", {"refresh": laptop["refresh"]}, format="json")
     login(api_client, ann, "", "10.0.0.5")
-    services.users_soft_delete(user_ids=[ann.pk])  # the admin's action: staff, and its live session ends
-    services.users_restore(user_ids=[ann.pk])
+    accounts.users_soft_delete(user_ids=[ann.pk])  # the admin's action: staff, and its live session ends
+    accounts.users_restore(user_ids=[ann.pk])
     me = login(api_client, ann, "", "10.0.0.9")
 
     response = api_client.get(LOG, **auth(me))
@@ -274,9 +276,9 @@ def test_my_security_log_tells_logins_failures_endings_and_staff_without_naming_
 @pytest.mark.django_db
 def test_the_log_pages_by_cursor_and_shows_only_mine(api_client, ann):
     for _ in range(60):
-        services.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
+        accounts.session_start(user=ann, refresh_jti=uuid.uuid4().hex)
     bob = User.objects.create_user("bob", "bob@example.com", PASSWORD)
-    services.session_start(user=bob, refresh_jti=uuid.uuid4().hex)
+    accounts.session_start(user=bob, refresh_jti=uuid.uuid4().hex)
     me = login(api_client, ann)
 
     first = api_client.get(LOG, **auth(me)).json()

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from tests.conftest import PASSWORD
 from tests.servers import wait_until
 from tests.smtp import link_in, received, text_and_html
-from users import links, services
+from users import accounts
+from users.mail import links
 from users.models import OutboxEmail, PendingSignup, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,7 +121,7 @@ def test_expired_signups_are_forgotten(quiet, settings):
     assert signup("ada", "ada@example.com").status_code == 202
     assert signup("bob", "bob@example.com").status_code == 202
     PendingSignup.objects.filter(username="ada").update(created_at=timezone.now() - timedelta(hours=2))
-    assert services.signups_expire() == 1
+    assert accounts.signups_expire() == 1
     assert list(PendingSignup.objects.values_list("username", flat=True)) == ["bob"]
     # Its email, were it still pending, would be skipped rather than sent without a link.
     assert OutboxEmail.objects.filter(kind=OutboxEmail.Kind.SIGNUP_CONFIRM, signup=None).count() == 1
@@ -129,7 +130,7 @@ def test_expired_signups_are_forgotten(quiet, settings):
 @pytest.mark.slow
 def test_a_taken_address_costs_the_same_time_as_a_new_one(quiet, settings, make_user):
     """Medians of 200 signups each, interleaved, with the real Argon2id hasher: within 10%."""
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2idPasswordHasher"]
+    settings.PASSWORD_HASHERS = ["users.auth.hashers.Argon2idPasswordHasher"]
     settings.RATE_LIMITS_ENABLED = False
     make_user(email="taken@example.com")
     client = APIClient()
@@ -190,10 +191,10 @@ def test_no_text_a_stranger_wrote_reaches_an_address_not_yet_theirs(quiet, inbox
     # An account registered with someone's address (no SIGNUP_PREVENT_ENUMERATION): its mails to that
     # unproven address carry no name either; once verified, the owner's own names are theirs to read.
     owner = make_user(username="evil-owner", email="unproven@example.com", first_name=PHISHING)
-    services.password_reset_send(user=owner)
+    accounts.password_reset_send(user=owner)
     text, html = text_and_html(received(inbox, "unproven@example.com", "Reset your sidus password")[0])
     assert text.splitlines()[0] == "Hello," and "evil" not in text + html
     User.objects.filter(pk=owner.pk).update(email_verified=True)
-    services.password_reset_send(user=owner)
+    accounts.password_reset_send(user=owner)
     text, _ = text_and_html(received(inbox, "unproven@example.com", "Reset your sidus password", count=2)[1])
     assert text.splitlines()[0].startswith("Hello <a href") and "evil-owner" in text

@@ -17,10 +17,10 @@ from tests.proxy import FaultyProxy
 from tests.servers import needs_redis_server, running_workers, wait_until
 from tests.test_outage import own_redis  # noqa: F401 - a fixture
 from tests.test_workers import warm
-from users import cache
 from users.cache import shared
 from users.cache.connection import REDIS_TIMEOUT
 from users.models import UnsentInvalidation, User
+from users.runtime import current
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_redis_server, pytest.mark.slow]
 
@@ -170,4 +170,4 @@ async def test_a_hung_redis_fails_every_reader_of_a_shared_mget_within_the_timeo
         proxy.resume()
     assert results == [(None, shared.UNREACHABLE)] * 10  # each reader goes on to PostgreSQL
     assert REDIS_TIMEOUT <= waited < REDIS_TIMEOUT + 0.3
-    assert not cache.redis_health.available()  # the next readers do not wait for it again
+    assert not current().redis.health.available()  # the next readers do not wait for it again

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from tests.conftest import PASSWORD
 from tests.servers import wait_until
 from tests.smtp import SMTPServer
-from users import services, tasks
+from users import accounts, tasks
 from users.models import OutboxEmail, User
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,7 +56,7 @@ def test_failed_registration_queues_nothing():
     before = broker_queue_length()
     assert register(email="not-an-email").status_code == 400
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.user_create(username="rolledback", email="rb@example.com", password=PASSWORD)
+        accounts.user_create(username="rolledback", email="rb@example.com", password=PASSWORD)
         raise RuntimeError("the surrounding transaction fails")
 
     assert not User.objects.exists() and not OutboxEmail.objects.exists()
@@ -66,7 +66,7 @@ def test_failed_registration_queues_nothing():
 def test_registration_publishes_only_after_commit():
     before = broker_queue_length()
     with transaction.atomic():
-        services.user_create(username="later", email="later@example.com", password=PASSWORD)
+        accounts.user_create(username="later", email="later@example.com", password=PASSWORD)
         assert broker_queue_length() == before
     assert broker_queue_length() == before + 1
 
@@ -108,7 +108,7 @@ def test_drain_leaves_emails_pending_while_smtp_is_down(settings):
 def test_deleted_user_gets_no_welcome_email():
     user = User.objects.create_user("quitter", "quitter@example.com", PASSWORD)
     welcome = outboxed(user)
-    services.user_soft_delete(user=user)
+    accounts.user_soft_delete(user=user)
 
     assert tasks.send_email(welcome.pk) is False
     welcome.refresh_from_db()

@@ -5,7 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
-from users import cache
+from users.runtime import current
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def test_refresh_of_a_hard_deleted_user_is_401_not_500(api_client, user):
 
 def test_with_redis_down_logged_in_users_still_get_answers(api_client, user, settings):
     tokens = login(api_client, user)
-    cache.redis_health.failed(ConnectionError("test: Redis is away"))
+    current().redis.health.failed(ConnectionError("test: Redis is away"))
     assert me(api_client, tokens["access"]) == 200
 
 
@@ -112,20 +112,20 @@ def leave_by_api(client, user, tokens) -> None:
 
 
 def leave_by_admin(client, user, tokens) -> None:
-    from users.services import users_soft_delete
+    from users.accounts import users_soft_delete
 
     users_soft_delete(user_ids=[user.pk])  # the admin's delete view and bulk action end here
 
 
 def restore_one(user) -> None:
-    from users.services import user_restore
+    from users.accounts import user_restore
 
     user.refresh_from_db()
     user_restore(user=user)
 
 
 def restore_by_admin(user) -> None:
-    from users.services import users_restore
+    from users.accounts import users_restore
 
     users_restore(user_ids=[user.pk])
 
@@ -149,7 +149,7 @@ def test_a_restore_does_not_revive_the_sessions_of_a_user_who_left(api_client, u
 
 
 def test_a_restore_does_not_revive_an_admin_session(make_user):
-    from users.services import user_restore, user_soft_delete
+    from users.accounts import user_restore, user_soft_delete
 
     boss = make_user(is_staff=True, is_superuser=True)
     browser = Client()

@@ -138,7 +138,7 @@ def test_concurrent_registrations_of_one_username_give_one_201_and_409s(workers)
 
 
 def test_shell_and_admin_bulk_changes_reach_every_worker(workers):
-    from users import services
+    from users import accounts
 
     users = [User.objects.create_user(f"bulk{i}", f"bulk{i}@example.com", PASSWORD) for i in range(3)]
     for user in users:
@@ -150,7 +150,7 @@ def test_shell_and_admin_bulk_changes_reach_every_worker(workers):
     seen_everywhere(workers, users[0].pk, "edited in the shell")
 
     # What the admin bulk action does: QuerySet.update() plus one explicit invalidation.
-    services.users_soft_delete(user_ids=[u.pk for u in users])
+    accounts.users_soft_delete(user_ids=[u.pk for u in users])
     deadline = time.monotonic() + 1.0
     while any(w.client.get(f"/api/v1/users/{u.pk}/").status_code != 404 for w in workers for u in users):
         assert time.monotonic() < deadline, "a worker still serves a deleted user"

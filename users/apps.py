@@ -6,4 +6,9 @@ class UsersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from users import events, ratelimits, signals  # noqa: F401  (receivers and the rate-limit check)
+        from users import ratelimits  # noqa: F401  (its system check)
+        from users import events, signals  # noqa: F401  (their receivers)
+        from users.lifespan import detached_runtime
+        from users.runtime import install
+
+        install(detached_runtime())  # a worker's lifespan installs its own

@@ -3,7 +3,8 @@ cache's miss loader and the lean profile update.
 
 Django's connection settings on psycopg's async pool, in autocommit: each statement is its own
 transaction. Started and stopped with each worker by the ASGI lifespan; elsewhere (shell, Celery,
-tests that do not start it) `connection()` raises and the callers let Django do the work.
+tests that do not start it) `connection()` raises and the callers let Django do the work. Each
+process's is its runtime's (`users.runtime`).
 """
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -43,6 +44,11 @@ class LoopDatabase:
         )
         await self.pool.open(wait=False)
 
+    @property
+    def running(self) -> bool:
+        """Started on this process's worker loop."""
+        return self.pool is not None
+
     async def stop(self) -> None:
         pool, self.pool = self.pool, None
         if pool is not None:
@@ -53,6 +59,3 @@ class LoopDatabase:
         if self.pool is None:
             raise RuntimeError("the event loop's database pool is not started")
         return self.pool.connection()
-
-
-loop_db = LoopDatabase()

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
-from users.cache import redis_health
+from users.runtime import current
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ def _key_value(request: Any, rate: Rate, key: str | None) -> str | None:
 
 def _usage(request: Any, action: str, key: str | None, *, count: bool) -> list[dict]:
     """The usage of every rate of `action`; empty (allowed) while Redis is unreachable."""
-    if not redis_health.available():
+    health = current().redis.health
+    if not health.available():
         return []
     usages = []
     try:
@@ -115,7 +116,7 @@ def _usage(request: Any, action: str, key: str | None, *, count: bool) -> list[d
             if usage is not None:
                 usages.append(usage)
     except (RedisError, OSError) as exc:
-        redis_health.failed(exc)  # fail open: one warning per outage, never a 5xx
+        health.failed(exc)  # fail open: one warning per outage, never a 5xx
         return []
     return usages
 

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from users import cache, ratelimits, services
+from users import accounts, cache, ratelimits
+from users.auth.tokens import client_of
 from users.models import User
-from users.tokens import client_of
 
 
 @receiver(post_save, sender=User, dispatch_uid="users.invalidate_on_save")
@@ -25,4 +25,4 @@ def invalidate_user_cache(sender: type, instance: User, created: bool = False, *
 def count_failed_login(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     if request is not None:
         ratelimits.login_failed(request, credentials.get("username"))
-        services.login_failed(username=credentials.get("username"), **client_of(request))
+        accounts.login_failed(username=credentials.get("username"), **client_of(request))

@@ -7,7 +7,8 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from users import outbox, services
+from users import accounts
+from users.mail import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ def send_email(self, email_id: int) -> bool:
 
 @shared_task
 def request_password_reset(email: str) -> None:
-    """The lookup behind POST /auth/password/reset/, off the request (users/services.py)."""
-    services.password_reset_request(email=email)
+    """The lookup behind POST /auth/password/reset/, off the request (users/accounts/)."""
+    accounts.password_reset_request(email=email)
 
 
 @shared_task
@@ -39,8 +40,8 @@ def drain_outbox() -> int:
     """Send what the after-commit publish could not (broker down, task lost, retries spent), and
     forget what expired: the pending signups whose links did, the sessions no token of which is
     valid any more."""
-    services.signups_expire()
-    services.sessions_prune()
+    accounts.signups_expire()
+    accounts.sessions_prune()
     sent = 0
     grace = timedelta(seconds=settings.EMAIL_OUTBOX_DRAIN_GRACE)
     for email_id in outbox.emails_pending(older_than=grace):

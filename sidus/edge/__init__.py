@@ -35,7 +35,7 @@ from sidus.edge.request import (
     Send,
     read_body,
 )
-from sidus.exception_handler import request_too_large_detail
+from sidus.http.exception_handler import request_too_large_detail
 
 __all__ = ["Django", "Edge", "EdgeRequest", "Route"]
 

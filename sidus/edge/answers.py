@@ -47,7 +47,7 @@ def shareable(status: int, headers: Headers) -> bool:
 
 
 class TemplateStore:
-    """Django's headers per route and scheme. Forgotten when the worker stops (the lifespan)."""
+    """Django's headers per route and scheme, learnt by a worker and forgotten when it stops."""
 
     def __init__(self) -> None:
         self._templates: dict[Key, Headers] = {}
@@ -64,9 +64,6 @@ class TemplateStore:
 
     def clear(self) -> None:
         self._templates.clear()
-
-
-templates = TemplateStore()
 
 
 def render(template: Headers, body: bytes, etag: bytes) -> Headers:

@@ -53,7 +53,7 @@ class EdgeRequest:
         length = headers.get(b"content-length")
         self.has_body = b"transfer-encoding" in headers or (length is not None and length.strip() not in (b"", b"0"))
         self.body: bytes | None = None  # set once read
-        rules = _rules
+        rules = settings_rules()
         # HttpRequest.scheme: SECURE_PROXY_SSL_HEADER's first value if the header is there.
         proxied = None if rules.proxy is None else headers.get(rules.proxy[0])
         self.secure = (scope.get("scheme") == "https" if proxied is None
@@ -76,7 +76,7 @@ class EdgeRequest:
     def host(self) -> bytes:
         """HttpRequest.get_host()'s host, before its check (`plain` says whether it passes)."""
         headers = self.headers
-        if _rules.use_forwarded_host and b"x-forwarded-host" in headers:
+        if settings_rules().use_forwarded_host and b"x-forwarded-host" in headers:
             return headers[b"x-forwarded-host"]
         host = headers.get(b"host")
         if host is not None:
@@ -140,7 +140,7 @@ def _joined(raw: Headers) -> dict[bytes, bytes]:
 
 @receiver(setting_changed)
 def _read_settings_again(**kwargs: Any) -> None:
-    _rules.load()
+    settings_rules.cache_clear()
 
 
 async def read_body(request: EdgeRequest) -> bytes | None:
@@ -178,14 +178,12 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class _Rules:
-    """The settings the request model reads, read once, and read again when a test overrides one
-    (`setting_changed`): every request reads them, and an attribute is cheaper than a lookup."""
+class Rules:
+    """The settings the request model reads, read once (`settings_rules`), and read again when a
+    test overrides one (`setting_changed`): every request reads them, and an attribute is cheaper
+    than a lookup."""
 
     def __init__(self) -> None:
-        self.load()
-
-    def load(self) -> None:
         self.use_forwarded_host: bool = settings.USE_X_FORWARDED_HOST
         header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
         # SECURE_PROXY_SSL_HEADER as a lower-case header name and its value: a request with it is https.
@@ -207,13 +205,16 @@ class _Rules:
         return plain
 
 
-_rules = _Rules()
+@functools.cache
+def settings_rules() -> Rules:
+    """The rules of the settings as they are (a function of the settings alone)."""
+    return Rules()
 
 
 def host_allowed(host: bytes) -> bool:
     """Django's own ALLOWED_HOSTS check (`split_domain_port`, `validate_host`)."""
     domain, _ = split_domain_port(host.decode("latin-1"))
-    return bool(domain) and validate_host(domain, _rules.allowed_hosts)
+    return bool(domain) and validate_host(domain, settings_rules().allowed_hosts)
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,6 +1,6 @@
 """The user cache: every Redis and Channels call of sidus lives in this package.
 
-The edge's profile route (users/edge.py) answers plain JSON reads of a profile from L1 (no I/O),
+The edge's profile route (users/edge/profile.py) answers plain JSON reads of a profile from L1 (no I/O),
 else from L2 (one Redis round trip), 304s included, with no thread hop; on a miss it keeps the
 exact status, headers and body Django produced (`answers`) in both tiers.
 - `local`: L1, a bounded LRU in each worker, answering only while proven fresh.
@@ -18,25 +18,20 @@ exact status, headers and body Django produced (`answers`) in both tiers.
   every worker's probe reads them, keeps those users out of L2 and sends them itself.
 - `loader`: a miss read from PostgreSQL on the event loop and rendered like Django's answer.
   The edge's lean profile update writes there too, and invalidates with `invalidate_users_async`.
-- `lifespan`: starts and stops the listener, the broadcaster and the loader with the worker.
 - `layer`: the channel layer of the group, channels-redis's with one unawaited task made quiet.
-- `connection`: the Redis clients and their health, and `run_sync`, by which sync code calls the
-  one (async) implementation of each call; `keys`: every key.
+- `connection`: the Redis clients and their health; `sync`: `run_sync`, by which sync code calls
+  the one (async) implementation of each call; `keys`: every key.
+Each part that lives as long as a process is a class, and each process holds one of each in its
+runtime (`users.runtime`), which a worker's ASGI lifespan starts (`users.lifespan`).
 """
-from users.cache.broadcast import broadcaster
-from users.cache.connection import ping, ping_channel_layer, redis_client, redis_health
-from users.cache.invalidation import _pending, clear_all_users, invalidate_users, invalidate_users_async
+from users.cache.connection import ping, ping_channel_layer, redis_client
+from users.cache.invalidation import clear_all_users, invalidate_users, invalidate_users_async
 from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
-from users.cache.lifespan import lifespan
-from users.cache.listener import InvalidationListener, listener
-from users.cache.loader import loader
-from users.cache.local import LocalCache, local_cache
 from users.cache.shared import read_generation
 from users.cache.sync import run_sync
 
 __all__ = [
-    "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "InvalidationListener", "LocalCache", "_pending", "broadcaster",
-    "clear_all_users", "invalidate_users", "invalidate_users_async", "lifespan", "listener", "loader",
-    "local_cache", "ping", "ping_channel_layer", "read_generation", "redis_client", "redis_health", "run_sync",
-    "user_cache_key", "user_generation_key",
+    "INVALIDATION_GROUP", "INVALIDATION_MESSAGE", "clear_all_users", "invalidate_users", "invalidate_users_async",
+    "ping", "ping_channel_layer", "read_generation", "redis_client", "run_sync", "user_cache_key",
+    "user_generation_key",
 ]

@@ -11,35 +11,22 @@ a message finds the hole in the numbers it received (users/cache/receipts.py). N
 while nobody writes: each listener proves its own channel drained by a message to itself.
 """
 import asyncio
-import os
-import threading
-import uuid
 from typing import Any
 
 from channels.layers import get_channel_layer
 
-from users.cache.connection import _once_more_async
+from users.cache.connection import retry_once
 from users.cache.keys import INVALIDATION_COUNT, INVALIDATION_GROUP, INVALIDATION_MESSAGE
+from users.runtime import current
 
 # The longest a numbered message may take to reach every channel: after it, a number that did
 # not arrive is given up as lost (users/cache/receipts.py).
 SEND_TIMEOUT = 1.0
 
-_origin: tuple[int, str] | None = None
-_origin_lock = threading.Lock()
-
-
-def _this_process() -> tuple[int, str]:
-    global _origin
-    with _origin_lock:
-        if _origin is None or _origin[0] != os.getpid():  # also after a fork
-            _origin = (os.getpid(), uuid.uuid4().hex)
-        return _origin
-
 
 def worker_origin() -> str:
     """This process's name in its messages."""
-    return _this_process()[1]
+    return current().origin
 
 
 def invalidation_message(ids: list[int]) -> dict[str, Any]:
@@ -107,7 +94,7 @@ class Broadcaster:
         seconds. On any other loop (shell, Celery) the message is sent at once."""
         if self._loop is not asyncio.get_running_loop():  # no broadcaster on this loop: send it here
             message = invalidation_message(user_ids)
-            await asyncio.wait_for(_once_more_async(lambda: send_to_group(message)), timeout)
+            await asyncio.wait_for(retry_once(lambda: send_to_group(message)), timeout)
             return
         sent = self._loop.create_future()
         self._queue(user_ids, sent)
@@ -133,7 +120,7 @@ class Broadcaster:
         message = invalidation_message(ids)
         try:
             # A hung Redis must not hold the sender: the writers' waits lapse, the ids are resent.
-            await asyncio.wait_for(_once_more_async(lambda: send_to_group(message)), SEND_TIMEOUT)
+            await asyncio.wait_for(retry_once(lambda: send_to_group(message)), SEND_TIMEOUT)
         except asyncio.CancelledError:
             self._ids.update(ids)  # stop() sends them
             self._waiters.extend(waiters)
@@ -146,6 +133,3 @@ class Broadcaster:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
-
-
-broadcaster = Broadcaster()

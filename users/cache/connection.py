@@ -1,5 +1,6 @@
 """Redis clients of the request path and their health: one warning per outage, and a short
-back-off instead of a timeout on every request while Redis is away."""
+back-off instead of a timeout on every request while Redis is away. Each process's are its
+runtime's (`RedisConnection`); the functions below reach them through `users.runtime.current()`."""
 import asyncio
 import logging
 import time
@@ -16,14 +17,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from users.cache.keys import user_cache_key
+from users.runtime import current
 
 logger = logging.getLogger("users.cache")
 
 
-class _RedisHealth:
+class RedisHealth:
     RETRY_AFTER = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, master_check: "MasterCheck") -> None:
+        self.master_check = master_check
         self._down_until = 0.0
         self._down = False
 
@@ -31,7 +34,7 @@ class _RedisHealth:
         return time.monotonic() >= self._down_until
 
     def failed(self, exc: BaseException) -> None:
-        master_check.distrust()
+        self.master_check.distrust()
         self._down_until = time.monotonic() + self.RETRY_AFTER
         if not self._down:
             self._down = True
@@ -44,36 +47,50 @@ class _RedisHealth:
             logger.warning("Redis is back, user cache resumed")
 
 
-redis_health = _RedisHealth()
-
 # A hung Redis fails a request's cache call after this long (s); the request goes on without it.
 REDIS_TIMEOUT = 0.5
 
-# redis.asyncio clients are bound to the loop that made them: one per event loop.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
+
+class RedisConnection:
+    """A process's clients of the request path's Redis, with their health and the master check."""
+
+    def __init__(self) -> None:
+        self.master_check = MasterCheck()
+        self.health = RedisHealth(self.master_check)
+        # redis.asyncio clients are bound to the loop that made them: one per event loop.
+        self._clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = (
+            weakref.WeakKeyDictionary())
+
+    def client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = _new_client()
+        return client
 
 
 def redis_client() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        # No socket_timeout (redis-py's default is 5 s): it runs every command in a task of its own
-        # to time it (asyncio.wait_for), a tenth of an L2 hit's cost. `redis_call` times the call.
-        options = {"socket_timeout": None, "socket_connect_timeout": REDIS_TIMEOUT}
-        if settings.REDIS_SENTINELS:  # the master of the moment, asked of the sentinels on each new connection
-            url = parse_url(settings.REDIS_URL)  # its DB number and credentials; the sentinels give the host
-            sentinel = aioredis.sentinel.Sentinel(
-                settings.REDIS_SENTINELS, sentinel_kwargs={"socket_connect_timeout": REDIS_TIMEOUT,
-                                                           "socket_timeout": REDIS_TIMEOUT})
-            client = sentinel.master_for(settings.REDIS_SENTINEL_MASTER, db=url.get("db", 0),
-                                         username=url.get("username"), password=url.get("password"), **options)
-        else:
-            client = aioredis.Redis.from_url(settings.REDIS_URL, **options)
-        _clients[loop] = client
+    """This process's client on the running loop."""
+    return current().redis.client()
+
+
+def _new_client() -> aioredis.Redis:
+    # No socket_timeout (redis-py's default is 5 s): it runs every command in a task of its own
+    # to time it (asyncio.wait_for), a cost on every L2 hit. `redis_call` times the call instead.
+    options = {"socket_timeout": None, "socket_connect_timeout": REDIS_TIMEOUT}
+    if settings.REDIS_SENTINELS:  # the master of the moment, asked of the sentinels on each new connection
+        url = parse_url(settings.REDIS_URL)  # its DB number and credentials; the sentinels give the host
+        sentinel = aioredis.sentinel.Sentinel(
+            settings.REDIS_SENTINELS, sentinel_kwargs={"socket_connect_timeout": REDIS_TIMEOUT,
+                                                       "socket_timeout": REDIS_TIMEOUT})
+        client = sentinel.master_for(settings.REDIS_SENTINEL_MASTER, db=url.get("db", 0),
+                                     username=url.get("username"), password=url.get("password"), **options)
+    else:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, **options)
     return client
 
 
-class _MasterCheck:
+class MasterCheck:
     """Whether L2 may be read: the server answering is a master whose L2 was checked since the last
     Redis error of this process.
 
@@ -136,16 +153,13 @@ class _MasterCheck:
         return True
 
 
-master_check = _MasterCheck()
-
-
 async def redis_call(call: Callable[[], Awaitable[Any]]) -> Any:
     """One call of the request path's Redis client: retried once on a fresh connection after a
     restart, and a RedisError (TimeoutError) past REDIS_TIMEOUT when Redis hangs. A call cut
     short drops its connection (redis-py disconnects on cancellation), so no late reply is misread."""
     try:
         async with asyncio.timeout(REDIS_TIMEOUT):
-            return await _once_more_async(call)
+            return await retry_once(call)
     except TimeoutError as exc:
         raise RedisTimeoutError(f"no answer from Redis in {REDIS_TIMEOUT} s") from exc
 
@@ -158,9 +172,10 @@ async def ping_channel_layer() -> None:
     await get_channel_layer().connection(0).ping()
 
 
-async def _once_more_async(call: Callable[[], Awaitable[Any]]) -> Any:
+async def retry_once(call: Callable[[], Awaitable[Any]]) -> Any:
+    """`call`, and once more on a fresh connection if the first failed to connect (a restart)."""
     try:
         return await call()
     except RedisConnectionError:
-        master_check.distrust()  # the retry may reach another server: a new master, after a failover
+        current().redis.master_check.distrust()  # the retry may reach another server: a new master, after a failover
         return await call()

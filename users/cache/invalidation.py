@@ -15,13 +15,13 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django_redis import get_redis_connection
 
-from users.cache import shared, unsent
+from users.cache import shared
 from users.cache.answers import CachedResponse
-from users.cache.broadcast import broadcaster, send_to_group
-from users.cache.connection import REDIS_TIMEOUT, redis_call, redis_client, redis_health
+from users.cache.broadcast import send_to_group
+from users.cache.connection import REDIS_TIMEOUT, redis_call, redis_client
 from users.cache.keys import GENERATION_TTL, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
-from users.cache.local import local_cache
 from users.cache.sync import run_sync
+from users.runtime import current
 
 logger = logging.getLogger("users.cache")
 
@@ -29,22 +29,31 @@ logger = logging.getLogger("users.cache")
 # (`unsent`), which the others read within a probe: the bound holds from here.
 BROADCAST_TIMEOUT = REDIS_TIMEOUT
 
-# Ids whose L2 entry or group message could not be sent (Redis down); resent when it is back.
-_pending: set[int] = set()
-_pending_lock = threading.Lock()
 
+class Backlog:
+    """The ids whose L2 entry or group message this process could not send (Redis down): sent
+    with the next invalidation, or by the listener when Redis is back."""
 
-def _take_pending(user_ids: Iterable[int]) -> list[int]:
-    with _pending_lock:
-        ids = sorted(_pending.union(user_ids))
-        _pending.clear()
-    return ids
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
 
+    def __bool__(self) -> bool:
+        return bool(self._ids)
 
-def _keep_pending(user_ids: Iterable[int], exc: BaseException) -> None:
-    with _pending_lock:
-        _pending.update(user_ids)
-    redis_health.failed(exc)
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._ids
+
+    def take(self, user_ids: Iterable[int]) -> list[int]:
+        """`user_ids` and every id kept, sorted; none are kept after."""
+        with self._lock:
+            ids = sorted(self._ids.union(user_ids))
+            self._ids.clear()
+        return ids
+
+    def keep(self, user_ids: Iterable[int]) -> None:
+        with self._lock:
+            self._ids.update(user_ids)
 
 
 def _queue_invalidation(
@@ -81,19 +90,21 @@ async def invalidate_users_async(
     told next, then read the profile from L2 instead of PostgreSQL.
     """
     user_ids = list(user_ids)
-    ids = _take_pending(user_ids)
+    runtime = current()
+    ids = runtime.backlog.take(user_ids)
     if not ids:
         return
     try:
         await _send(ids, fresh, forget=user_ids)
     except Exception as exc:  # RedisError, OSError, a hung Redis (TimeoutError)
-        _keep_pending(ids, exc)
+        runtime.backlog.keep(ids)
+        runtime.redis.health.failed(exc)
         try:
-            await unsent.record(ids)  # every worker's probe sends them, this one's included
+            await runtime.unsent.record(ids)  # every worker's probe sends them, this one's included
         except Exception as ledger_exc:  # PostgreSQL too: this worker resends them when Redis is back
             logger.warning("Invalidation of %d user(s) kept in this worker only: %r", len(ids), ledger_exc)
     else:
-        redis_health.succeeded()
+        runtime.redis.health.succeeded()
 
 
 async def resend(user_ids: list[int]) -> None:
@@ -105,12 +116,13 @@ async def _send(ids: list[int], fresh: Mapping[int, tuple[CachedResponse | None,
                 forget: list[int]) -> None:
     """Redis's steps in their order, raising what failed: L2 first, then this worker's L1 (`forget`,
     whatever happened: a reader here must not keep what L2 still held), then the group message."""
+    runtime = current()
     try:
         client = redis_client()
         await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids, fresh).execute())
     finally:
-        local_cache.invalidate(forget)
-    await broadcaster.send_async(ids, BROADCAST_TIMEOUT)
+        runtime.local_cache.invalidate(forget)
+    await runtime.broadcaster.send_async(ids, BROADCAST_TIMEOUT)
 
 
 def clear_all_users() -> int:
@@ -120,6 +132,6 @@ def clear_all_users() -> int:
     ids = [int(key.rsplit(b":", 1)[1]) for key in keys if not key.endswith(b":gen")]
     results = _queue_invalidation(connection.pipeline(), ids).execute()
     removed = sum(results[2::3])  # each id queues incr, expire, delete
-    local_cache.clear()
+    current().local_cache.clear()
     async_to_sync(send_to_group)({"type": INVALIDATION_MESSAGE, "all": True})
     return removed

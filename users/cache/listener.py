@@ -10,15 +10,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from users.cache import unsent
 from users.cache.broadcast import SEND_TIMEOUT, read_count, worker_origin
-from users.cache.connection import master_check
-from users.cache.invalidation import _pending, invalidate_users, resend
+from users.cache.connection import MasterCheck
+from users.cache.invalidation import Backlog, invalidate_users, resend
 from users.cache.keys import INVALIDATION_GROUP, INVALIDATION_MESSAGE
-from users.cache.local import LocalCache, local_cache
+from users.cache.local import LocalCache
 from users.cache.receipts import Receipts
-from users.cache.refresh import refresher
-from users.loop_db import loop_db
+from users.cache.refresh import Refresher
+from users.cache.unsent import UnsentLedger
 
 logger = logging.getLogger("users.cache")
 
@@ -34,8 +33,13 @@ class InvalidationListener:
     While not joined, L1 stays off: a worker that may miss messages must not serve from memory.
     """
 
-    def __init__(self, cache: LocalCache) -> None:
+    def __init__(self, cache: LocalCache, *, master_check: MasterCheck, backlog: Backlog, unsent: UnsentLedger,
+                 refresher: Refresher) -> None:
         self.cache = cache
+        self.master_check = master_check
+        self.backlog = backlog
+        self.unsent = unsent
+        self.refresher = refresher
         self.joined = asyncio.Event()
         self.proven = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -62,7 +66,7 @@ class InvalidationListener:
 
     async def stop(self) -> None:
         self.cache.disable()
-        master_check.watching = False
+        self.master_check.watching = False
         if self._task is not None:
             self._stopping = True  # also ends the loops should channels-redis swallow the cancel
             self._task.cancel()
@@ -103,8 +107,8 @@ class InvalidationListener:
                 delay = min(delay * 2, 2.0)
 
     async def _join(self, layer: Any) -> None:
-        master_check.watching = True
-        master_check.distrust()  # L2 is read again once the probe has checked the master
+        self.master_check.watching = True
+        self.master_check.distrust()  # L2 is read again once the probe has checked the master
         count = await read_count()
         await layer.group_add(INVALIDATION_GROUP, self._channel)
         await sync_to_async(invalidate_users)(())  # resend what failed while Redis was away
@@ -119,7 +123,7 @@ class InvalidationListener:
         try:
             while not self._stopping:
                 self.apply(await layer.receive(self._channel))
-                if _pending:  # Redis answers again: what this worker could not send goes out now
+                if self.backlog:  # Redis answers again: what this worker could not send goes out now
                     await sync_to_async(invalidate_users)(())
         finally:
             for helper in helpers:
@@ -136,18 +140,18 @@ class InvalidationListener:
             except TimeoutError:
                 pass
             self._probe_now.clear()
-            if loop_db.pool is not None:  # a worker's loop: first, what writers cut off from Redis could not send
+            if self.unsent.db.running:  # a worker's loop: first, what writers cut off from Redis could not send
                 try:
                     async with asyncio.timeout(interval):
-                        await unsent.catch_up(resend, self.cache.invalidate)
+                        await self.unsent.catch_up(resend, self.cache.invalidate)
                 except Exception:  # PostgreSQL or Redis away: the users last read stay gated
                     pass
             try:
                 async with asyncio.timeout(MASTER_CHECK_TIMEOUT):
-                    if await master_check.check():
+                    if await self.master_check.check():
                         self.cache.clear()
             except Exception:  # L2 stays unread until a check succeeds
-                master_check.distrust()
+                self.master_check.distrust()
             probed_at, highest = time.monotonic(), self.receipts.highest
             try:
                 async with asyncio.timeout(interval):
@@ -172,7 +176,7 @@ class InvalidationListener:
             if message.get("all"):
                 self.cache.clear()
             elif not own:  # the writer's process emptied its own entries already
-                refresher.refresh(self.cache.invalidate(message.get("ids", ())))
+                self.refresher.refresh(self.cache.invalidate(message.get("ids", ())))
             if isinstance(number := message.get("number"), int):
                 self.receipts.received(number)
         if (proven := self.receipts.proven()) is not None:
@@ -186,6 +190,3 @@ class InvalidationListener:
                 await layer.group_add(INVALIDATION_GROUP, self._channel)
             except Exception:  # the receive loop sees the same break and recovers
                 pass
-
-
-listener = InvalidationListener(local_cache)

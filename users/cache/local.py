@@ -120,7 +120,6 @@ class LocalCache:
             self._fresh_until = 0.0
             self._clear()
 
-
-local_cache = LocalCache(
-    settings.USER_CACHE_L1_MAX_ENTRIES, settings.USER_CACHE_L1_TTL, settings.USER_CACHE_MAX_STALENESS
-)
+    @classmethod
+    def from_settings(cls) -> "LocalCache":
+        return cls(settings.USER_CACHE_L1_MAX_ENTRIES, settings.USER_CACHE_L1_TTL, settings.USER_CACHE_MAX_STALENESS)

@@ -17,28 +17,36 @@ from users.cache.keys import user_cache_key, user_generation_key
 MAX_BATCH = 128
 
 _Batch = list[tuple[int, asyncio.Future]]
-_batches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch]" = weakref.WeakKeyDictionary()
-_running: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
 
-def read(user_id: int) -> asyncio.Future:
-    """A future of (stored answer or None, generation or None) for `user_id`, from the next MGET
-    of this loop; it holds the RedisError if Redis failed."""
-    loop = asyncio.get_running_loop()
-    batch = _batches.get(loop)
-    if batch is None or len(batch) >= MAX_BATCH:
-        batch = _batches[loop] = []
-        task = loop.create_task(_read_batch(loop, batch))  # runs after the readers already queued
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-    future = loop.create_future()
-    batch.append((user_id, future))
-    return future
+class ReadBatcher:
+    """The batch each event loop of a process is filling."""
+
+    def __init__(self) -> None:
+        self._batches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch]" = weakref.WeakKeyDictionary()
+        self._running: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+    def read(self, user_id: int) -> asyncio.Future:
+        """A future of (stored answer or None, generation or None) for `user_id`, from the next MGET
+        of this loop; it holds the RedisError if Redis failed."""
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(loop)
+        if batch is None or len(batch) >= MAX_BATCH:
+            batch = self._batches[loop] = []
+            task = loop.create_task(self._read_batch(loop, batch))  # runs after the readers already queued
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        future = loop.create_future()
+        batch.append((user_id, future))
+        return future
+
+    async def _read_batch(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
+        if self._batches.get(loop) is batch:
+            del self._batches[loop]  # later readers start the next batch
+        await _read(batch)
 
 
-async def _read_batch(loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
-    if _batches.get(loop) is batch:
-        del _batches[loop]  # later readers start the next batch
+async def _read(batch: _Batch) -> None:
     keys = [key for user_id, _ in batch for key in (user_cache_key(user_id), user_generation_key(user_id))]
     try:
         values: list[Any] = await redis_call(lambda: redis_client().mget(keys))

@@ -14,8 +14,8 @@ import logging
 
 from users.cache import shared
 from users.cache.answers import CachedResponse
-from users.cache.loader import loader
-from users.cache.local import local_cache
+from users.cache.loader import MissLoader
+from users.cache.local import LocalCache
 
 logger = logging.getLogger("users.cache")
 
@@ -23,7 +23,9 @@ MAX_IDS = 16
 
 
 class Refresher:
-    def __init__(self) -> None:
+    def __init__(self, cache: LocalCache, loader: MissLoader) -> None:
+        self.cache = cache
+        self.loader = loader
         self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     def refresh(self, dropped: dict[int, CachedResponse]) -> None:
@@ -47,19 +49,16 @@ class Refresher:
             await asyncio.wait(tasks)
 
     async def _refresh(self, user_id: int, secure: bool) -> None:
-        token = local_cache.token(user_id)
+        token = self.cache.token(user_id)
         try:
             answer, generation = await shared.read_answer(user_id)
             if answer is not None and answer.secure == secure:
-                local_cache.set(user_id, answer, token)
+                self.cache.set(user_id, answer, token)
                 return
-            answer = await loader.load(user_id, secure)
+            answer = await self.loader.load(user_id, secure)
             if answer is None:  # deleted, or the loader cannot: the next reader asks Django
                 return
-            local_cache.set(user_id, answer, token)
+            self.cache.set(user_id, answer, token)
             await shared.store_answer(user_id, answer, generation)
         except Exception as exc:  # a refresh is a bonus: a failure leaves a miss, as without it
             logger.debug("Refresh of user %s failed: %r", user_id, exc)
-
-
-refresher = Refresher()

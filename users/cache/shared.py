@@ -6,10 +6,10 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from users.cache import reads, unsent
 from users.cache.answers import CachedResponse, decode, encode
-from users.cache.connection import master_check, redis_call, redis_client, redis_health
+from users.cache.connection import redis_call, redis_client
 from users.cache.keys import user_cache_key, user_generation_key
+from users.runtime import current
 
 # Store only if the generation is still the one read before the database: a write that committed
 # (and bumped it) in between wins.
@@ -37,16 +37,18 @@ async def read_generation(user_id: int) -> Any:
 
 
 async def _read(user_id: int) -> tuple[bytes | None, Any]:
-    if not (redis_health.available() and master_check.trusted):  # after an error: the master checked first
+    runtime = current()
+    health = runtime.redis.health
+    if not (health.available() and runtime.redis.master_check.trusted):  # after an error: the master checked first
         return None, UNREACHABLE
-    if unsent.gates(user_id):  # changed while its writer could not reach Redis: L2 may be older
+    if runtime.unsent.gates(user_id):  # changed while its writer could not reach Redis: L2 may be older
         return None, UNREACHABLE
     try:
-        stored, generation = await reads.read(user_id)
+        stored, generation = await runtime.reads.read(user_id)
     except RedisError as exc:
-        redis_health.failed(exc)
+        health.failed(exc)
         return None, UNREACHABLE
-    redis_health.succeeded()
+    health.succeeded()
     return stored, generation
 
 
@@ -57,7 +59,7 @@ async def store_answer(user_id: int, answer: CachedResponse, generation: Any) ->
     try:
         await redis_call(lambda: redis_client().eval(*store_command(user_id, answer, generation or b"0")))
     except RedisError as exc:
-        redis_health.failed(exc)
+        current().redis.health.failed(exc)
 
 
 def store_command(user_id: int, answer: CachedResponse, generation: bytes | int) -> tuple[Any, ...]:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from users.models import User, UserEvent
-from users.serializers import UserPublicSerializer, representation
+from users.profile.serializers import UserPublicSerializer, representation
 
 Type = UserEvent.Type
 
@@ -60,8 +60,8 @@ def written_fields(update_fields: Iterable[str] | None) -> tuple[str, ...]:
 @functools.cache
 def locked_state_sql(fields: tuple[str, ...], where: tuple[str, ...] = (), *, may_log_in: bool = False) -> str:
     """SELECT `fields` of one user FOR UPDATE; the parameters are the id and then `where`'s values.
-    With `may_log_in`, only a row that may (`User.objects.alive().filter(is_active=True)`)."""
-    queryset = User.objects.alive().filter(is_active=True) if may_log_in else User.objects.all()
+    With `may_log_in`, only a row that may (`User.objects.may_log_in()`)."""
+    queryset = User.objects.may_log_in() if may_log_in else User.objects.all()
     queryset = queryset.filter(pk=1)
     for name in where:  # one filter() each: the parameters come in this order
         queryset = queryset.filter(**{name: User._meta.get_field(name).get_default()})

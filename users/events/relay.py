@@ -12,6 +12,7 @@ A relay sleeps on PostgreSQL's LISTEN: the commit that records an event wakes it
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -230,3 +231,10 @@ def _backlog() -> str:
 def backlog() -> int:
     """Events committed and not yet published (parked ones included): what /health/ reports."""
     return UserEvent.objects.filter(published_at__isnull=True).count()
+
+
+def events_release(*, event_ids: Iterable[Any]) -> int:
+    """Parked events tried again by the relay (from the admin): their attempts start over."""
+    return UserEvent.objects.filter(pk__in=list(event_ids), published_at__isnull=True, parked_at__isnull=False).update(
+        parked_at=None, attempts=0, available_at=None, last_error=""
+    )

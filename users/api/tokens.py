@@ -1,0 +1,58 @@
+"""Log in, refresh and log out: simplejwt's views, on our tokens (users/auth/tokens.py)."""
+from typing import Any
+
+from adrf.views import APIView
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework_simplejwt import views as jwt_views
+
+from sidus.http.dispatch import NoStoreViewMixin
+from sidus.http.openapi import RETRY_AFTER, api_responses
+from users.api import examples
+from users.auth.tokens import (
+    TokenBlacklistSerializer,
+    TokenObtainPairSerializer,
+    TokenPairSerializer,
+    TokenRefreshSerializer,
+)
+from users.ratelimits import ActionThrottle
+
+
+@extend_schema(
+    summary="Log in",
+    description="A new session: an access and a refresh token. The username is compared as at registration "
+                "(NFKC, any case); the password as typed. After RATE_LIMIT_LOGIN_FAILED failures a username "
+                "(or client) is refused with 429, even with the right password, until its window passes.",
+    examples=[examples.LOG_IN], parameters=[RETRY_AFTER],
+    responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+)
+class TokenObtainPairView(NoStoreViewMixin, APIView, jwt_views.TokenObtainPairView):
+    serializer_class = TokenObtainPairSerializer
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("login")]  # failed logins are limited in users/auth/backends.py
+
+
+@extend_schema(
+    summary="Refresh the pair",
+    description="A new access and refresh token for the same session; the refresh token sent is used up. "
+                "401 after logout, a password change or a soft delete.",
+    examples=[examples.REFRESH], parameters=[RETRY_AFTER],
+    responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+)
+class TokenRefreshView(NoStoreViewMixin, APIView, jwt_views.TokenRefreshView):
+    serializer_class = TokenRefreshSerializer
+
+    def get_throttles(self) -> list[Any]:
+        return [ActionThrottle("refresh")]
+
+
+@extend_schema(
+    summary="Log out",
+    description="Ends the session of this refresh token: the token and every access token of the session "
+                "answer 401 from now on. Other sessions of the user go on.",
+    examples=[examples.LOG_OUT],
+    responses=api_responses({200: OpenApiResponse({"type": "object"}, description="Logged out.")}, 400, 401, 413,
+                            415),
+)
+class TokenBlacklistView(NoStoreViewMixin, APIView, jwt_views.TokenBlacklistView):
+    serializer_class = TokenBlacklistSerializer

@@ -1,0 +1,58 @@
+"""A worker's runtime, built and started by its ASGI lifespan and stopped with it; and the one
+every other process holds (`detached_runtime`, installed by `UsersConfig.ready()`)."""
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sidus.edge.answers import TemplateStore
+from users.accounts.ended import EndedSessions
+from users.cache.broadcast import Broadcaster
+from users.cache.connection import RedisConnection
+from users.cache.invalidation import Backlog
+from users.cache.listener import InvalidationListener
+from users.cache.loader import MissLoader
+from users.cache.local import LocalCache
+from users.cache.reads import ReadBatcher
+from users.cache.refresh import Refresher
+from users.cache.unsent import UnsentLedger
+from users.loop_db import LoopDatabase
+from users.runtime import Runtime, install
+
+logger = logging.getLogger("users.cache")
+
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def detached_runtime() -> Runtime:
+    """A runtime with every part built and none started: what Celery, the shell, management
+    commands and tests hold (a worker's lifespan starts its own)."""
+    db, redis, local_cache, templates = LoopDatabase(), RedisConnection(), LocalCache.from_settings(), TemplateStore()
+    backlog, unsent, loader = Backlog(), UnsentLedger(db), MissLoader(db, templates)
+    refresher = Refresher(local_cache, loader)
+    listener = InvalidationListener(local_cache, master_check=redis.master_check, backlog=backlog, unsent=unsent,
+                                    refresher=refresher)
+    return Runtime(
+        db=db, ended_sessions=EndedSessions(db), local_cache=local_cache, redis=redis, reads=ReadBatcher(),
+        backlog=backlog, unsent=unsent, broadcaster=Broadcaster(), listener=listener, refresher=refresher,
+        loader=loader, templates=templates,
+    )
+
+
+async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
+    """The ASGI lifespan: a new runtime for the worker at startup, stopped at shutdown."""
+    runtime = detached_runtime()
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            install(runtime)
+            await runtime.start()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            for name, stop in runtime.stops():
+                try:  # a worker must stop even if a dependency hangs
+                    await asyncio.wait_for(stop(), SHUTDOWN_TIMEOUT)
+                except Exception as exc:
+                    logger.warning("The %s did not stop cleanly: %r", name, exc)
+            install(detached_runtime())
+            await send({"type": "lifespan.shutdown.complete"})
+            return

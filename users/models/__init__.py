@@ -1,0 +1,22 @@
+"""The models of the users app, one module per concern, all importable from here (as
+zerver/models/ does)."""
+from users.models.accounts import EmailChange, EmailChangeQuerySet, PendingSignup, Session
+from users.models.cache import UnsentInvalidation
+from users.models.events import ConsumedEvent, UserEvent
+from users.models.outbox import OutboxEmail
+from users.models.user import (
+    FOLDED_FIELDS,
+    MAX_USER_ID,
+    User,
+    UserManager,
+    UserQuerySet,
+    fold,
+    password_fingerprint,
+    user_id_from,
+)
+
+__all__ = [
+    "FOLDED_FIELDS", "MAX_USER_ID", "ConsumedEvent", "EmailChange", "EmailChangeQuerySet", "OutboxEmail",
+    "PendingSignup", "Session", "UnsentInvalidation", "User", "UserEvent", "UserManager", "UserQuerySet", "fold",
+    "password_fingerprint", "user_id_from",
+]

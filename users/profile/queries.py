@@ -1,0 +1,68 @@
+"""The SQL the edge runs on its own connection pool (users/loop_db.py), written by Django.
+
+The reads are the ORM's own querysets compiled to SQL, so that their columns, table and filters
+(`User.objects.alive()`) are the model's and the serializers'; the lean update's UPDATE names its
+columns from the model's `_meta`. A field added to a serializer is read and written here without
+a word changed in this module.
+"""
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS
+from psycopg import sql
+
+from users.models import User
+from users.profile.serializers import UserPrivateSerializer, UserPublicSerializer
+
+# Every column an answer of the edge needs: its serializer's fields, and `updated_at`, which its
+# ETag covers (users/profile/etags.py).
+PUBLIC_ROW = (*UserPublicSerializer.Meta.fields, "updated_at")
+PRIVATE_ROW = (*UserPrivateSerializer.Meta.fields, "updated_at")
+
+
+@functools.cache
+def select_by_id(fields: tuple[str, ...], *, alive: bool) -> str:
+    """The SQL of `User.objects[.alive()].filter(pk=...).values(*fields)`; the id is its one parameter."""
+    queryset = User.objects.alive() if alive else User.objects.all()
+    query, params = queryset.filter(pk=1).values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    if len(params) != 1:
+        raise ValueError(f"expected the id as the query's only parameter: {params!r}")
+    return query
+
+
+def user_from_row(fields: tuple[str, ...], row: tuple[Any, ...]) -> User:
+    """A model instance from a row of these queries (`fields` in the order they were asked for),
+    as the ORM builds one (`Model.from_db`): the fields not read are deferred, never silently
+    given their defaults."""
+    values = dict(zip(fields, row))
+    names = [field.attname for field in User._meta.concrete_fields if field.attname in values]
+    return User.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
+
+
+@functools.cache
+def update_where(fields: tuple[str, ...], where: tuple[str, ...], returning: tuple[str, ...]) -> str:
+    """UPDATE the user's `fields` and `updated_at` WHERE id and each of `where` equal the values
+    passed (in this order: fields, updated_at, id, where), RETURNING `returning`; only while the
+    row is one that may log in (`User.objects.may_log_in()`, compiled)."""
+    changes = [sql.SQL("{} = %s").format(_column(name)) for name in (*fields, "updated_at")]
+    conditions = [sql.SQL("{} = %s").format(_column(name)) for name in ("id", *where)]
+    may_log_in = User.objects.may_log_in().query
+    clause, params = may_log_in.get_compiler(DEFAULT_DB_ALIAS).compile(may_log_in.where)
+    if params:
+        raise ValueError(f"expected a constant clause: {params!r}")
+    conditions.append(sql.SQL(clause))
+    return sql.SQL("UPDATE {table} SET {changes} WHERE {conditions} RETURNING {returning}").format(
+        table=sql.Identifier(User._meta.db_table),
+        changes=sql.SQL(", ").join(changes),
+        conditions=sql.SQL(" AND ").join(conditions),
+        returning=_columns(returning),
+    ).as_string(None)
+
+
+def _column(name: str) -> sql.Identifier:
+    return sql.Identifier(User._meta.get_field(name).column)
+
+
+def _columns(names: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.SQL("{} AS {}").format(_column(name), sql.Identifier(name)) for name in names)
