@@ -1,18 +1,20 @@
+"""Fixtures of every tier. A test's tier is its folder: unit/ (no service at all), integration/
+(PostgreSQL, Redis, RabbitMQ), system/ (servers, workers, browsers); each tier's conftest.py says
+what it starts from. Plain helpers and factories are in tests/support.py."""
 import asyncio
-import itertools
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from kombu import Connection, Exchange, Queue
 from rest_framework.test import APIClient
 
-from users.auth.tokens import token_pair
+from tests.support import PASSWORD, asgi_get, bearer, user_factory  # noqa: F401  (re-exported for old imports)
 from users.models import User
 
-PASSWORD = "correct-horse-battery-9"
-_counter = itertools.count(1)
+TIERS = ("unit", "integration", "system")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,8 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list) -> None:
-    """A test that starts a Celery worker (the `inbox` fixture does) is slow: `-m "not slow"` skips it."""
+    """Each test is marked with its tier (`-m unit`), from its folder. A test that starts a Celery
+    worker (the `inbox` fixture does) is slow: `-m "not slow"` skips it."""
     for item in items:
+        tier = next((part for part in Path(item.fspath).parts if part in TIERS), None)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
         if "celery_worker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
 
@@ -39,14 +45,7 @@ def api_client() -> APIClient:
 
 @pytest.fixture
 def make_user(db) -> Callable[..., User]:
-    def make(**fields) -> User:
-        n = next(_counter)
-        fields.setdefault("username", f"user{n}")
-        fields.setdefault("email", f"user{n}@example.com")
-        fields.setdefault("bio", f"bio of user {n}")
-        return User.objects.create_user(password=fields.pop("password", PASSWORD), **fields)
-
-    return make
+    return user_factory
 
 
 @pytest.fixture
@@ -54,53 +53,13 @@ def user(make_user) -> User:
     return make_user(first_name="Ada", last_name="Lovelace")
 
 
-def asgi_get(path: str, **headers: str):
-    """GET through the whole ASGI application, the cache layer included, from a sync test.
-
-    Its database calls run on this thread (async_to_sync), so they see the test's transaction;
-    as Django's test client does, it keeps request signals from closing that connection.
-    """
-    import httpx
-    from asgiref.sync import async_to_sync
-    from django.core import signals
-    from django.db import close_old_connections
-
-    from sidus.asgi import application
-
-    async def get():
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            return await client.get(path, headers=headers)
-
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        return async_to_sync(get)()
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
-
-
-def bearer(user: User) -> dict[str, str]:
-    """The Authorization header of a fresh access token for `user`."""
-    return {"HTTP_AUTHORIZATION": f"Bearer {token_pair(user)['access']}"}
-
-
 @pytest.fixture(autouse=True)
-def runtime(settings):
-    """Each test holds a runtime of its own, as a new process would (users.runtime), over empty
-    tiers: no L2 keys, nothing learnt, nothing remembered of an outage."""
-    import redis
-
-    from users.cache.connection import MasterCheck
+def runtime():
+    """Each test holds a runtime of its own, as a new process would (users.runtime): nothing
+    learnt, nothing remembered of an outage. No I/O: the unit tier runs with no service at all."""
     from users.lifespan import detached_runtime
     from users.runtime import install
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()
-    # Emptied, and so checked under this master: the running workers of a module keep reading L2
-    # (else the first of them to probe would empty every tier again, its L1 included, mid-test).
-    client.set(MasterCheck.MARKER, client.info("replication")["master_replid"])
     fresh = detached_runtime()
     previous = install(fresh)
     yield fresh
@@ -108,8 +67,23 @@ def runtime(settings):
     install(previous)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def clean_channel_layer_db(django_db_setup):
+@pytest.fixture
+def empty_redis(settings):
+    """The tests of the tiers with services start over empty cache tiers: no L2 keys."""
+    import redis
+
+    from users.cache.connection import MasterCheck
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    # Emptied, and so checked under this master: the running workers of a module keep reading L2
+    # (else the first of them to probe would empty every tier again, its L1 included, mid-test).
+    client.set(MasterCheck.MARKER, client.info("replication")["master_replid"])
+
+
+@pytest.fixture(scope="session")
+def empty_brokers(django_db_setup):
+    """The channel layer's and Celery's Redis databases, emptied once a run."""
     import redis
     from django.conf import settings
 

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/test_contract.py (loaded through SCHEMATHESIS_HOOKS).
+"""Schemathesis hooks for tests/system/test_contract.py (loaded through SCHEMATHESIS_HOOKS).
 
 Some rules of registration cannot be written in JSON Schema: a password must not resemble the
 username or email nor be one of 20,000 common passwords; a username must not be reserved or a
@@ -57,7 +57,7 @@ def filter_body(ctx: Any, body: Any) -> bool:
 @schemathesis.hook
 def map_headers(ctx: Any, headers: Any) -> Any:
     """A random If-Match is rightly a 412: send `*` (any current version), which still goes
-    through the precondition; tests/test_conditional.py covers the stale tags."""
+    through the precondition; tests/integration/test_conditional.py covers the stale tags."""
     if isinstance(headers, dict) and "If-Match" in headers:
         headers["If-Match"] = "*"
     return headers

@@ -146,7 +146,7 @@ def worker_env(**overrides: str) -> dict[str, str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url,
            "DATABASE_POOL_MAX_SIZE": "4", "PYTHONPATH": str(ROOT),
            "WEB_CONCURRENCY": "1",  # one process per port: the tests talk to each worker by its port
-           "RATE_LIMITS_ENABLED": "false"}  # load tests; tests/test_ratelimits.py switches them on
+           "RATE_LIMITS_ENABLED": "false"}  # load tests; tests/integration/test_ratelimits.py switches them on
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # lifted in the test process by a browser test alone
     env.update(overrides)
     return env
@@ -162,3 +162,23 @@ def running_workers(count: int, **env_overrides: str) -> Iterator[list[Worker]]:
     finally:
         for worker in workers:
             worker.stop()
+
+
+def warm(workers, user_id: int) -> None:
+    """Read a profile twice on each worker: it is in every L1."""
+    for worker in workers:
+        worker.client.get(f"/api/v1/users/{user_id}/")
+        assert worker.client.get(f"/api/v1/users/{user_id}/").headers["x-cache"] == "L1"
+
+
+def seen_everywhere(workers, user_id: int, bio: str, timeout: float = 1.0) -> list[float]:
+    """Seconds until each worker answers with `bio`; fails past `timeout`."""
+    start = time.monotonic()
+    delays: list[float | None] = [None] * len(workers)
+    while None in delays:
+        elapsed = time.monotonic() - start
+        assert elapsed < timeout, f"not converged after {elapsed:.3f}s: {delays}"
+        for i, worker in enumerate(workers):
+            if delays[i] is None and worker.client.get(f"/api/v1/users/{user_id}/").json().get("bio") == bio:
+                delays[i] = elapsed
+    return delays

@@ -27,5 +27,5 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING["loggers"]["httpx"] = {"level": "WARNING"}  # noqa: F405
 # The Celery worker that tests start in their own process runs no events relay (it would hold
 # connections to the test database past the test); the event tests run relays themselves, and
-# tests/test_events_faults.py starts a real worker with EVENTS_RELAY=true.
+# tests/system/test_events_faults.py starts a real worker with EVENTS_RELAY=true.
 EVENTS_RELAY = os.environ.get("EVENTS_RELAY", "false") == "true"
