@@ -142,13 +142,16 @@ async def test_the_lean_patch_records_the_event_django_would(asgi_client, loadin
     from tests.support import auser_factory as make
 
     user = await make("leanevents", bio="old")
-    for bio in ("one", "two", "two"):  # Django answers the first, the edge the next two
-        response = await asgi_client.patch("/api/v1/users/me/", json={"bio": bio}, headers=await auth(user))
+    # Django answers the first, the edge the next two; the fields in the body's order, not the events'
+    for bio in ("one", "two", "two"):
+        body = {"bio": bio, "first_name": f"First {bio}"}
+        response = await asgi_client.patch("/api/v1/users/me/", json=body, headers=await auth(user))
         assert response.status_code == 200
     recorded = await sync_to_async(lambda: list(
         UserEvent.objects.filter(user_id=user.pk).exclude(type="user.logged_in").order_by("sequence")))()
     assert [e.type for e in recorded] == ["user.registered", "user.updated", "user.updated"]  # each auth(): a login
-    assert recorded[2].data == {"user": {**recorded[1].data["user"], "bio": "two"}, "changed": ["bio"]}
+    assert recorded[1].data["changed"] == recorded[2].data["changed"] == ["first_name", "bio"]
+    assert recorded[2].data["user"] == {**recorded[1].data["user"], "bio": "two", "first_name": "First two"}
 
 
 @pytest.mark.django_db

@@ -20,13 +20,7 @@ from users.accounts.passwords import (
     password_reset_request,
     password_reset_send,
 )
-from users.accounts.profile import (
-    TEXT_FIELDS,
-    UPDATABLE_FIELDS,
-    profile_update_async,
-    user_change_by_staff,
-    user_update,
-)
+from users.accounts.profile import profile_update_async, user_change_by_staff, user_update
 from users.accounts.sessions import (
     device_label,
     login_failed,
@@ -42,7 +36,7 @@ from users.accounts.sessions import (
 from users.accounts.signup import signup_confirm, signup_request, signups_expire, user_create
 
 __all__ = [
-    "TEXT_FIELDS", "UPDATABLE_FIELDS", "LinkNotValid", "NameTaken", "RefreshTokenReused", "SessionNotLive",
+    "LinkNotValid", "NameTaken", "RefreshTokenReused", "SessionNotLive",
     "account_secure", "device_label", "email_change_confirm", "email_change_request", "email_change_revert",
     "email_changes_cancel", "email_verification_resend", "email_verify", "login_failed", "network_of",
     "password_change", "password_reset_ask", "password_reset_request", "password_reset_send",

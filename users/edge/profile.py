@@ -6,7 +6,7 @@
   JSON; the edge keeps an answer of Django's only if the answer itself allows it
   (`sidus.edge.answers.shareable`).
 - `update_profile`: PATCH /users/me/ (or one's own /users/{id}/) of the fields no other row, no
-  email and no constraint depends on (`accounts.TEXT_FIELDS`), on the event loop. The body is
+  email and no constraint depends on (`users.profile.fields.TEXT_FIELDS`), on the event loop. The body is
   parsed by the API's own parser and validated by `UserUpdateSerializer` itself, the token by
   simplejwt and `users.auth.authentication.token_refusal`, the rate limit counted on the same keys;
   the answer is `UserPrivateSerializer`'s in the headers Django gave the first such PATCH.
@@ -35,6 +35,7 @@ from users.cache import shared
 from users.models import User, user_id_from
 from users.profile import queries, routes
 from users.profile.etags import body_etag
+from users.profile.fields import TEXT_FIELDS
 from users.profile.serializers import UserPrivateSerializer, UserUpdateSerializer, representation
 from users.runtime import current
 
@@ -150,7 +151,7 @@ def _lean_patch(request: EdgeRequest, route_user_id: int | None) -> _Patch | Non
         return None
     try:
         data = _parsed(request)
-        if not isinstance(data, dict) or not data or not data.keys() <= accounts.TEXT_FIELDS:
+        if not isinstance(data, dict) or not data or not data.keys() <= TEXT_FIELDS:
             return None
         validated = _validate(data)
         if validated is None:

@@ -14,6 +14,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
 from users.models import User
+from users.profile.serializers import UserPrivateSerializer, UserPublicSerializer, representation
 
 
 class PreconditionFailed(APIException):
@@ -34,8 +35,6 @@ def body_etag(body: bytes, updated_at: datetime) -> str:
 
 def current_etags(user: User) -> set[str]:
     """The tags a client may hold for the current version: from GET /users/{id}/ or /users/me/."""
-    from users.profile.serializers import UserPrivateSerializer, UserPublicSerializer, representation
-
     return {
         representation_etag(representation(UserPublicSerializer, user), user.updated_at),
         representation_etag(representation(UserPrivateSerializer, user), user.updated_at),

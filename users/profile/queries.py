@@ -1,4 +1,5 @@
-"""The SQL the edge runs on its own connection pool (users/loop_db.py), written by Django.
+"""The SQL of a profile's reads and writes without the ORM (the edge's, on users/loop_db.py, and
+the one write path of users/accounts/profile.py), written by Django.
 
 The reads are the ORM's own querysets compiled to SQL, so that their columns, table and filters
 (`User.objects.alive()`) are the model's and the serializers'; the lean update's UPDATE names its
@@ -41,17 +42,19 @@ def user_from_row(fields: tuple[str, ...], row: tuple[Any, ...]) -> User:
 
 
 @functools.cache
-def update_where(fields: tuple[str, ...], where: tuple[str, ...], returning: tuple[str, ...]) -> str:
+def update_where(fields: tuple[str, ...], where: tuple[str, ...], returning: tuple[str, ...], *,
+                 may_log_in: bool = True) -> str:
     """UPDATE the user's `fields` and `updated_at` WHERE id and each of `where` equal the values
-    passed (in this order: fields, updated_at, id, where), RETURNING `returning`; only while the
-    row is one that may log in (`User.objects.may_log_in()`, compiled)."""
+    passed (in this order: fields, updated_at, id, where), RETURNING `returning`; with
+    `may_log_in`, only while the row is one that may log in (`User.objects.may_log_in()`, compiled)."""
     changes = [sql.SQL("{} = %s").format(_column(name)) for name in (*fields, "updated_at")]
     conditions = [sql.SQL("{} = %s").format(_column(name)) for name in ("id", *where)]
-    may_log_in = User.objects.may_log_in().query
-    clause, params = may_log_in.get_compiler(DEFAULT_DB_ALIAS).compile(may_log_in.where)
-    if params:
-        raise ValueError(f"expected a constant clause: {params!r}")
-    conditions.append(sql.SQL(clause))
+    if may_log_in:
+        query = User.objects.may_log_in().query
+        clause, params = query.get_compiler(DEFAULT_DB_ALIAS).compile(query.where)
+        if params:
+            raise ValueError(f"expected a constant clause: {params!r}")
+        conditions.append(sql.SQL(clause))
     return sql.SQL("UPDATE {table} SET {changes} WHERE {conditions} RETURNING {returning}").format(
         table=sql.Identifier(User._meta.db_table),
         changes=sql.SQL(", ").join(changes),
