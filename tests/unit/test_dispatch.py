@@ -56,3 +56,13 @@ async def test_async_throttles_are_still_awaited():
     view = Probe.as_view({"get": "alist"}, throttle_classes=[AsyncRefusal])
     response = await view(request)
     assert response.status_code == 429 and response["Retry-After"] == "7"
+
+
+async def test_a_sync_handler_runs_in_one_hop_with_authentication_and_throttles(hops):
+    request = AsyncRequestFactory().get("/")
+    view = Probe.as_view({"get": "alist"}, throttle_classes=[SyncAllowance])
+    response = await view(request)
+    assert response.status_code == 200
+    authenticated, handled = request.threads
+    assert authenticated == handled != threading.get_ident()
+    assert hops == ["SyncToAsync"]  # adrf alone: initial, handler, and its empty async throttle check
