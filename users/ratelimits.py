@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
+from users.models import fold
 from users.runtime import current
 
 logger = logging.getLogger(__name__)
@@ -166,8 +167,6 @@ class ActionThrottle(BaseThrottle):
 def login_key(username: Any) -> str | None:
     """The username as login looks it up (`User.objects.named`): every spelling of one account
     shares one key."""
-    from users.models import fold
-
     return fold(username) if isinstance(username, str) else None
 
 
