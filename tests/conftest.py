@@ -11,7 +11,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from rest_framework.test import APIClient
 
-from tests.support import PASSWORD, asgi_get, bearer, user_factory  # noqa: F401  (re-exported for old imports)
+from tests.support import user_factory
 from users.models import User
 
 TIERS = ("unit", "integration", "system")
