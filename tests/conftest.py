@@ -57,10 +57,10 @@ def user(make_user) -> User:
 def runtime():
     """Each test holds a runtime of its own, as a new process would (users.runtime): nothing
     learnt, nothing remembered of an outage. No I/O: the unit tier runs with no service at all."""
-    from users.lifespan import detached_runtime
+    from users.lifespan import new_runtime
     from users.runtime import install
 
-    fresh = detached_runtime()
+    fresh = new_runtime()
     previous = install(fresh)
     yield fresh
     fresh.local_cache.disable()

@@ -8,7 +8,7 @@ class UsersConfig(AppConfig):
     def ready(self) -> None:
         from users import ratelimits  # noqa: F401  (its system check)
         from users import events, signals  # noqa: F401  (their receivers)
-        from users.lifespan import detached_runtime
+        from users.lifespan import new_runtime
         from users.runtime import install
 
-        install(detached_runtime())  # a worker's lifespan installs its own
+        install(new_runtime())  # a worker's lifespan installs its own

@@ -1,5 +1,5 @@
-"""A worker's runtime, built and started by its ASGI lifespan and stopped with it; and the one
-every other process holds (`detached_runtime`, installed by `UsersConfig.ready()`)."""
+"""A worker's runtime, built and started by its ASGI lifespan and stopped with it; the one every
+other process holds is built the same way (`new_runtime`) and never started (`UsersConfig.ready()`)."""
 import asyncio
 import logging
 from collections.abc import Callable
@@ -23,9 +23,9 @@ logger = logging.getLogger("users.cache")
 SHUTDOWN_TIMEOUT = 5.0
 
 
-def detached_runtime() -> Runtime:
+def new_runtime() -> Runtime:
     """A runtime with every part built and none started: what Celery, the shell, management
-    commands and tests hold (a worker's lifespan starts its own)."""
+    commands and tests hold, and what a worker's lifespan starts."""
     db, redis, local_cache, templates = LoopDatabase(), RedisConnection(), LocalCache.from_settings(), TemplateStore()
     backlog, unsent, loader = Backlog(), UnsentLedger(db), MissLoader(db, templates)
     refresher = Refresher(local_cache, loader)
@@ -40,7 +40,7 @@ def detached_runtime() -> Runtime:
 
 async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
     """The ASGI lifespan: a new runtime for the worker at startup, stopped at shutdown."""
-    runtime = detached_runtime()
+    runtime = new_runtime()
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -53,6 +53,6 @@ async def lifespan(scope: dict, receive: Callable, send: Callable) -> None:
                     await asyncio.wait_for(stop(), SHUTDOWN_TIMEOUT)
                 except Exception as exc:
                     logger.warning("The %s did not stop cleanly: %r", name, exc)
-            install(detached_runtime())
+            install(new_runtime())
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -48,7 +48,6 @@ class Runtime:
     refresher: Refresher  # what another worker's write dropped from L1, read again
     loader: MissLoader  # misses read and rendered on the event loop
     templates: TemplateStore  # Django's headers of the edge's answers, learnt per route and scheme
-    worker: bool = False  # started by an ASGI lifespan: its loop serves requests
     _sync_loop: _SyncLoop = field(default_factory=lambda: _SyncLoop())
 
     @property
@@ -63,7 +62,6 @@ class Runtime:
 
     async def start(self) -> None:
         """Start what a worker runs beside its requests (the ASGI lifespan's startup)."""
-        self.worker = True
         await self.db.start()  # first: the listener's probes read the unsent invalidations with it
         self.broadcaster.start()
         await self.listener.start()

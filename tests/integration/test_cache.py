@@ -413,7 +413,7 @@ async def test_lifespan_starts_and_stops_the_listener(close_db_connections):
     async def receive():
         if sent and sent[-1]["type"] == "lifespan.startup.complete":
             started.append(current())  # the worker's own runtime
-            assert started[0].worker and started[0].listener.joined.is_set() and started[0].local_cache.enabled
+            assert started[0].db.running and started[0].listener.joined.is_set() and started[0].local_cache.enabled
         return next(messages)
 
     async def send(message):
