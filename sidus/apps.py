@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 from sidus.logs import redact_access_logs
 
@@ -14,3 +15,9 @@ class SidusConfig(AppConfig):
         from sidus.http import middleware  # noqa: F401  (its system check)
 
         redact_access_logs()
+
+
+class AdminConfig(DjangoAdminConfig):
+    """Django's admin, with a site whose login asks for the second factor (sidus/admin.py)."""
+
+    default_site = "sidus.admin.AdminSite"

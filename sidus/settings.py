@@ -26,12 +26,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
+    "sidus.apps.AdminConfig", "django.contrib.auth", "django.contrib.contenttypes",
+    "django.contrib.sessions", "django.contrib.messages", "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -60,20 +56,14 @@ ASGI_APPLICATION = "sidus.asgi.application"
 AUTH_USER_MODEL = "users.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ],
-        },
-    },
-]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -202,6 +192,18 @@ AUTH_PASSWORD_VALIDATORS = [
 
 AUTHENTICATION_BACKENDS = ["users.auth.backends.RateLimitedModelBackend"]
 
+# --- Second factors (users/mfa/, docs/accounts.md) ------------------------------------------------
+# The Fernet key (32 url-safe base64 bytes) that encrypts authenticator apps' secrets at rest; by
+# default one derived from SECRET_KEY, which `check --deploy` warns about. Staff without a factor
+# are sent to set one up before the admin when MFA_REQUIRED_FOR_STAFF is on.
+MFA_ENCRYPTION_KEY = env("MFA_ENCRYPTION_KEY", default="")
+MFA_REQUIRED_FOR_STAFF = env.bool("MFA_REQUIRED_FOR_STAFF", default=False)
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="sidus")  # the name an authenticator app shows
+# Passkeys: the site they are bound to (a domain, no port) and the origins allowed to use them.
+WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default="localhost")
+WEBAUTHN_RP_NAME = env("WEBAUTHN_RP_NAME", default="sidus")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[FRONTEND_URL])
+
 # --- Rate limits (users/ratelimits.py): django-allauth's syntax and defaults ----------------------
 # "<amount>/<[n]s|m|h|d>/<ip|user|key>", several separated by commas; counters live in Redis and
 # the limits fail open while it is away. Behind proxies, TRUSTED_PROXY_COUNT says how many
@@ -221,12 +223,15 @@ RATE_LIMITS = {
     "email_verify_resend": env("RATE_LIMIT_EMAIL_VERIFY_RESEND", default="1/3m/user"),
     "account_delete": env("RATE_LIMIT_ACCOUNT_DELETE", default="5/m/user"),
     "sessions": env("RATE_LIMIT_SESSIONS", default="60/m/user"),
+    "factors": env("RATE_LIMIT_FACTORS", default="20/m/user"),  # setting up and removing second factors
     # Per recipient address, the emails anyone can make sidus send to it (signup notices and links,
     # reset and verification links): past this the outbox skips them (users/mail/outbox.py).
     "email_to_address": env("RATE_LIMIT_EMAIL_TO_ADDRESS", default="3/h/key,10/d/key"),
     "email_change": env("RATE_LIMIT_EMAIL_CHANGE", default="5/h/user"),
     # The links that take an account back: confirm or revert a change of address, secure the account.
     "account_link": env("RATE_LIMIT_ACCOUNT_LINK", default="20/m/ip"),
+    # Wrong second-factor codes and assertions, per client and per account ("key"), counted on failure.
+    "mfa": env("RATE_LIMIT_MFA", default="20/m/ip,5/5m/key"),
 }
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 RATELIMIT_USE_CACHE = "default"
@@ -261,9 +266,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],  # the schema is public: a stale Bearer token must not make it a 401
     "COMPONENT_SPLIT_REQUEST": True,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sidus.http.openapi.strict_request_bodies",

@@ -17,6 +17,19 @@ from users.api.accounts import (
     SecureAccountView,
     SignupConfirmView,
 )
+from users.api.factors import (
+    FactorsView,
+    MfaAuthenticateView,
+    PasskeyAssertionOptionsView,
+    PasskeyDetailView,
+    PasskeyListView,
+    PasskeyLoginOptionsView,
+    PasskeyLoginView,
+    PasskeyRegistrationOptionsView,
+    RecoveryCodesView,
+    TotpConfirmView,
+    TotpView,
+)
 from users.api.sessions import SecurityLogView, SessionDetailView, SessionListView
 from users.api.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 from users.api.views import UserViewSet
@@ -47,6 +60,18 @@ API_V1 = [
     path("auth/email/change/confirm/", EmailChangeConfirmView.as_view(), name="email_change_confirm"),
     path("auth/email/change/revert/", EmailChangeRevertView.as_view(), name="email_change_revert"),
     path("auth/secure-account/", SecureAccountView.as_view(), name="secure_account"),
+    path("auth/mfa/", FactorsView.as_view(), name="mfa"),
+    path("auth/mfa/authenticate/", MfaAuthenticateView.as_view(), name="mfa_authenticate"),
+    path("auth/mfa/totp/", TotpView.as_view(), name="mfa_totp"),
+    path("auth/mfa/totp/confirm/", TotpConfirmView.as_view(), name="mfa_totp_confirm"),
+    path("auth/mfa/recovery-codes/", RecoveryCodesView.as_view(), name="mfa_recovery_codes"),
+    path("auth/passkeys/", PasskeyListView.as_view(), name="passkeys"),
+    path("auth/passkeys/<int:passkey_id>/", PasskeyDetailView.as_view(), name="passkey"),
+    path("auth/passkeys/registration/options/", PasskeyRegistrationOptionsView.as_view(),
+         name="passkey_registration_options"),
+    path("auth/passkeys/assertion/options/", PasskeyAssertionOptionsView.as_view(), name="passkey_assertion_options"),
+    path("auth/passkeys/login/options/", PasskeyLoginOptionsView.as_view(), name="passkey_login_options"),
+    path("auth/passkeys/login/", PasskeyLoginView.as_view(), name="passkey_login"),
 ]
 
 urlpatterns = [

@@ -16,6 +16,13 @@ import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The marks of a test module that drives Debian's Chromium against real workers.
+BROWSER_TESTS = [
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+]
 
 
 def free_port() -> int:

@@ -178,6 +178,17 @@ def login_blocked_for(request: Any, username: Any) -> int | None:
     return blocked_for(request, "login_failed", login_key(username))
 
 
+# --- Wrong second factors: counted when a check fails, per client and per account ------------------
+
+
+def mfa_failed(request: Any, user_id: int | None) -> None:
+    hit(request, "mfa", str(user_id) if user_id is not None else None)
+
+
+def mfa_blocked_for(request: Any, user_id: int | None) -> int | None:
+    return blocked_for(request, "mfa", str(user_id) if user_id is not None else None)
+
+
 @checks.register(checks.Tags.security)
 def check_rate_limits(**kwargs: Any) -> list[checks.CheckMessage]:
     """A typo in RATE_LIMIT_* fails `manage.py check` and startup, not the first login."""

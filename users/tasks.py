@@ -39,9 +39,10 @@ def request_password_reset(email: str) -> None:
 def drain_outbox() -> int:
     """Send what the after-commit publish could not (broker down, task lost, retries spent), and
     forget what expired: the pending signups whose links did, the sessions no token of which is
-    valid any more."""
+    valid any more, the second factors' challenges and login stages."""
     accounts.signups_expire()
     accounts.sessions_prune()
+    accounts.challenges_prune()
     sent = 0
     grace = timedelta(seconds=settings.EMAIL_OUTBOX_DRAIN_GRACE)
     for email_id in outbox.emails_pending(older_than=grace):

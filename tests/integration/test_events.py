@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import jsonschema
+import pyotp
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -17,6 +18,7 @@ from django.test import override_settings
 from kombu import Connection, Queue
 from rest_framework.test import APIClient
 
+from tests.authenticator import SoftAuthenticator
 from tests.support import PASSWORD, bearer
 from users import accounts
 from users.events.cloudevents import CONTENT_TYPE, Outgoing, encode, envelope
@@ -64,7 +66,10 @@ def test_each_change_of_the_account_lifecycle_records_its_event_in_order():
 # three events about it.
 PUBLISHED = {"user.registered": {"email"}, "user.updated": {"changed"}, "user.email_changed": {"email"},
              "user.email_verified": {"email"}, "user.logged_in": {"session"}, "user.logged_out": {"session"},
-             "user.session_ended": {"session", "reason"}, "user.login_alert_sent": {"session"}}
+             "user.session_ended": {"session", "reason"}, "user.login_alert_sent": {"session"},
+             **{f"user.{kind}": {"method"} for kind in ("mfa_enabled", "mfa_disabled", "recovery_codes_generated",
+                                                        "recovery_code_used", "passkey_added", "passkey_removed",
+                                                        "mfa_failed")}}
 
 
 def live_a_whole_account(username: str) -> User:
@@ -72,6 +77,17 @@ def live_a_whole_account(username: str) -> User:
     user = accounts.user_create(username=username, email=f"{username}@example.com", password=PASSWORD)
     accounts.user_update(user=user, data={"bio": "b"})
     accounts.email_verify(user=user)
+    secret = accounts.totp_begin(user=user)["secret"]
+    codes = accounts.totp_confirm(user=user, code=pyotp.TOTP(secret).now())
+    with pytest.raises(accounts.FactorNotValid):
+        accounts.factor_verify(user=user, code="000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+    accounts.factor_verify(user=user, code=codes[0])
+    accounts.recovery_codes_regenerate(user=user)
+    device = SoftAuthenticator()
+    passkey, _ = accounts.passkey_add(user=user, credential=device.create(
+        accounts.passkey_registration_options(user=user)), name="laptop")
+    accounts.passkey_remove(user=user, passkey_id=passkey.pk)
+    accounts.totp_disable(user=user)
     session = accounts.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.9.8.7", user_agent="curl/8")
     accounts.session_start(user=user, refresh_jti=uuid.uuid4().hex, ip="10.1.1.1", login=True)  # an alert
     accounts.login_failed(username=username, ip="10.9.8.7", user_agent="curl/8")
@@ -81,7 +97,7 @@ def live_a_whole_account(username: str) -> User:
     accounts.email_change_confirm(change=change)
     accounts.email_change_revert(change=change)  # ends the alert's session
     user.refresh_from_db()
-    accounts.account_secure(user_id=user.pk, session_epoch=user.session_epoch)
+    accounts.account_secure(user_id=user.pk, session_epoch=user.session_epoch, since=None)
     accounts.password_change(user=user, new_password=NEW_PASSWORD)
     accounts.user_soft_delete(user=user)
     accounts.users_restore(user_ids=[user.pk])

@@ -200,4 +200,5 @@ def test_the_default_limits_are_allauths(settings):
         "sessions": "60/m/user",  # issue 19
         "email_to_address": "3/h/key,10/d/key",  # issue 27: allauth's confirm_email is 1/3m/key
         "email_change": "5/h/user", "account_link": "20/m/ip",  # issue 28
+        "mfa": "20/m/ip,5/5m/key", "factors": "20/m/user",  # issue 31: 5 wrong codes in 5 minutes per account
     }

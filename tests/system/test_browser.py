@@ -6,7 +6,6 @@ Celery worker sends the emails to a real SMTP server. Each flow runs with JavaSc
 screenshots.
 """
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,17 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import Worker, running_workers
+from tests.servers import BROWSER_TESTS, CHROMIUM, Worker, running_workers
 from tests.smtp import link_url, received
 from tests.support import PASSWORD
 
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"),
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-]
+pytestmark = BROWSER_TESTS
 
 NEW_PASSWORD = "a-long-new-pass-phrase"
 

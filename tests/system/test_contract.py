@@ -77,13 +77,27 @@ def test_every_operation_documents_its_errors_with_a_body(schema):
         "POST /api/v1/auth/email/verify/resend/": {"202", "401", "429", "503"},
         "POST /api/v1/auth/signup/confirm/": {"201", "400", "409", "413", "415", "429", "503"},
         "GET /api/v1/auth/sessions/": {"200", "401", "404", "429", "503"},
-        "DELETE /api/v1/auth/sessions/": {"204", "401", "429", "503"},
+        "DELETE /api/v1/auth/sessions/": {"204", "400", "401", "413", "415", "429", "503"},
         "DELETE /api/v1/auth/sessions/{session_id}/": {"204", "401", "404", "409", "429", "503"},
         "GET /api/v1/users/me/events/": {"200", "401", "404", "429", "503"},
         "POST /api/v1/auth/email/change/": {"202", "400", "401", "409", "413", "415", "429", "503"},
         "POST /api/v1/auth/email/change/confirm/": {"200", "400", "409", "413", "415", "429", "503"},
         "POST /api/v1/auth/email/change/revert/": {"200", "400", "409", "413", "415", "429", "503"},
         "POST /api/v1/auth/secure-account/": {"200", "400", "413", "415", "429", "503"},
+        # Second factors (issue 31)
+        "GET /api/v1/auth/mfa/": {"200", "401", "429", "503"},
+        "POST /api/v1/auth/mfa/totp/": {"200", "400", "401", "409", "413", "415", "429", "503"},
+        "DELETE /api/v1/auth/mfa/totp/": {"204", "400", "401", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/mfa/totp/confirm/": {"200", "400", "401", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/mfa/recovery-codes/": {"200", "400", "401", "409", "413", "415", "429", "503"},
+        "POST /api/v1/auth/mfa/authenticate/": {"200", "400", "413", "415", "429", "503"},
+        "POST /api/v1/auth/passkeys/": {"201", "400", "401", "409", "413", "415", "429", "503"},
+        "PATCH /api/v1/auth/passkeys/{passkey_id}/": {"200", "400", "401", "404", "413", "415", "429", "503"},
+        "DELETE /api/v1/auth/passkeys/{passkey_id}/": {"204", "400", "401", "404", "413", "415", "429", "503"},
+        "POST /api/v1/auth/passkeys/registration/options/": {"200", "400", "401", "413", "415", "429", "503"},
+        "POST /api/v1/auth/passkeys/assertion/options/": {"200", "401", "409", "429", "503"},
+        "POST /api/v1/auth/passkeys/login/options/": {"200", "429", "503"},
+        "POST /api/v1/auth/passkeys/login/": {"200", "400", "413", "415", "429", "503"},
     }
     assert {name: set(operation["responses"]) for name, operation in operations(schema)} == expected
     for name, operation in operations(schema):

@@ -11,8 +11,11 @@ import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
+from django.utils import timezone
 
+from tests.authenticator import SoftAuthenticator
 from tests.servers import ROOT, Worker, running_workers
 from users.mail import links
 from users.models import EmailChange, PendingSignup, User
@@ -75,7 +78,7 @@ def readme_walk_through(worker: Worker) -> str:
 
 
 def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
-    with running_workers(1, RATE_LIMITS_ENABLED="true") as (worker,):
+    with running_workers(1, RATE_LIMITS_ENABLED="true", WEBAUTHN_ORIGINS=SoftAuthenticator().origin) as (worker,):
         walked = readme_walk_through(worker)
         assert '"username": "ada"' in walked and '"bio": "Wrote the first program."' in walked
         assert "x-cache:" in walked.lower()
@@ -123,8 +126,29 @@ def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
         assert worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {story.access}"}
                                  ).status_code == 401  # every session ended
         user.refresh_from_db()
-        story.send("POST /api/v1/auth/secure-account/", 200, token=signed(links.secure_account_link(user)))
+        story.send("POST /api/v1/auth/secure-account/", 200,
+                   token=signed(links.secure_account_link(user, login_time=timezone.now())))
         story.access = story.send("POST /api/v1/auth/token/", 200).json()["access"]
+        # A second factor: an app and its recovery codes, a passkey (a software authenticator), at login.
+        setup = story.send("POST /api/v1/auth/mfa/totp/", 200).json()
+        codes = story.send("POST /api/v1/auth/mfa/totp/confirm/", 200,
+                           code=pyotp.TOTP(setup["secret"]).now()).json()["recovery_codes"]
+        assert story.send("GET /api/v1/auth/mfa/", 200).json()["totp"]["enabled"] is True
+        codes = story.send("POST /api/v1/auth/mfa/recovery-codes/", 200, code=codes[0]).json()["recovery_codes"]
+        options = story.send("POST /api/v1/auth/passkeys/registration/options/", 200, code=codes[0]).json()
+        device = SoftAuthenticator()
+        passkey = story.send("POST /api/v1/auth/passkeys/", 201, credential=device.create(options)).json()
+        path = f"/api/v1/auth/passkeys/{passkey['id']}/"
+        assert story.send("PATCH /api/v1/auth/passkeys/{passkey_id}/", 200, path=path).json()["name"] == "work laptop"
+        stage = story.send("POST /api/v1/auth/token/", 401).json()
+        assert stage["code"] == "mfa_required" and stage["methods"] == ["totp", "recovery_code", "passkey"]
+        story.access = story.send("POST /api/v1/auth/mfa/authenticate/", 200, mfa_token=stage["mfa_token"],
+                                  code=codes[1]).json()["access"]
+        options = story.send("POST /api/v1/auth/passkeys/login/options/", 200).json()
+        story.send("POST /api/v1/auth/passkeys/login/", 200, credential=device.get(options))
+        story.send("POST /api/v1/auth/passkeys/assertion/options/", 200)
+        story.send("DELETE /api/v1/auth/passkeys/{passkey_id}/", 204, path=path, code=codes[2])
+        story.send("DELETE /api/v1/auth/mfa/totp/", 204, code=codes[3])
         story.send("DELETE /api/v1/users/me/", 204)
         assert worker.client.get(me).status_code == 404
 

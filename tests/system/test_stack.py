@@ -17,6 +17,7 @@ from io import StringIO
 import httpx
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from django.core.management import call_command
 
 from tests.servers import (
@@ -49,9 +50,18 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_deploy_check_is_clean_with_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="false", DJANGO_HTTPS="true",
-                    EMAIL_URL="smtp://mail.example.com:25")
+                    EMAIL_URL="smtp://mail.example.com:25", MFA_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+                    MFA_REQUIRED_FOR_STAFF="true")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deploy_check_warns_of_a_derived_mfa_key_and_staff_without_a_factor():
+    production = {"DJANGO_DEBUG": "false", "DJANGO_HTTPS": "true", "EMAIL_URL": "smtp://mail.example.com:25"}
+    result = manage("check", "--deploy", **production)
+    assert result.returncode == 0 and "users.W010" in result.stderr and "users.W011" in result.stderr
+    result = manage("check", "--deploy", MFA_ENCRYPTION_KEY="not-a-key", **production)
+    assert result.returncode == 1 and "users.E010" in result.stderr
 
 
 def test_deploy_check_fails_while_emails_and_their_links_go_to_the_log():

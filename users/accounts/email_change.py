@@ -83,7 +83,7 @@ def email_change_revert(*, change: EmailChange) -> User:
             user.email, user.email_verified = change.old_email, True
             user.save(update_fields=["email", "email_verified", "updated_at"])
             events.record(user, UserEvent.Type.EMAIL_CHANGE_REVERTED)
-            user_secure(user)
+            user_secure(user, since=change.created_at)
     except IntegrityError as exc:
         raise_for_integrity_error(exc)
     return user

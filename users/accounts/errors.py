@@ -38,3 +38,19 @@ class SessionNotLive(Exception):
 
 class RefreshTokenReused(Exception):
     """A refresh token that was used up already: its session has just been ended for it."""
+
+
+class FactorRequired(Exception):
+    """The account has a second factor and the request brought none: the API's 400 naming `code`."""
+
+
+class FactorNotValid(Exception):
+    """A wrong code, a used one, or a refused passkey assertion: counted under RATE_LIMIT_MFA."""
+
+
+class MfaTokenNotValid(Exception):
+    """A login's `mfa_token` that is unknown, used, expired, or older than the password."""
+
+
+class FactorConflict(Exception):
+    """The factors are not in the state the request needs (an app on already, none being set up)."""

@@ -5,10 +5,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -18,7 +16,6 @@ from django.utils.html import format_html, format_html_join
 from users import accounts
 from users.accounts.ended import seen_since
 from users.models import Session, User
-from users.ratelimits import RateLimited
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 SESSION_COLUMNS = {"device": "device", "ip": "IP", "created_at": "created", "last_seen_at": "last seen",
@@ -33,20 +30,6 @@ def _session_cell(session: Session, name: str) -> str:
     if isinstance(value, datetime):
         return date_format(timezone.localtime(value), "Y-m-d H:i")
     return value or "-"
-
-
-class RateLimitedAdminLoginForm(AdminAuthenticationForm):
-    """The admin login under the same failed-login limit as the API (users/auth/backends.py)."""
-
-    def clean(self) -> dict[str, Any]:
-        try:
-            return super().clean()
-        except RateLimited as exc:
-            message = "Too many failed logins. Try again in %(wait)s seconds."
-            raise ValidationError(message, code="rate_limited", params={"wait": exc.wait})
-
-
-admin.site.login_form = RateLimitedAdminLoginForm
 
 
 def counted(count: int, noun: str) -> str:
@@ -108,13 +91,16 @@ class UserAdmin(DjangoUserAdmin):
                     "live_sessions", "last_seen")
     list_filter = (DeletedFilter, ActiveFilter, "email_verified", "is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("username", "email", "first_name", "last_name")
-    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined", "sessions", "pending_email_change")
+    readonly_fields = ("deleted_at", "updated_at", "last_login", "date_joined", "sessions", "pending_email_change",
+                       "second_factors")
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         ("Profile", {"fields": ("email_verified", "pending_email_change", "bio", "updated_at", "deleted_at")}),
         ("Sessions", {"fields": ("sessions",)}),
+        ("Second factors", {"fields": ("second_factors",)}),
     )
-    actions = ("delete_selected", "restore", "send_password_reset", "end_sessions", "cancel_email_changes")
+    actions = ("delete_selected", "restore", "send_password_reset", "end_sessions", "cancel_email_changes",
+               "remove_factors")
     change_password_form = StaffPasswordChangeForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -224,6 +210,23 @@ class UserAdmin(DjangoUserAdmin):
         count = accounts.email_changes_cancel(user_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Cancelled {counted(count, 'pending email change')}: their links no longer work.",
                           messages.SUCCESS)
+
+    @admin.display(description="second factors")
+    def second_factors(self, user: User) -> str:
+        """What the user has (never a secret): "Remove second factors" removes them."""
+        found = accounts.factors_of(user=user)
+        parts = ["authenticator app"] if found["totp"]["enabled"] else []
+        parts += [f"passkey \"{passkey.name}\"" for passkey in found["passkeys"]]
+        if found["recovery_codes"]["total"]:
+            codes = found["recovery_codes"]
+            parts.append(f"{codes['left']} of {codes['total']} recovery codes left")
+        return "; ".join(parts) or "none"
+
+    @admin.action(description="Remove second factors of selected users", permissions=["change"])
+    def remove_factors(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = accounts.factors_remove_by_staff(user_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Removed {counted(count, 'second factor')}: those users log in with their "
+                          "password alone until they set one up again.", messages.SUCCESS)
 
     @admin.action(description="Restore selected users", permissions=["change"])
     def restore(self, request: HttpRequest, queryset: QuerySet) -> None:

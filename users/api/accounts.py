@@ -22,12 +22,14 @@ from sidus.http.openapi import RETRY_AFTER, api_responses
 from users import accounts
 from users.api import examples
 from users.api.serializers import (
+    FACTOR_INVALID,
     INVALID_LINK,
     DetailSerializer,
     EmailChangeConfirmSerializer,
     EmailChangeRevertSerializer,
     EmailChangeSerializer,
     EmailVerifySerializer,
+    FactorSerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
@@ -37,7 +39,7 @@ from users.api.serializers import (
 from users.auth.tokens import TokenPairSerializer, token_pair
 from users.models import Session, fold
 from users.profile.serializers import UserPrivateSerializer
-from users.ratelimits import ActionThrottle, RateLimited, login_blocked_for, login_failed
+from users.ratelimits import ActionThrottle, RateLimited, login_blocked_for, login_failed, mfa_blocked_for, mfa_failed
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
 RESEND_ACCEPTED = "If the address is not verified yet, a new link is on its way."
@@ -64,7 +66,29 @@ class AccountView(NoStoreViewMixin, APIView):
         return [ActionThrottle(self.rate_limit, key=self.rate_limit_key)]
 
 
-class _AnonymousView(AccountView):
+def proven(request: Request, serializer_class: type[FactorSerializer], *, password_counts: bool = False) -> dict:
+    """The validated body of a change only the person may make: their password, and the second
+    factor of an account that has one. A wrong password counts as a failed login if
+    `password_counts`; a wrong factor counts under RATE_LIMIT_MFA, past which every factor is
+    refused with 429, the right one too, after as much work as a check."""
+    user, username = request.user, request.user.get_username()
+    if password_counts and (wait := login_blocked_for(request, username)) is not None:
+        raise RateLimited(wait=wait)
+    if (wait := mfa_blocked_for(request, user.pk)) is not None:
+        accounts.mfa_check_cost(user=user)
+        raise RateLimited(wait=wait)
+    serializer = serializer_class(data=request.data, context={"user": user})
+    if not serializer.is_valid():
+        if password_counts and "current_password" in serializer.errors:
+            login_failed(request, username)
+        if any(getattr(error, "code", None) == FACTOR_INVALID
+               for field in ("code", "credential") for error in serializer.errors.get(field, ())):
+            mfa_failed(request, user.pk)
+        raise ValidationError(serializer.errors)
+    return serializer.validated_data
+
+
+class AnonymousView(AccountView):
     """Called without a token: by whoever asks for a link, or holds one."""
 
     authentication_classes: list[Any] = []
@@ -83,10 +107,9 @@ class PasswordChangeView(AccountView):
     rate_limit = "password_change"
 
     def post(self, request: Request) -> Response:
-        serializer = PasswordChangeSerializer(data=request.data, context={"user": request.user})
-        serializer.is_valid(raise_exception=True)
-        user = accounts.password_change(user=request.user, new_password=serializer.validated_data["new_password"])
-        return Response(token_pair(user, request))
+        data = proven(request, PasswordChangeSerializer)
+        user = accounts.password_change(user=request.user, new_password=data["new_password"])
+        return Response(token_pair(user, request, amr=data["amr"]))
 
 
 @extend_schema(
@@ -96,7 +119,7 @@ class PasswordChangeView(AccountView):
     request=PasswordResetSerializer, examples=[examples.PASSWORD_RESET], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({202: DetailSerializer}, 400, 413, 415, 429),
 )
-class PasswordResetView(_AnonymousView):
+class PasswordResetView(AnonymousView):
     rate_limit = "password_reset"
     rate_limit_key = staticmethod(_email_key)
 
@@ -115,7 +138,7 @@ class PasswordResetView(_AnonymousView):
     parameters=[RETRY_AFTER],
     responses=api_responses({204: None}, 400, 413, 415, 429),
 )
-class PasswordResetConfirmView(_AnonymousView):
+class PasswordResetConfirmView(AnonymousView):
     rate_limit = "password_reset_confirm"
 
     def post(self, request: Request) -> Response:
@@ -134,7 +157,7 @@ class PasswordResetConfirmView(_AnonymousView):
     request=EmailVerifySerializer, examples=[examples.EMAIL_VERIFY], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({204: None}, 400, 413, 415, 429),
 )
-class EmailVerifyView(_AnonymousView):
+class EmailVerifyView(AnonymousView):
     rate_limit = "email_verify"
 
     def post(self, request: Request) -> Response:
@@ -153,7 +176,7 @@ class EmailVerifyView(_AnonymousView):
     request=SignupConfirmSerializer, examples=[examples.SIGNUP_CONFIRM], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({201: UserPrivateSerializer}, 400, 409, 413, 415, 429),
 )
-class SignupConfirmView(_AnonymousView):
+class SignupConfirmView(AnonymousView):
     rate_limit = "signup_confirm"
 
     def post(self, request: Request) -> Response:
@@ -205,15 +228,8 @@ class EmailChangeView(AccountView):
     rate_limit = "email_change"
 
     def post(self, request: Request) -> Response:
-        username = request.user.get_username()
-        if (wait := login_blocked_for(request, username)) is not None:
-            raise RateLimited(wait=wait)
-        serializer = EmailChangeSerializer(data=request.data, context={"user": request.user})
-        if not serializer.is_valid():
-            if "current_password" in serializer.errors:
-                login_failed(request, username)
-            raise ValidationError(serializer.errors)
-        accounts.email_change_request(user=request.user, new_email=serializer.validated_data["new_email"])
+        data = proven(request, EmailChangeSerializer, password_counts=True)
+        accounts.email_change_request(user=request.user, new_email=data["new_email"])
         return Response({"detail": EMAIL_CHANGE_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -225,7 +241,7 @@ class EmailChangeView(AccountView):
     request=EmailChangeConfirmSerializer, examples=[examples.EMAIL_CHANGE_CONFIRM], auth=[],
     parameters=[RETRY_AFTER], responses=api_responses({200: UserPrivateSerializer}, 400, 409, 413, 415, 429),
 )
-class EmailChangeConfirmView(_AnonymousView):
+class EmailChangeConfirmView(AnonymousView):
     rate_limit = "account_link"
 
     def post(self, request: Request) -> Response:
@@ -244,7 +260,7 @@ class EmailChangeConfirmView(_AnonymousView):
     request=EmailChangeRevertSerializer, examples=[examples.EMAIL_CHANGE_REVERT], auth=[],
     parameters=[RETRY_AFTER], responses=api_responses({200: DetailSerializer}, 400, 409, 413, 415, 429),
 )
-class EmailChangeRevertView(_AnonymousView):
+class EmailChangeRevertView(AnonymousView):
     rate_limit = "account_link"
 
     def post(self, request: Request) -> Response:
@@ -261,12 +277,12 @@ class EmailChangeRevertView(_AnonymousView):
     request=SecureAccountSerializer, examples=[examples.SECURE_ACCOUNT], auth=[], parameters=[RETRY_AFTER],
     responses=api_responses({200: DetailSerializer}, 400, 413, 415, 429),
 )
-class SecureAccountView(_AnonymousView):
+class SecureAccountView(AnonymousView):
     rate_limit = "account_link"
 
     def post(self, request: Request) -> Response:
         serializer = SecureAccountSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user_id, session_epoch = serializer.validated_data["account"]
-        link_used(accounts.account_secure, user_id=user_id, session_epoch=session_epoch)
+        user_id, session_epoch, since = serializer.validated_data["account"]
+        link_used(accounts.account_secure, user_id=user_id, session_epoch=session_epoch, since=since)
         return Response({"detail": SECURED})

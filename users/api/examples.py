@@ -56,6 +56,27 @@ EMAIL_CHANGE_REVERT = _example("The link sent to the old address after the chang
 SECURE_ACCOUNT = _example("The link of a new-device alert", {"token": LINK_TOKEN},
                           "Ends every session and emails a reset link: log in again.")
 LEAVE = _example("Grace leaves", {"current_password": PASSWORD})
+END_SESSIONS = _example("Grace signs her other devices out", {},
+                        "An account with a second factor sends `code` (or a passkey's `credential`).")
+
+APP_CODE = "<the 6 digits the app shows now>"
+A_CODE = "<a code of the app, or one of the recovery codes>"
+CREDENTIAL = "<the PublicKeyCredential the browser answered, as JSON>"
+TOTP_BEGIN = _example("Grace sets up an authenticator app", {"current_password": PASSWORD},
+                      "Scan `qr_svg` (or type `secret`) into the app.")
+TOTP_CONFIRM = _example("Its first code turns it on", {"code": APP_CODE},
+                        "Keep the ten recovery codes it answers: they are shown this once.")
+RECOVERY_CODES = _example("A new set of recovery codes", {"current_password": PASSWORD, "code": A_CODE})
+PASSKEY_OPTIONS = _example("Grace adds a passkey", {"current_password": PASSWORD, "code": A_CODE},
+                           "Give the options to navigator.credentials.create().")
+PASSKEY_ADD = _example("The browser's answer", {"credential": CREDENTIAL, "name": "laptop"})
+PASSKEY_RENAME = _example("A clearer name", {"name": "work laptop"})
+MFA_AUTHENTICATE = _example("The second step of a login", {"mfa_token": "<mfa_token from the 401>",
+                                                           "code": A_CODE})
+PASSKEY_LOGIN = _example("A login with the passkey alone", {"credential": CREDENTIAL},
+                         "The browser's answer to the login options.")
+PASSKEY_REMOVE = _example("Grace removes the passkey", {"current_password": PASSWORD, "code": A_CODE})
+TOTP_DISABLE = _example("...and turns the app off", {"current_password": PASSWORD, "code": A_CODE})
 
 # The tags of Swagger UI, in the story's order, and the operations in each, in the order the story
 # calls them (tests/test_examples.py sends them so).
@@ -66,6 +87,8 @@ TAGS = {
     "email": "Verify the address; move to a new one, with the password and the new address's link.",
     "sessions": "The devices logged in, ended one by one, all at once, or from a new-device alert.",
     "security log": "What happened to my account.",
+    "second factor": "An authenticator app, recovery codes and passkeys: at login, and before every change that "
+                     "could take the account.",
 }
 STORY = [
     ("users", "POST /api/v1/users/"), ("users", "POST /api/v1/auth/signup/confirm/"),
@@ -80,6 +103,16 @@ STORY = [
     ("auth", "POST /api/v1/auth/token/blacklist/"),
     ("email", "POST /api/v1/auth/email/change/"), ("email", "POST /api/v1/auth/email/change/confirm/"),
     ("email", "POST /api/v1/auth/email/change/revert/"), ("sessions", "POST /api/v1/auth/secure-account/"),
+    ("second factor", "POST /api/v1/auth/mfa/totp/"), ("second factor", "POST /api/v1/auth/mfa/totp/confirm/"),
+    ("second factor", "GET /api/v1/auth/mfa/"), ("second factor", "POST /api/v1/auth/mfa/recovery-codes/"),
+    ("second factor", "POST /api/v1/auth/passkeys/registration/options/"),
+    ("second factor", "POST /api/v1/auth/passkeys/"), ("second factor", "PATCH /api/v1/auth/passkeys/{passkey_id}/"),
+    ("second factor", "POST /api/v1/auth/mfa/authenticate/"),
+    ("second factor", "POST /api/v1/auth/passkeys/login/options/"),
+    ("second factor", "POST /api/v1/auth/passkeys/login/"),
+    ("second factor", "POST /api/v1/auth/passkeys/assertion/options/"),
+    ("second factor", "DELETE /api/v1/auth/passkeys/{passkey_id}/"),
+    ("second factor", "DELETE /api/v1/auth/mfa/totp/"),
     ("users", "DELETE /api/v1/users/me/"),
 ]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from users import accounts
 from users.mail import links
 from users.models import Session, UserEvent, fold
 from users.profile.serializers import StrictInputMixin, clean_email, password_field, validate_password
@@ -14,8 +15,48 @@ from users.profile.serializers import StrictInputMixin, clean_email, password_fi
 INVALID_LINK = "The link is invalid or has expired."
 
 
-class CurrentPasswordSerializer(StrictInputMixin, serializers.Serializer):
-    """The caller proves they know the password (context["user"]); DELETE /users/me/."""
+FACTOR_REQUIRED = ("This account has a second factor: send `code` (from its authenticator app, or a recovery "
+                   "code) or `credential` (a passkey's answer to POST /api/v1/auth/passkeys/assertion/options/).")
+FACTOR_NOT_VALID = "The second factor is not right: a wrong, used or expired code, or a refused passkey."
+FACTOR_INVALID = "mfa_invalid"  # the error code of a wrong factor, which RATE_LIMIT_MFA counts
+
+
+class FactorSerializer(StrictInputMixin, serializers.Serializer):
+    """The caller proves the second factor of the account (context["user"]), if it has one; checked
+    in `validate`, after every other check, so that a request refused for anything else uses up no
+    code. `validated_data["amr"]` says what was proved (RFC 8176)."""
+
+    code = serializers.CharField(
+        required=False, max_length=32, help_text="For an account with a second factor: the 6 digits its "
+        "authenticator app shows, or one of its recovery codes.")
+    credential = serializers.JSONField(
+        required=False, help_text="For an account with a passkey, instead of `code`: the PublicKeyCredential "
+        "(as JSON) answering the options of POST /api/v1/auth/passkeys/assertion/options/.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = self.validate_input(attrs)
+        user = self.context["user"]
+        proved = ["pwd"] if "current_password" in self.fields else []
+        if accounts.has_factor(user):
+            try:
+                proved.append(accounts.factor_verify(user=user, code=attrs.get("code"),
+                                                     credential=attrs.get("credential")))
+            except accounts.FactorRequired:
+                raise serializers.ValidationError({"code": [FACTOR_REQUIRED]}, code="mfa_required")
+            except accounts.FactorNotValid:
+                field = "credential" if attrs.get("credential") else "code"
+                raise serializers.ValidationError({field: [FACTOR_NOT_VALID]}, code=FACTOR_INVALID)
+        attrs["amr"] = proved
+        return attrs
+
+    def validate_input(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The checks of a subclass's own fields."""
+        return attrs
+
+
+class CurrentPasswordSerializer(FactorSerializer):
+    """The caller proves it is the person: the password (context["user"]), and the second factor of
+    an account that has one. DELETE /users/me/, and every change that could take the account."""
 
     current_password = serializers.CharField(
         write_only=True, trim_whitespace=False, max_length=128, style={"input_type": "password"}
@@ -30,7 +71,7 @@ class CurrentPasswordSerializer(StrictInputMixin, serializers.Serializer):
 class PasswordChangeSerializer(CurrentPasswordSerializer):
     new_password = password_field()
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def validate_input(self, attrs: dict[str, Any]) -> dict[str, Any]:
         validate_password(attrs["new_password"], user=self.context["user"], field="new_password")
         return attrs
 

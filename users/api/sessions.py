@@ -15,8 +15,9 @@ from sidus.http.openapi import DETAIL_ERROR, RETRY_AFTER, api_responses
 from sidus.http.pagination import CursorPagination
 from users import accounts
 from users.accounts.ended import session_key
-from users.api.accounts import AccountView
-from users.api.serializers import SecurityEventSerializer, SessionSerializer
+from users.api import examples
+from users.api.accounts import AccountView, proven
+from users.api.serializers import FactorSerializer, SecurityEventSerializer, SessionSerializer
 from users.auth.authentication import SESSION_CLAIM
 from users.models import Session, UserEvent
 
@@ -67,9 +68,11 @@ class _SessionsView(AccountView):
         responses=api_responses({200: SESSION_PAGE}, 401, 429, own={404: (DETAIL_ERROR, "The cursor is not valid.")}),
     ),
     delete=extend_schema(
-        summary="End my other sessions", operation_id="auth_sessions_end_others", request=None,
-        description="Ends every session of my account but this one: their tokens answer 401 from now on.",
-        parameters=[RETRY_AFTER], responses=api_responses({204: None}, 401, 429),
+        summary="End my other sessions", operation_id="auth_sessions_end_others", request=FactorSerializer,
+        description="Ends every session of my account but this one: their tokens answer 401 from now on. An "
+                    "account with a second factor proves it (`code` or `credential`); one without sends no body.",
+        parameters=[RETRY_AFTER], examples=[examples.END_SESSIONS],
+        responses=api_responses({204: None}, 400, 401, 413, 415, 429),
     ),
 )
 class SessionListView(_SessionsView):
@@ -78,6 +81,7 @@ class SessionListView(_SessionsView):
                           {"session_id": self.current_session()})
 
     def delete(self, request: Request) -> Response:
+        proven(request, FactorSerializer)
         accounts.sessions_end(user=request.user, reason=Session.EndReason.REVOKED, keep=self.current_session())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -118,7 +122,8 @@ class SecurityLogView(_SessionsView):
         summary="My security log", operation_id="users_me_events",
         description="What happened to my account, newest first: logins (with IP and device), new-device "
                     "alerts, failed logins, logouts, ended sessions and why, password changes, address changes "
-                    "asked, made and reverted, verification, securing the account, leaving and restore. `by` is "
+                    "asked, made and reverted, verification, securing the account, second factors added, removed, "
+                    "used and refused, leaving and restore. `by` is "
                     "`you`, `staff` (never which one) or null (a failed login). These are the account's events "
                     "(see User events), less profile edits.",
         parameters=[RETRY_AFTER, *_CURSOR],

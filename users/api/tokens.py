@@ -8,6 +8,7 @@ from rest_framework_simplejwt import views as jwt_views
 from sidus.http.dispatch import NoStoreViewMixin
 from sidus.http.openapi import RETRY_AFTER, api_responses
 from users.api import examples
+from users.api.factor_serializers import MFA_REQUIRED_ERROR
 from users.auth.tokens import (
     TokenBlacklistSerializer,
     TokenObtainPairSerializer,
@@ -21,9 +22,14 @@ from users.ratelimits import ActionThrottle
     summary="Log in",
     description="A new session: an access and a refresh token. The username is compared as at registration "
                 "(NFKC, any case); the password as typed. After RATE_LIMIT_LOGIN_FAILED failures a username "
-                "(or client) is refused with 429, even with the right password, until its window passes.",
+                "(or client) is refused with 429, even with the right password, until its window passes. For an "
+                "account with a second factor the right password is a 401 whose `code` is `mfa_required`, with an "
+                "`mfa_token` for POST /auth/mfa/authenticate/. The tokens carry `amr` (RFC 8176: `pwd`, `otp`, "
+                "`hwk`: how the session began) and `auth_time` (when), kept by every refresh.",
     examples=[examples.LOG_IN], parameters=[RETRY_AFTER],
-    responses=api_responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429),
+    responses=api_responses({200: TokenPairSerializer}, 400, 413, 415, 429, own={401: (
+        MFA_REQUIRED_ERROR, "A wrong username or password (`code`: `no_active_account`), or the right password of "
+                            "an account with a second factor (`mfa_required`, with `mfa_token`).")}),
 )
 class TokenObtainPairView(NoStoreViewMixin, APIView, jwt_views.TokenObtainPairView):
     serializer_class = TokenObtainPairSerializer

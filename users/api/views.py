@@ -16,6 +16,7 @@ from sidus.http.dispatch import OneHopMixin
 from sidus.http.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, NOT_MODIFIED, RETRY_AFTER, api_responses
 from users import accounts
 from users.api import examples
+from users.api.accounts import proven
 from users.api.permissions import IsSelf
 from users.api.serializers import CurrentPasswordSerializer, DetailSerializer
 from users.models import MAX_USER_ID, User, user_id_from
@@ -198,8 +199,7 @@ class UserViewSet(OneHopMixin, GenericViewSet):
         if request.method == "GET":
             return self._private(request.user)
         if request.method == "DELETE":
-            serializer = CurrentPasswordSerializer(data=request.data, context={"user": request.user})
-            serializer.is_valid(raise_exception=True)
+            proven(request, CurrentPasswordSerializer)
             accounts.user_soft_delete(user=request.user)
             return Response(status=status.HTTP_204_NO_CONTENT)
         return self._update(request, request.user.pk)

@@ -11,6 +11,8 @@ from users.models import User, password_fingerprint
 
 PASSWORD_CLAIM = "pwd"
 SESSION_CLAIM = "sid"
+AMR_CLAIM = "amr"  # how the session began (RFC 8176): read from the token, never looked up
+AUTH_TIME_CLAIM = "auth_time"
 
 
 # What `token_refusal` reads of the user's row: the edge loads exactly these.

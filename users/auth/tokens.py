@@ -27,7 +27,8 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.settings import api_settings
 
 from users import accounts
-from users.auth.authentication import PASSWORD_CLAIM, SESSION_CLAIM, refresh_refusal
+from users.accounts.mfa import AMR_PASSWORD
+from users.auth.authentication import AMR_CLAIM, AUTH_TIME_CLAIM, PASSWORD_CLAIM, SESSION_CLAIM, refresh_refusal
 from users.models import User, password_fingerprint
 from users.profile.serializers import StrictInputMixin
 from users.ratelimits import client_ip
@@ -48,13 +49,18 @@ class RefreshToken(jwt_tokens.RefreshToken):
         return {"refresh": str(self), "access": str(self.access_token)}
 
 
-def token_pair(user: User, request: Any = None, *, login: bool = False) -> dict[str, str]:
+def token_pair(user: User, request: Any = None, *, login: bool = False,
+               amr: list[str] | None = None) -> dict[str, str]:
     """A fresh {access, refresh} pair: a new session for `user`, from `request`'s client (a
-    `login`, which may alert the owner, or a password change's new session for its caller)."""
+    `login`, which may alert the owner, or a password change's new session for its caller), proved
+    by `amr` (RFC 8176's values: "pwd", "otp", "hwk"), at `auth_time`. A refresh keeps both: they
+    say how the session began."""
     refresh = RefreshToken.for_user(user)
     session = accounts.session_start(user=user, refresh_jti=refresh.jti, login=login, **client_of(request))
     refresh[SESSION_CLAIM] = session.pk.hex
     refresh[PASSWORD_CLAIM] = password_fingerprint(user)
+    refresh[AMR_CLAIM] = amr or [AMR_PASSWORD]
+    refresh[AUTH_TIME_CLAIM] = int(session.created_at.timestamp())
     return refresh.pair()
 
 
@@ -83,10 +89,25 @@ class TokenObtainPairSerializer(StrictInputMixin, jwt_serializers.TokenObtainPai
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         jwt_serializers.TokenObtainSerializer.validate(self, attrs)  # authenticates: self.user
+        if accounts.has_factor(self.user):
+            raise MfaRequired(accounts.mfa_login_begin(user=self.user))
         pair = token_pair(self.user, self.context.get("request"), login=True)
         if api_settings.UPDATE_LAST_LOGIN:
             update_last_login(None, self.user)
         return pair
+
+
+MFA_REQUIRED = ("The password is right; this account has a second factor: send `mfa_token` with a code, a "
+                "recovery code or a passkey's answer to POST /api/v1/auth/mfa/authenticate/.")
+
+
+class MfaRequired(AuthenticationFailed):
+    """The 401 of a right password for an account with a second factor: no token yet, but what
+    the second step needs (`accounts.mfa_login_begin`)."""
+
+    def __init__(self, stage: dict[str, Any]) -> None:
+        super().__init__(MFA_REQUIRED, "mfa_required")
+        self.detail = {"detail": MFA_REQUIRED, "code": "mfa_required", **stage}  # as it is: options hold numbers
 
 
 SESSION_ENDED = "This session has ended: log in again."

@@ -12,6 +12,7 @@ The values a token covers are hashed as one JSON array, never joined: joined, pk
 "0a@x.test" reads as pk 10 with "a@x.test", and one user's link verified another's address.
 """
 import json
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -119,17 +120,21 @@ def email_change_from_token(token: str, purpose: str) -> EmailChange | None:
 _SECURE_ACCOUNT_SALT = "sidus.users.links.secure_account"
 
 
-def secure_account_link(user: User) -> str:
-    """In a login alert: following it ends every session of the account, once (its session epoch)."""
-    return _link("secure-account", token=signing.dumps([user.pk, user.session_epoch], salt=_SECURE_ACCOUNT_SALT))
+def secure_account_link(user: User, *, login_time: datetime) -> str:
+    """In a login alert: following it ends every session of the account, once (its session epoch),
+    and removes the second factors added since the login it is about."""
+    value = [user.pk, user.session_epoch, int(login_time.timestamp() * 1_000_000)]  # in microseconds
+    return _link("secure-account", token=signing.dumps(value, salt=_SECURE_ACCOUNT_SALT))
 
 
-def secure_account_from_token(token: str) -> tuple[int, int] | None:
-    """(user id, session epoch) of a secure-account link younger than EMAIL_CHANGE_REVERT_DAYS."""
+def secure_account_from_token(token: str) -> tuple[int, int, datetime | None] | None:
+    """(user id, session epoch, the login's time) of a secure-account link younger than
+    EMAIL_CHANGE_REVERT_DAYS (no time in a link made before it carried one)."""
     try:
         value = signing.loads(token, salt=_SECURE_ACCOUNT_SALT, max_age=settings.EMAIL_CHANGE_REVERT_DAYS * 86400)
     except signing.BadSignature:
         return None
-    if not (isinstance(value, list) and len(value) == 2 and all(type(item) is int for item in value)):
+    if not (isinstance(value, list) and len(value) in (2, 3) and all(type(item) is int for item in value)):
         return None
-    return value[0], value[1]
+    since = datetime.fromtimestamp(value[2] / 1_000_000, tz=timezone.utc) if len(value) == 3 else None
+    return value[0], value[1], since

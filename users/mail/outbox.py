@@ -46,6 +46,7 @@ SUBJECTS = {
     Kind.EMAIL_CHANGE_TAKEN: "Someone tried to move a sidus account to your address",
     Kind.LOGIN_ALERT: "A new sign-in to your sidus account",
     Kind.ACCOUNT_SECURED: "Your sidus account is secured: choose a new password",
+    Kind.FACTOR_ADDED: "A second factor was added to your sidus account",
 }
 
 
@@ -109,7 +110,12 @@ def _context(email: OutboxEmail) -> dict[str, Any] | None:
         context["new_email"] = email.context.get("new_email", "")
     elif email.kind == Kind.LOGIN_ALERT:
         context["login"] = {**email.context, "time": datetime.fromisoformat(email.context["time"])}
-        context["secure_link"] = links.secure_account_link(user)
+        context["secure_link"] = links.secure_account_link(user, login_time=context["login"]["time"])
+        context["secure_days"] = settings.EMAIL_CHANGE_REVERT_DAYS
+    elif email.kind == Kind.FACTOR_ADDED:  # its link removes this factor and any added after it
+        context["factor"] = email.context.get("factor", "")
+        since = datetime.fromisoformat(email.context["since"])
+        context["secure_link"] = links.secure_account_link(user, login_time=since)
         context["secure_days"] = settings.EMAIL_CHANGE_REVERT_DAYS
     return context
 

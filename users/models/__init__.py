@@ -3,6 +3,7 @@ zerver/models/ does)."""
 from users.models.accounts import EmailChange, EmailChangeQuerySet, PendingSignup, Session
 from users.models.cache import UnsentInvalidation
 from users.models.events import ConsumedEvent, UserEvent
+from users.models.factors import Authenticator, MfaChallenge
 from users.models.outbox import OutboxEmail
 from users.models.user import (
     FOLDED_FIELDS,
@@ -16,7 +17,7 @@ from users.models.user import (
 )
 
 __all__ = [
-    "FOLDED_FIELDS", "MAX_USER_ID", "ConsumedEvent", "EmailChange", "EmailChangeQuerySet", "OutboxEmail",
-    "PendingSignup", "Session", "UnsentInvalidation", "User", "UserEvent", "UserManager", "UserQuerySet", "fold",
-    "password_fingerprint", "user_id_from",
+    "FOLDED_FIELDS", "MAX_USER_ID", "Authenticator", "ConsumedEvent", "EmailChange", "EmailChangeQuerySet",
+    "MfaChallenge", "OutboxEmail", "PendingSignup", "Session", "UnsentInvalidation", "User", "UserEvent",
+    "UserManager", "UserQuerySet", "fold", "password_fingerprint", "user_id_from"
 ]

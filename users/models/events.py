@@ -28,6 +28,13 @@ class UserEvent(models.Model):
         EMAIL_CHANGE_REVERTED = "user.email_change_reverted"
         LOGIN_ALERT_SENT = "user.login_alert_sent"
         ACCOUNT_SECURED = "user.account_secured"
+        MFA_ENABLED = "user.mfa_enabled"
+        MFA_DISABLED = "user.mfa_disabled"
+        RECOVERY_CODES_GENERATED = "user.recovery_codes_generated"
+        RECOVERY_CODE_USED = "user.recovery_code_used"
+        PASSKEY_ADDED = "user.passkey_added"
+        PASSKEY_REMOVED = "user.passkey_removed"
+        MFA_FAILED = "user.mfa_failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No database constraint: a user's events outlive the row, should anyone remove it.

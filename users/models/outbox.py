@@ -27,6 +27,7 @@ class OutboxEmail(models.Model):
         EMAIL_CHANGE_TAKEN = "email_change_taken"  # to the owner of an address someone asked to move to
         LOGIN_ALERT = "login_alert"  # a login from a new device and network, with the secure-account link
         ACCOUNT_SECURED = "account_secured"  # after a revert or a secure-account link: a reset link
+        FACTOR_ADDED = "factor_added"  # a second factor, with the secure-account link that removes it
 
     class Status(models.TextChoices):
         PENDING = "pending"

@@ -201,7 +201,8 @@ def secure_account(request: HttpRequest, link: dict[str, str]) -> HttpResponse:
                  "will be sent to its address."),
         again=_("This link was used already or has expired."),
         serializer_class=SecureAccountSerializer,
-        use=lambda data: accounts.account_secure(user_id=data["account"][0], session_epoch=data["account"][1]),
+        use=lambda data: accounts.account_secure(
+            user_id=data["account"][0], session_epoch=data["account"][1], since=data["account"][2]),
         done=lambda user: _("Done: every device is signed out, and a link to choose a new password is on its "
                             "way."),
     )
