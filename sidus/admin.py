@@ -17,7 +17,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from users import accounts
-from users.ratelimits import RateLimited, mfa_blocked_for, mfa_failed
+from users.auth.factors import factor_attempt
+from users.ratelimits import RateLimited
 
 TOO_MANY_LOGINS = "Too many failed logins. Try again in %(wait)s seconds."
 TOO_MANY_CODES = "Too many wrong codes. Try again in %(wait)s seconds."
@@ -38,16 +39,14 @@ class AdminLoginForm(AdminAuthenticationForm):
             raise ValidationError(TOO_MANY_LOGINS, code="rate_limited", params={"wait": exc.wait})
         user = self.get_user()
         if user is not None and accounts.has_factor(user):
-            if (wait := mfa_blocked_for(self.request, user.pk)) is not None:
-                accounts.mfa_check_cost(user=user)
-                raise ValidationError(TOO_MANY_CODES, code="rate_limited", params={"wait": wait})
             try:
-                accounts.factor_verify(user=user, code=cleaned.get("code"))
+                factor_attempt(self.request, user, accounts.factor_verify, user=user, code=cleaned.get("code"))
+            except RateLimited as exc:
+                raise ValidationError(TOO_MANY_CODES, code="rate_limited", params={"wait": exc.wait})
             except accounts.FactorRequired:
                 raise ValidationError("This account has a second factor: enter the code of its authenticator app "
                                       "or a recovery code.", code="mfa_required")
             except accounts.FactorNotValid:
-                mfa_failed(self.request, user.pk)
                 raise ValidationError("The code is not right, or was used already.", code="mfa_invalid")
         return cleaned
 

@@ -22,7 +22,6 @@ from sidus.http.openapi import RETRY_AFTER, api_responses
 from users import accounts
 from users.api import examples
 from users.api.serializers import (
-    FACTOR_INVALID,
     INVALID_LINK,
     DetailSerializer,
     EmailChangeConfirmSerializer,
@@ -39,7 +38,7 @@ from users.api.serializers import (
 from users.auth.tokens import TokenPairSerializer, token_pair
 from users.models import Session, fold
 from users.profile.serializers import UserPrivateSerializer
-from users.ratelimits import ActionThrottle, RateLimited, login_blocked_for, login_failed, mfa_blocked_for, mfa_failed
+from users.ratelimits import ActionThrottle, RateLimited, login_blocked_for, login_failed
 
 RESET_ACCEPTED = "If an account has this address, a reset link is on its way."
 RESEND_ACCEPTED = "If the address is not verified yet, a new link is on its way."
@@ -68,22 +67,15 @@ class AccountView(NoStoreViewMixin, APIView):
 
 def proven(request: Request, serializer_class: type[FactorSerializer], *, password_counts: bool = False) -> dict:
     """The validated body of a change only the person may make: their password, and the second
-    factor of an account that has one. A wrong password counts as a failed login if
-    `password_counts`; a wrong factor counts under RATE_LIMIT_MFA, past which every factor is
-    refused with 429, the right one too, after as much work as a check."""
-    user, username = request.user, request.user.get_username()
+    factor of an account that has one (`FactorSerializer`: past RATE_LIMIT_MFA a 429). A wrong
+    password counts as a failed login if `password_counts`."""
+    username = request.user.get_username()
     if password_counts and (wait := login_blocked_for(request, username)) is not None:
         raise RateLimited(wait=wait)
-    if (wait := mfa_blocked_for(request, user.pk)) is not None:
-        accounts.mfa_check_cost(user=user)
-        raise RateLimited(wait=wait)
-    serializer = serializer_class(data=request.data, context={"user": user})
+    serializer = serializer_class(data=request.data, context={"user": request.user, "request": request})
     if not serializer.is_valid():
         if password_counts and "current_password" in serializer.errors:
             login_failed(request, username)
-        if any(getattr(error, "code", None) == FACTOR_INVALID
-               for field in ("code", "credential") for error in serializer.errors.get(field, ())):
-            mfa_failed(request, user.pk)
         raise ValidationError(serializer.errors)
     return serializer.validated_data
 

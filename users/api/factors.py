@@ -32,10 +32,10 @@ from users.api.factor_serializers import (
     RecoveryCodesSerializer,
     TotpSetupSerializer,
 )
-from users.api.serializers import FACTOR_NOT_VALID, CurrentPasswordSerializer
+from users.api.serializers import FACTOR_INVALID, FACTOR_NOT_VALID, CurrentPasswordSerializer
+from users.auth.factors import factor_attempt
 from users.auth.tokens import TokenPairSerializer, token_pair
 from users.models import User
-from users.ratelimits import RateLimited, mfa_blocked_for, mfa_failed
 
 MFA_TOKEN_NOT_VALID = "This login has expired or was used: log in with the password again."
 _CONFLICT = (DETAIL_ERROR, "The factors are not in the state this needs (the detail says which).")
@@ -50,19 +50,15 @@ def _conflicts(service: Any, /, **kwargs: Any) -> Any:
 
 
 def _checked(request: Request, user: User | None, field: str, call: Any, /, **kwargs: Any) -> Any:
-    """`call` a service that checks a factor of `user` (None: not known yet): past RATE_LIMIT_MFA
-    refused with 429 after as much work as a check; a wrong factor a 400 naming `field`, counted;
-    factors in another state than it needs a 409."""
-    user_id = user.pk if user is not None else None
-    if (wait := mfa_blocked_for(request, user_id)) is not None:
-        if user is not None:
-            accounts.mfa_check_cost(user=user)
-        raise RateLimited(wait=wait)
+    """`call` a service that checks a factor of `user` (None: not known yet) as `factor_attempt`
+    does (429 past RATE_LIMIT_MFA); a wrong factor is a 400 naming `field`, factors in another state
+    than it needs a 409."""
     try:
-        return _conflicts(call, **kwargs)
+        return factor_attempt(request, user, call, **kwargs)
     except accounts.FactorNotValid:
-        mfa_failed(request, user_id)
-        raise ValidationError({field: [FACTOR_NOT_VALID]}, code="mfa_invalid")
+        raise ValidationError({field: [FACTOR_NOT_VALID]}, code=FACTOR_INVALID)
+    except accounts.FactorConflict as exc:
+        raise Conflict(str(exc))
 
 
 class _FactorsView(AccountView):

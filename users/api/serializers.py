@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from users import accounts
+from users.auth.factors import factor_attempt
 from users.mail import links
 from users.models import Session, UserEvent, fold
 from users.profile.serializers import StrictInputMixin, clean_email, password_field, validate_password
@@ -22,9 +23,10 @@ FACTOR_INVALID = "mfa_invalid"  # the error code of a wrong factor, which RATE_L
 
 
 class FactorSerializer(StrictInputMixin, serializers.Serializer):
-    """The caller proves the second factor of the account (context["user"]), if it has one; checked
-    in `validate`, after every other check, so that a request refused for anything else uses up no
-    code. `validated_data["amr"]` says what was proved (RFC 8176)."""
+    """The caller (context["request"]) proves the second factor of the account (context["user"]),
+    if it has one, under RATE_LIMIT_MFA (`factor_attempt`: past it a 429); checked in `validate`,
+    after every other check, so that a request refused for anything else uses up no code.
+    `validated_data["amr"]` says what was proved (RFC 8176)."""
 
     code = serializers.CharField(
         required=False, max_length=32, help_text="For an account with a second factor: the 6 digits its "
@@ -39,8 +41,8 @@ class FactorSerializer(StrictInputMixin, serializers.Serializer):
         proved = ["pwd"] if "current_password" in self.fields else []
         if accounts.has_factor(user):
             try:
-                proved.append(accounts.factor_verify(user=user, code=attrs.get("code"),
-                                                     credential=attrs.get("credential")))
+                proved.append(factor_attempt(self.context["request"], user, accounts.factor_verify, user=user,
+                                             code=attrs.get("code"), credential=attrs.get("credential")))
             except accounts.FactorRequired:
                 raise serializers.ValidationError({"code": [FACTOR_REQUIRED]}, code="mfa_required")
             except accounts.FactorNotValid:

@@ -20,13 +20,13 @@ def provisioning(secret: str, *, account: str) -> tuple[str, str]:
     return uri, segno.make(uri, error="m").svg_inline(scale=4)
 
 
-def step_of(secret: str, code: str, *, after: int | None = None) -> int | None:
-    """The time step whose code `code` is, within DRIFT_STEPS of now and later than `after` (the
-    step of the last code this app gave), or None."""
+def step_of(secret: str, code: str, *, after: int | None = None, at: float | None = None) -> int | None:
+    """The time step whose code `code` is, within DRIFT_STEPS of now (or of the time `at`) and later
+    than `after` (the step of the last code this app gave), or None."""
     totp = pyotp.TOTP(secret)
-    if not (isinstance(code, str) and len(code) == totp.digits and code.isdigit()):
+    if not (isinstance(code, str) and len(code) == totp.digits and code.isascii() and code.isdigit()):
         return None
-    now = totp.timecode(time.time())
+    now = totp.timecode(time.time() if at is None else at)
     for step in range(now - DRIFT_STEPS, now + DRIFT_STEPS + 1):
         if (after is None or step > after) and pyotp.utils.strings_equal(totp.generate_otp(step), code):
             return step
