@@ -56,14 +56,6 @@ def test_deploy_check_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
-def test_deploy_check_warns_of_a_derived_mfa_key_and_staff_without_a_factor():
-    production = {"DJANGO_DEBUG": "false", "DJANGO_HTTPS": "true", "EMAIL_URL": "smtp://mail.example.com:25"}
-    result = manage("check", "--deploy", **production)
-    assert result.returncode == 0 and "users.W010" in result.stderr and "users.W011" in result.stderr
-    result = manage("check", "--deploy", MFA_ENCRYPTION_KEY="not-a-key", **production)
-    assert result.returncode == 1 and "users.E010" in result.stderr
-
-
 def test_deploy_check_fails_while_emails_and_their_links_go_to_the_log():
     result = manage("check", "--deploy", DJANGO_DEBUG="false", DJANGO_HTTPS="true")  # EMAIL_URL's default
     assert result.returncode == 1 and "sidus.E001" in result.stderr and "EMAIL_URL" in result.stderr

@@ -4,6 +4,9 @@ import time
 
 import pyotp
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from tests.authenticator import SoftAuthenticator
@@ -39,6 +42,18 @@ def test_recovery_codes_are_typed_in_any_case_with_or_without_the_dash():
     assert recovery.match(codes[3].upper().replace("-", " "), stored) == stored[3]
     assert recovery.match("aaaaa-aaaaa", stored) is None and recovery.match("123456", stored) is None
     assert not any(code in "".join(stored) for code in codes)  # digests, not codes
+
+
+@pytest.mark.parametrize("settings_, found", [
+    ({"MFA_ENCRYPTION_KEY": "", "MFA_REQUIRED_FOR_STAFF": False}, ("users.W010", "users.W011")),
+    ({"MFA_ENCRYPTION_KEY": "not-a-key", "MFA_REQUIRED_FOR_STAFF": True}, ("users.E010",)),
+])
+def test_the_deploy_check_warns_of_a_derived_key_and_of_staff_without_a_factor(settings_, found):
+    with override_settings(**settings_), pytest.raises(SystemCheckError) as raised:
+        call_command("check", "--deploy", "--fail-level", "WARNING", "--tag", "security")
+    assert all(code in str(raised.value) for code in found)
+    with override_settings(MFA_ENCRYPTION_KEY=Fernet.generate_key().decode(), MFA_REQUIRED_FOR_STAFF=True):
+        assert keys.check_encryption_key() == []
 
 
 def test_a_secret_read_under_another_key_is_none_not_an_error():
