@@ -2,7 +2,8 @@
 
 Grace registers, logs in, changes her profile, verifies her address, changes her password, forgets
 it and resets it to the first one, looks at her sessions and her log, logs out, moves to a new
-address and back, secures her account, and leaves. (The README's walk-through is Ada's: both run
+address and back, secures her account, sets up an authenticator app and a passkey, logs in with
+them, removes them, and leaves. (The README's walk-through is Ada's: both run
 on one database.) Each example succeeds as given in that order, but for the values that only an
 answer or an email holds (a refresh token, a link's uid and token): those read `<...>` and say
 where they come from. `tests/test_examples.py` sends them, and every operation without a body, to a

@@ -212,7 +212,7 @@ class SecurityEventSerializer(serializers.ModelSerializer):
         return event.context.get("device")
 
     def get_by(self, event: UserEvent) -> str | None:
-        """"you", "staff", or null: a failed login is anyone's."""
-        if event.type == UserEvent.Type.LOGIN_FAILED:
+        """"you", "staff", or null: a failed login or a refused second factor is anyone's."""
+        if event.type in (UserEvent.Type.LOGIN_FAILED, UserEvent.Type.MFA_FAILED):
             return None
         return event.context.get("by", "you")

@@ -123,8 +123,8 @@ class SecurityLogView(_SessionsView):
         description="What happened to my account, newest first: logins (with IP and device), new-device "
                     "alerts, failed logins, logouts, ended sessions and why, password changes, address changes "
                     "asked, made and reverted, verification, securing the account, second factors added, removed, "
-                    "used and refused, leaving and restore. `by` is "
-                    "`you`, `staff` (never which one) or null (a failed login). These are the account's events "
+                    "used and refused, leaving and restore. `by` is `you`, `staff` (never which one) or null "
+                    "(a failed login, a refused second factor: anyone's). These are the account's events "
                     "(see User events), less profile edits.",
         parameters=[RETRY_AFTER, *_CURSOR],
         responses=api_responses({200: SECURITY_PAGE}, 401, 429, own={404: (DETAIL_ERROR, "The cursor is not valid.")}),
