@@ -74,8 +74,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the apps' static folders too, so a checkout works without collectstatic.
 WHITENOISE_USE_FINDERS = True
-# whitenoise streams files with a sync iterator; under ASGI Django warns on every static file.
-# Only the admin and Swagger UI use static files, so the cost is fine and the warning is noise.
+# whitenoise streams with a sync iterator, which Django warns of under ASGI: only the admin and Swagger use it.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 # --- Database ---------------------------------------------------------------------------------
@@ -106,7 +105,6 @@ CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=redis_wiring.redis_url_with
 # limits and the cache's own clients (users/cache/connection.py) all follow the master.
 REDIS_SENTINELS = redis_wiring.sentinels(env.list("REDIS_SENTINELS", default=[]))
 REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="sidus")
-
 
 CACHES = {"default": redis_wiring.cache(REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER)}
 
@@ -193,9 +191,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = ["users.auth.backends.RateLimitedModelBackend"]
 
 # --- Second factors (users/mfa/, docs/accounts.md) ------------------------------------------------
-# The Fernet key (32 url-safe base64 bytes) that encrypts authenticator apps' secrets at rest; by
-# default one derived from SECRET_KEY, which `check --deploy` warns about. Staff without a factor
-# are sent to set one up before the admin when MFA_REQUIRED_FOR_STAFF is on.
+# The Fernet key (32 url-safe base64 bytes) of authenticator apps' secrets at rest; by default one derived
+# from SECRET_KEY (`check --deploy` warns). MFA_REQUIRED_FOR_STAFF: staff set a factor up before the admin.
 MFA_ENCRYPTION_KEY = env("MFA_ENCRYPTION_KEY", default="")
 MFA_REQUIRED_FOR_STAFF = env.bool("MFA_REQUIRED_FOR_STAFF", default=False)
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="sidus")  # the name an authenticator app shows
@@ -240,17 +237,22 @@ RATELIMIT_USE_CACHE = "default"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["users.auth.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
-    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": ["sidus.http.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "sidus.http.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sidus.http.exception_handler.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# Tokens are signed with a key pair kept in PostgreSQL and published at /.well-known/jwks.json
+# (users/auth/keys.py: EdDSA, or ES256), or with SIGNING_KEY (HS256): then only sidus can verify them.
+JWT_ALGORITHM = env("JWT_ALGORITHM", default="EdDSA")
+JWT_KEYS_ENCRYPTION_KEY = env("JWT_KEYS_ENCRYPTION_KEY", default="")  # Fernet, as MFA_ENCRYPTION_KEY
 SIMPLE_JWT = {
+    "ALGORITHM": JWT_ALGORITHM, "ISSUER": env("JWT_ISSUER", default=FRONTEND_URL),
+    "AUDIENCE": env("JWT_AUDIENCE", default=None), "USER_ID_CLAIM": "sub",
+    "AUTH_TOKEN_CLASSES": ("users.auth.signing.AccessToken",),
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     # Rotation is ours: a refresh token works once, as its session's row says (users/accounts/).

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sidus.health import health
 from users import pages
+from users.api import wellknown
 from users.api.accounts import (
     EmailChangeConfirmView,
     EmailChangeRevertView,
@@ -80,6 +81,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", health, name="health"),
+    path(".well-known/jwks.json", wellknown.jwks, name="jwks"),
+    path(".well-known/openid-configuration", wellknown.openid_configuration, name="openid_configuration"),
     path("", pages.home, name="home"),
     path("favicon.ico", pages.favicon),
     # The pages the emailed links open when FRONTEND_URL is sidus itself (users/pages/).

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from sidus.edge.answers import TemplateStore
 from users.accounts.ended import EndedSessions
+from users.auth.keys import SigningKeys
 from users.cache.broadcast import Broadcaster
 from users.cache.connection import RedisConnection
 from users.cache.invalidation import Backlog
@@ -32,7 +33,8 @@ def new_runtime() -> Runtime:
     listener = InvalidationListener(local_cache, master_check=redis.master_check, backlog=backlog, unsent=unsent,
                                     refresher=refresher)
     return Runtime(
-        db=db, ended_sessions=EndedSessions(db), local_cache=local_cache, redis=redis, reads=ReadBatcher(),
+        db=db, ended_sessions=EndedSessions(db), signing_keys=SigningKeys(db), local_cache=local_cache, redis=redis,
+        reads=ReadBatcher(),
         backlog=backlog, unsent=unsent, broadcaster=Broadcaster(), listener=listener, refresher=refresher,
         loader=loader, templates=templates,
     )

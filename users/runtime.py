@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sidus.edge.answers import TemplateStore
     from users.accounts.ended import EndedSessions
+    from users.auth.keys import SigningKeys
     from users.cache.broadcast import Broadcaster
     from users.cache.connection import RedisConnection
     from users.cache.invalidation import Backlog
@@ -38,6 +39,7 @@ class Runtime:
 
     db: LoopDatabase  # PostgreSQL on the event loop (a worker's, once started)
     ended_sessions: EndedSessions  # which sessions ended lately, read every quarter of the bound
+    signing_keys: SigningKeys  # the tokens' keys, read every quarter of the bound
     local_cache: LocalCache  # L1
     redis: RedisConnection  # the request path's Redis clients and their health
     reads: ReadBatcher  # L2 reads of one turn of the loop, in one MGET
@@ -66,12 +68,14 @@ class Runtime:
         self.broadcaster.start()
         await self.listener.start()
         self.ended_sessions.start()
+        await self.signing_keys.start()  # before the first request: it signs and verifies with them
 
     def stops(self) -> tuple[tuple[str, Callable[[], Awaitable[None]]], ...]:
         """What `users.lifespan` stops at shutdown, in order, each under its own bound."""
         return (
             ("refresher", self.refresher.stop), ("loader", self.loader.stop),
-            ("ended sessions", self.ended_sessions.stop), ("database pool", self.db.stop),
+            ("ended sessions", self.ended_sessions.stop), ("signing keys", self.signing_keys.stop),
+            ("database pool", self.db.stop),
             ("broadcaster", self.broadcaster.stop), ("listener", self.listener.stop),
         )
 

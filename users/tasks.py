@@ -8,6 +8,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
 from users import accounts
+from users.auth.keys import keys_prune
 from users.mail import outbox
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,12 @@ def request_password_reset(email: str) -> None:
 def drain_outbox() -> int:
     """Send what the after-commit publish could not (broker down, task lost, retries spent), and
     forget what expired: the pending signups whose links did, the sessions no token of which is
-    valid any more, the second factors' challenges and login stages."""
+    valid any more, the second factors' challenges and login stages, the signing keys whose every
+    token has expired."""
     accounts.signups_expire()
     accounts.sessions_prune()
     accounts.challenges_prune()
+    keys_prune()
     sent = 0
     grace = timedelta(seconds=settings.EMAIL_OUTBOX_DRAIN_GRACE)
     for email_id in outbox.emails_pending(older_than=grace):

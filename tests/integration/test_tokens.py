@@ -81,9 +81,9 @@ def test_logout_ends_that_sessions_access_token_at_once_and_no_other(api_client,
 
 
 def test_a_token_without_the_session_claims_is_refused(api_client, user):
-    from rest_framework_simplejwt.tokens import RefreshToken
+    from users.auth.signing import SignedRefreshToken
 
-    bare = RefreshToken.for_user(user)  # as issued before this release: no pwd, no sid
+    bare = SignedRefreshToken.for_user(user)  # as issued before this release: no pwd, no sid
     assert me(api_client, str(bare.access_token)) == 401
     assert refresh(api_client, str(bare)).status_code == 401
 

@@ -51,7 +51,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_deploy_check_is_clean_with_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_DEBUG="false", DJANGO_HTTPS="true",
                     EMAIL_URL="smtp://mail.example.com:25", MFA_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-                    MFA_REQUIRED_FOR_STAFF="true")
+                    MFA_REQUIRED_FOR_STAFF="true", JWT_KEYS_ENCRYPTION_KEY=Fernet.generate_key().decode())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 

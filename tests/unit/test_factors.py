@@ -52,7 +52,8 @@ def test_the_deploy_check_warns_of_a_derived_key_and_of_staff_without_a_factor(s
     with override_settings(**settings_), pytest.raises(SystemCheckError) as raised:
         call_command("check", "--deploy", "--fail-level", "WARNING", "--tag", "security")
     assert all(code in str(raised.value) for code in found)
-    with override_settings(MFA_ENCRYPTION_KEY=Fernet.generate_key().decode(), MFA_REQUIRED_FOR_STAFF=True):
+    with override_settings(MFA_ENCRYPTION_KEY=Fernet.generate_key().decode(), MFA_REQUIRED_FOR_STAFF=True,
+                           JWT_KEYS_ENCRYPTION_KEY=Fernet.generate_key().decode()):
         assert keys.check_encryption_key() == []
 
 

@@ -22,19 +22,19 @@ from django.conf import settings
 from django.contrib.auth.models import update_last_login
 from rest_framework import serializers
 from rest_framework_simplejwt import serializers as jwt_serializers
-from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.settings import api_settings
 
 from users import accounts
 from users.accounts.mfa import AMR_PASSWORD
 from users.auth.authentication import AMR_CLAIM, AUTH_TIME_CLAIM, PASSWORD_CLAIM, SESSION_CLAIM, refresh_refusal
+from users.auth.signing import SignedRefreshToken
 from users.models import User, password_fingerprint
 from users.profile.serializers import StrictInputMixin
 from users.ratelimits import client_ip
 
 
-class RefreshToken(jwt_tokens.RefreshToken):
+class RefreshToken(SignedRefreshToken):
     @property
     def jti(self) -> str:
         return self[api_settings.JTI_CLAIM]

@@ -10,22 +10,23 @@ from django.core import checks
 from django.utils.crypto import salted_hmac
 
 
-def _key() -> bytes:
-    """MFA_ENCRYPTION_KEY, or one derived from SECRET_KEY (for development: `check --deploy` warns)."""
-    if settings.MFA_ENCRYPTION_KEY:
-        return settings.MFA_ENCRYPTION_KEY.encode()
-    derived = hashlib.sha256(f"sidus.mfa.keys:{settings.SECRET_KEY}".encode()).digest()
-    return base64.urlsafe_b64encode(derived)
+def _key(setting: str = "MFA_ENCRYPTION_KEY") -> bytes:
+    """The Fernet key `setting` names (MFA_ENCRYPTION_KEY, or JWT_KEYS_ENCRYPTION_KEY for the token
+    signing keys), or one derived from SECRET_KEY (for development: `check --deploy` warns)."""
+    if value := getattr(settings, setting):
+        return value.encode()
+    salt = "sidus.mfa.keys" if setting == "MFA_ENCRYPTION_KEY" else f"sidus.{setting}"
+    return base64.urlsafe_b64encode(hashlib.sha256(f"{salt}:{settings.SECRET_KEY}".encode()).digest())
 
 
-def encrypt(secret: str) -> str:
-    return Fernet(_key()).encrypt(secret.encode()).decode()
+def encrypt(secret: str, *, setting: str = "MFA_ENCRYPTION_KEY") -> str:
+    return Fernet(_key(setting)).encrypt(secret.encode()).decode()
 
 
-def decrypt(token: str) -> str | None:
+def decrypt(token: str, *, setting: str = "MFA_ENCRYPTION_KEY") -> str | None:
     """The secret, or None if it was encrypted under another key (the key changed)."""
     try:
-        return Fernet(_key()).decrypt(token.encode()).decode()
+        return Fernet(_key(setting)).decrypt(token.encode()).decode()
     except InvalidToken:
         return None
 
@@ -43,7 +44,8 @@ def same(a: str, b: str) -> bool:
 
 @checks.register(checks.Tags.security, deploy=True)
 def check_encryption_key(**kwargs: Any) -> list[checks.CheckMessage]:
-    """Secrets of authenticator apps must not hang on the one key that also signs everything else."""
+    """Secrets at rest (authenticator apps', the tokens' private keys) must not hang on the one key
+    that also signs everything else."""
     messages = []
     if not settings.MFA_ENCRYPTION_KEY:
         messages.append(checks.Warning(
@@ -56,6 +58,10 @@ def check_encryption_key(**kwargs: Any) -> list[checks.CheckMessage]:
         except ValueError:
             messages.append(checks.Error("MFA_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64 bytes).",
                                          id="users.E010"))
+    if settings.JWT_ALGORITHM != "HS256" and not settings.JWT_KEYS_ENCRYPTION_KEY:
+        messages.append(checks.Warning(
+            "JWT_KEYS_ENCRYPTION_KEY is not set: the tokens' private signing keys are encrypted with a key "
+            "derived from SECRET_KEY.", hint="Set it to a Fernet key of its own.", id="users.W012"))
     if not settings.MFA_REQUIRED_FOR_STAFF:
         messages.append(checks.Warning(
             "MFA_REQUIRED_FOR_STAFF is off: staff can reach the admin with a password alone.",

@@ -4,6 +4,7 @@ from users.models.accounts import EmailChange, EmailChangeQuerySet, PendingSignu
 from users.models.cache import UnsentInvalidation
 from users.models.events import ConsumedEvent, UserEvent
 from users.models.factors import Authenticator, MfaChallenge
+from users.models.keys import SigningKey
 from users.models.outbox import OutboxEmail
 from users.models.user import (
     FOLDED_FIELDS,
@@ -18,6 +19,6 @@ from users.models.user import (
 
 __all__ = [
     "FOLDED_FIELDS", "MAX_USER_ID", "Authenticator", "ConsumedEvent", "EmailChange", "EmailChangeQuerySet",
-    "MfaChallenge", "OutboxEmail", "PendingSignup", "Session", "UnsentInvalidation", "User", "UserEvent",
+    "MfaChallenge", "OutboxEmail", "PendingSignup", "Session", "SigningKey", "UnsentInvalidation", "User", "UserEvent",
     "UserManager", "UserQuerySet", "fold", "password_fingerprint", "user_id_from"
 ]

@@ -1,0 +1,110 @@
+"""Tokens other services verify on their own: signed with a key pair kept in PostgreSQL, its public
+half published at /.well-known/jwks.json, the key named in each token (`kid`), rotated without a
+logout. Verified here with joserfc; tests/system/test_signing.py uses PyJWT's PyJWKClient."""
+import io
+from datetime import timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from django.core.management import call_command
+from django.utils import timezone
+from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet as JoseKeySet
+from rest_framework.test import APIClient
+
+from tests.support import login
+from users.models import SigningKey
+from users.runtime import current
+
+ME = "/api/v1/users/me/"
+
+
+def jwks(client: APIClient | None = None) -> dict:
+    response = (client or APIClient()).get("/.well-known/jwks.json")
+    assert response.status_code == 200 and response["Cache-Control"].startswith("public, max-age=")
+    return response.json()
+
+
+def me(token: str) -> int:
+    return APIClient().get(ME, HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+
+
+def read_keys_again() -> None:
+    current().signing_keys.unknown(None)
+
+
+@pytest.mark.django_db
+def test_a_token_verifies_with_the_published_key_set_and_says_who_and_whose(user, settings):
+    access = login(None, user.username).json()["access"]
+    header = jwt.get_unverified_header(access)
+    published = jwks()
+    assert header["alg"] == "EdDSA" and header["kid"] in [key["kid"] for key in published["keys"]]
+    assert all(set(key) == {"kty", "crv", "x", "kid", "use", "alg"} for key in published["keys"])  # no "d"
+    token = jose_jwt.decode(access, JoseKeySet.import_key_set(published), algorithms=["EdDSA"])
+    assert token.header["kid"] == header["kid"]
+    assert token.claims["sub"] == str(user.pk) and token.claims["iss"] == settings.SIMPLE_JWT["ISSUER"]
+    discovery = APIClient().get("/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == settings.SIMPLE_JWT["ISSUER"]
+    assert discovery["jwks_uri"].endswith("/.well-known/jwks.json")
+    assert discovery["id_token_signing_alg_values_supported"] == ["EdDSA"]
+    etag = APIClient().get("/.well-known/jwks.json")["ETag"]
+    assert APIClient().get("/.well-known/jwks.json", HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+@pytest.mark.django_db
+def test_a_token_of_a_key_not_in_the_set_or_with_no_signature_is_refused(user):
+    claims = jwt.decode(login(None, user.username).json()["access"], options={"verify_signature": False})
+    kid = jwt.get_unverified_header(login(None, user.username).json()["access"])["kid"]
+    forged = jwt.encode(claims, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    strange = jwt.encode(claims, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "nope"})
+    for token in (forged, unsigned, strange):
+        assert me(token) == 401
+        with pytest.raises(JoseError):
+            jose_jwt.decode(token, JoseKeySet.import_key_set(jwks()), algorithms=["EdDSA"])
+
+
+@pytest.mark.django_db
+def test_a_rotation_logs_nobody_out_and_the_old_key_goes_once_its_tokens_have_expired(user, settings):
+    before = login(None, user.username).json()
+    old = jwt.get_unverified_header(before["access"])["kid"]
+    out = io.StringIO()
+    call_command("signing_keys", "rotate", stdout=out)
+    new = SigningKey.objects.exclude(kid=old).get()
+    assert new.kid in out.getvalue() and new.signs_from > timezone.now()
+    read_keys_again()
+    assert new.kid in [key["kid"] for key in jwks()["keys"]]  # published before it signs
+    assert jwt.get_unverified_header(login(None, user.username).json()["access"])["kid"] == old
+
+    SigningKey.objects.filter(kid=new.kid).update(signs_from=timezone.now())  # its time has come
+    read_keys_again()
+    after = login(None, user.username).json()
+    assert jwt.get_unverified_header(after["access"])["kid"] == new.kid
+    assert me(before["access"]) == 200 and me(after["access"]) == 200  # nobody logged out
+    refreshed = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": before["refresh"]}, format="json")
+    assert jwt.get_unverified_header(refreshed.json()["access"])["kid"] == new.kid
+
+    assert call_command("signing_keys", "prune", stdout=io.StringIO()) is None
+    assert SigningKey.objects.filter(kid=old).exists()  # its tokens may live a refresh lifetime yet
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    handed_over = timezone.now() - lifetime - timedelta(seconds=1)  # as if a refresh lifetime had passed
+    SigningKey.objects.filter(kid=old).update(signs_from=handed_over - timedelta(days=1))
+    SigningKey.objects.filter(kid=new.kid).update(signs_from=handed_over)
+    out = io.StringIO()
+    call_command("signing_keys", "prune", stdout=out)
+    assert "Deleted 1" in out.getvalue() and not SigningKey.objects.filter(kid=old).exists()
+    read_keys_again()
+    assert [key["kid"] for key in jwks()["keys"]] == [new.kid]
+    assert me(before["access"]) == 401 and me(after["access"]) == 200
+    listed = io.StringIO()
+    call_command("signing_keys", "list", stdout=listed)
+    assert f"{new.kid}  EdDSA" in listed.getvalue() and "signs" in listed.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_private_key_is_kept_encrypted():
+    current().signing_keys.current()  # the first key, made on first use
+    key = SigningKey.objects.get()
+    assert "PRIVATE KEY" not in key.private_key and "d" not in key.public_jwk
