@@ -173,8 +173,7 @@ EMAIL_CHANGE_REVERT_DAYS = env.int("EMAIL_CHANGE_REVERT_DAYS", default=7)  # als
 LOGIN_ALERTS = env.bool("LOGIN_ALERTS", default=True)
 
 # --- Passwords --------------------------------------------------------------------------------
-# Argon2id with OWASP's parameters first; the others still verify older hashes, which Django
-# rehashes with Argon2id at the user's next login.
+# Argon2id (OWASP's parameters) first; the others verify older hashes, rehashed at the next login.
 PASSWORD_HASHERS = [
     "users.auth.hashers.Argon2idPasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -187,7 +186,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-
 AUTHENTICATION_BACKENDS = ["users.auth.backends.RateLimitedModelBackend"]
 
 # --- Second factors (users/mfa/, docs/accounts.md) ------------------------------------------------
@@ -249,6 +247,8 @@ REST_FRAMEWORK = {
 # (users/auth/keys.py: EdDSA, or ES256), or with SIGNING_KEY (HS256): then only sidus can verify them.
 JWT_ALGORITHM = env("JWT_ALGORITHM", default="EdDSA")
 JWT_KEYS_ENCRYPTION_KEY = env("JWT_KEYS_ENCRYPTION_KEY", default="")  # Fernet, as MFA_ENCRYPTION_KEY
+# The services that may introspect tokens (RFC 7662), "id:secret,id:secret", with HTTP Basic.
+INTROSPECTION_CLIENTS = dict(pair.split(":", 1) for pair in env.list("INTROSPECTION_CLIENTS", default=[]))
 SIMPLE_JWT = {
     "ALGORITHM": JWT_ALGORITHM, "ISSUER": env("JWT_ISSUER", default=FRONTEND_URL),
     "AUDIENCE": env("JWT_AUDIENCE", default=None), "USER_ID_CLAIM": "sub",

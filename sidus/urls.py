@@ -32,7 +32,7 @@ from users.api.factors import (
     TotpView,
 )
 from users.api.sessions import SecurityLogView, SessionDetailView, SessionListView
-from users.api.tokens import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
+from users.api.tokens import IntrospectView, TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 from users.api.views import UserViewSet
 from users.profile import routes
 
@@ -49,6 +49,7 @@ API_V1 = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/token/blacklist/", TokenBlacklistView.as_view(), name="token_blacklist"),
+    path("auth/introspect/", IntrospectView.as_view(), name="introspect"),
     path("auth/sessions/", SessionListView.as_view(), name="sessions"),
     path("auth/sessions/<uuid:session_id>/", SessionDetailView.as_view(), name="session"),
     path("auth/password/change/", PasswordChangeView.as_view(), name="password_change"),

@@ -16,6 +16,7 @@ from users.cache.local import LocalCache
 from users.cache.reads import ReadBatcher
 from users.cache.refresh import Refresher
 from users.cache.unsent import UnsentLedger
+from users.edge.wellknown import KeptDocuments
 from users.loop_db import LoopDatabase
 from users.runtime import Runtime, install
 
@@ -36,7 +37,7 @@ def new_runtime() -> Runtime:
         db=db, ended_sessions=EndedSessions(db), signing_keys=SigningKeys(db), local_cache=local_cache, redis=redis,
         reads=ReadBatcher(),
         backlog=backlog, unsent=unsent, broadcaster=Broadcaster(), listener=listener, refresher=refresher,
-        loader=loader, templates=templates,
+        loader=loader, templates=templates, documents=KeptDocuments(),
     )
 
 

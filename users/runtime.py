@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from users.cache.reads import ReadBatcher
     from users.cache.refresh import Refresher
     from users.cache.unsent import UnsentLedger
+    from users.edge.wellknown import KeptDocuments
     from users.loop_db import LoopDatabase
 
 
@@ -50,6 +51,7 @@ class Runtime:
     refresher: Refresher  # what another worker's write dropped from L1, read again
     loader: MissLoader  # misses read and rendered on the event loop
     templates: TemplateStore  # Django's headers of the edge's answers, learnt per route and scheme
+    documents: KeptDocuments  # the key set and discovery document, as Django answered them
     _sync_loop: _SyncLoop = field(default_factory=lambda: _SyncLoop())
 
     @property

@@ -1,6 +1,8 @@
 """Tokens other services verify on their own: signed with a key pair kept in PostgreSQL, its public
 half published at /.well-known/jwks.json, the key named in each token (`kid`), rotated without a
-logout. Verified here with joserfc; tests/system/test_signing.py uses PyJWT's PyJWKClient."""
+logout. Verified here with joserfc; tests/system/test_signing.py uses PyJWT's PyJWKClient. And
+introspection (RFC 7662), for a service that must know at once that a session ended."""
+import base64
 import io
 from datetime import timedelta
 
@@ -15,6 +17,7 @@ from joserfc.jwk import KeySet as JoseKeySet
 from rest_framework.test import APIClient
 
 from tests.support import login
+from users import accounts
 from users.models import SigningKey
 from users.runtime import current
 
@@ -108,3 +111,84 @@ def test_the_private_key_is_kept_encrypted():
     current().signing_keys.current()  # the first key, made on first use
     key = SigningKey.objects.get()
     assert "PRIVATE KEY" not in key.private_key and "d" not in key.public_jwk
+
+
+# --- Introspection (RFC 7662) ------------------------------------------------------------------------
+
+CLIENT = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"crm:s3cret-of-the-crm").decode()}
+
+
+def introspect(token: str, **extra) -> dict:
+    response = APIClient().post("/api/v1/auth/introspect/", {"token": token}, format="json", **CLIENT, **extra)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def clients(settings):
+    settings.INTROSPECTION_CLIENTS = {"crm": "s3cret-of-the-crm"}
+
+
+@pytest.mark.django_db
+def test_only_a_known_client_introspects(user, clients):
+    token = login(None, user.username).json()["access"]
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"crm:wrong").decode()},
+                    {"HTTP_AUTHORIZATION": "Basic !!!"}, {"HTTP_AUTHORIZATION": f"Bearer {token}"}):
+        response = APIClient().post("/api/v1/auth/introspect/", {"token": token}, format="json", **headers)
+        assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic")
+    form = APIClient().post("/api/v1/auth/introspect/", f"token={token}",
+                            content_type="application/x-www-form-urlencoded", **CLIENT)
+    assert form.status_code == 200 and form.json()["active"] is True  # as RFC 7662 sends it
+
+
+@pytest.mark.django_db
+def test_introspection_says_what_the_api_would_for_each_way_a_session_ends(user, clients, make_user):
+    pair = login(None, user.username).json()
+    active = introspect(pair["access"])
+    assert active["active"] is True and active["sub"] == str(user.pk) and active["token_type"] == "access"
+    assert active["username"] == user.username and active["amr"] == ["pwd"] and "sid" in active
+    assert introspect(pair["refresh"])["token_type"] == "refresh"
+    assert introspect("not-a-token") == {"active": False}
+
+    renewed = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json").json()
+    assert introspect(pair["refresh"]) == {"active": False}  # used up
+    assert introspect(renewed["refresh"])["active"] is True
+    APIClient().post("/api/v1/auth/token/blacklist/", {"refresh": renewed["refresh"]}, format="json")
+    assert introspect(renewed["access"]) == introspect(renewed["refresh"]) == {"active": False}  # logout
+
+    other = make_user()
+    pair = login(None, other.username).json()
+    accounts.password_change(user=other, new_password="a-whole-new-passphrase-9")
+    assert introspect(pair["access"]) == {"active": False}  # a password change
+    pair = login(None, other.username, "a-whole-new-passphrase-9").json()
+    accounts.sessions_end(user=other, reason="revoked")
+    assert introspect(pair["access"]) == {"active": False}  # ended from elsewhere
+    pair = login(None, other.username, "a-whole-new-passphrase-9").json()
+    accounts.user_soft_delete(user=other)
+    assert introspect(pair["access"]) == {"active": False}  # left
+
+
+# --- At the edge ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_edge_replays_djangos_key_set_until_the_keys_change(asgi_client):
+    from asgiref.sync import sync_to_async
+
+    answers = [await asgi_client.get("/.well-known/jwks.json") for _ in range(3)]
+    first = answers[0]
+    assert all(a.status_code == 200 and a.content == first.content and a.headers == first.headers for a in answers)
+    runtime = current()
+    keys = runtime.signing_keys.current(sync=False)
+    assert runtime.documents.get(("jwks", False, b"localhost"), keys) is not None  # kept: the edge answers
+    conditional = await asgi_client.get("/.well-known/jwks.json", headers={"If-None-Match": first.headers["etag"]})
+    assert conditional.status_code == 304  # Django's to answer
+
+    await sync_to_async(call_command)("signing_keys", "rotate", stdout=io.StringIO())
+    await sync_to_async(read_keys_again)()
+    rotated = await asgi_client.get("/.well-known/jwks.json")
+    assert len(rotated.json()["keys"]) == 2 and rotated.headers["etag"] != first.headers["etag"]
+    discovery = await asgi_client.get("/.well-known/openid-configuration", headers={"Host": "api.example.org"})
+    assert discovery.status_code == 400  # not an allowed host: Django's answer, never kept
+    discovery = await asgi_client.get("/.well-known/openid-configuration")
+    assert discovery.json()["jwks_uri"] == "http://localhost/.well-known/jwks.json"

@@ -69,6 +69,7 @@ def test_every_operation_documents_its_errors_with_a_body(schema):
         "POST /api/v1/auth/token/": {"200", "400", "401", "413", "415", "429", "503"},
         "POST /api/v1/auth/token/refresh/": {"200", "400", "401", "413", "415", "429", "503"},
         "POST /api/v1/auth/token/blacklist/": {"200", "400", "401", "413", "415", "503"},
+        "POST /api/v1/auth/introspect/": {"200", "400", "401", "413", "415", "503"},
         "DELETE /api/v1/users/me/": {"204", "400", "401", "413", "415", "429", "503"},
         "POST /api/v1/auth/password/change/": {"200", "400", "401", "413", "415", "429", "503"},
         "POST /api/v1/auth/password/reset/": {"202", "400", "413", "415", "429", "503"},

@@ -6,6 +6,7 @@ operation's one example with only its `<...>` values filled in, from the answers
 name, and a path parameter is the id an earlier answer gave. The README's walk-through runs first,
 with curl, on the same database: a newcomer does both.
 """
+import base64
 import re
 import subprocess
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +24,7 @@ from users.models import EmailChange, PendingSignup, User
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 PLACEHOLDER = re.compile(r"^<.+>$")
+INTROSPECTION_CLIENT = "story:the-story-client-secret"
 
 
 class Story:
@@ -50,6 +52,8 @@ class Story:
             body.update(filled)
         bearer = {"jwtAuth": []} in operation.get("security", [])  # what Swagger's Authorize sends
         headers = {"Authorization": f"Bearer {self.access}"} if bearer else {}
+        if {"introspectionClient": []} in operation.get("security", []):
+            headers = {"Authorization": "Basic " + base64.b64encode(INTROSPECTION_CLIENT.encode()).decode()}
         method, template = name.split(" ", 1)
         response = self.client.request(method, path or template, json=body, headers=headers)
         assert response.status_code == status, (name, response.text)
@@ -78,7 +82,8 @@ def readme_walk_through(worker: Worker) -> str:
 
 
 def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
-    with running_workers(1, RATE_LIMITS_ENABLED="true", WEBAUTHN_ORIGINS=SoftAuthenticator().origin) as (worker,):
+    with running_workers(1, RATE_LIMITS_ENABLED="true", WEBAUTHN_ORIGINS=SoftAuthenticator().origin,
+                         INTROSPECTION_CLIENTS=INTROSPECTION_CLIENT) as (worker,):
         walked = readme_walk_through(worker)
         assert '"username": "ada"' in walked and '"bio": "Wrote the first program."' in walked
         assert "x-cache:" in walked.lower()
@@ -111,6 +116,7 @@ def test_every_operation_succeeds_as_given_in_the_order_of_its_story():
         story.send("DELETE /api/v1/auth/sessions/", 204)  # the other one
         log = story.send("GET /api/v1/users/me/events/", 200).json()["results"]
         assert [event["type"] for event in log[:2]] == ["user.session_ended"] * 2
+        assert story.send("POST /api/v1/auth/introspect/", 200, token=pair["access"]).json()["active"] is True
         story.send("POST /api/v1/auth/token/blacklist/", 200, refresh=pair["refresh"])
         for other in others:  # both ended
             refreshed = worker.client.post("/api/v1/auth/token/refresh/", json={"refresh": other["refresh"]})

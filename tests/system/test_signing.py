@@ -1,5 +1,7 @@
 """Another service verifies a sidus token by itself, as its docs tell it to: PyJWT's PyJWKClient
-fetching a live worker's /.well-known/jwks.json."""
+fetching a live worker's /.well-known/jwks.json; and a rotation under load, across workers."""
+import time
+
 import jwt
 import pytest
 
@@ -26,3 +28,36 @@ def test_pyjwkclient_verifies_a_token_with_the_published_keys_and_refuses_a_forg
         forged = jwt.encode(claims, None, algorithm="none")
         with pytest.raises(jwt.PyJWTError):
             jwt.decode(forged, key.key, algorithms=discovery["id_token_signing_alg_values_supported"])
+
+
+def test_a_rotation_under_load_refuses_no_valid_token():
+    """Tokens made on one worker are read on another while a new key is published, then signs."""
+    from users.auth.keys import key_rotate
+
+    with running_workers(2) as (issuer, reader):
+        issuer.client.post("/api/v1/users/", json={"username": "kim", "email": "kim@example.com",
+                                                   "password": PASSWORD})
+        kids, refused, rotated, deadline = set(), [], None, time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if rotated is None and time.monotonic() > deadline - 4:
+                rotated = key_rotate()
+            access = issuer.client.post("/api/v1/auth/token/", json={"username": "kim", "password": PASSWORD}
+                                        ).json()["access"]
+            kids.add(jwt.get_unverified_header(access)["kid"])
+            for worker in (reader, issuer):
+                answer = worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {access}"})
+                if answer.status_code != 200:
+                    refused.append(answer.status_code)
+        assert refused == [] and rotated.kid in kids and len(kids) == 2
+
+
+def test_hs256_remains_for_a_single_service_and_publishes_nothing():
+    with running_workers(1, JWT_ALGORITHM="HS256") as (worker,):
+        worker.client.post("/api/v1/users/", json={"username": "ola", "email": "ola@example.com",
+                                                   "password": PASSWORD})
+        access = worker.client.post("/api/v1/auth/token/", json={"username": "ola", "password": PASSWORD}
+                                    ).json()["access"]
+        assert jwt.get_unverified_header(access) == {"alg": "HS256", "typ": "JWT"}
+        assert worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {access}"}
+                                 ).status_code == 200
+        assert worker.client.get("/.well-known/jwks.json").json() == {"keys": []}

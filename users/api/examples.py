@@ -57,6 +57,8 @@ EMAIL_CHANGE_REVERT = _example("The link sent to the old address after the chang
 SECURE_ACCOUNT = _example("The link of a new-device alert", {"token": LINK_TOKEN},
                           "Ends every session and emails a reset link: log in again.")
 LEAVE = _example("Grace leaves", {"current_password": PASSWORD})
+INTROSPECT = _example("A service asks whether a token is live", {"token": "<an access or refresh token>"},
+                      "Authorize with an id and secret of INTROSPECTION_CLIENTS (HTTP Basic) first.")
 END_SESSIONS = _example("Grace signs her other devices out", {},
                         "An account with a second factor sends `code` (or a passkey's `credential`).")
 
@@ -101,7 +103,7 @@ STORY = [
     ("password", "POST /api/v1/auth/password/reset/confirm/"),
     ("sessions", "GET /api/v1/auth/sessions/"), ("sessions", "DELETE /api/v1/auth/sessions/{session_id}/"),
     ("sessions", "DELETE /api/v1/auth/sessions/"), ("security log", "GET /api/v1/users/me/events/"),
-    ("auth", "POST /api/v1/auth/token/blacklist/"),
+    ("auth", "POST /api/v1/auth/introspect/"), ("auth", "POST /api/v1/auth/token/blacklist/"),
     ("email", "POST /api/v1/auth/email/change/"), ("email", "POST /api/v1/auth/email/change/confirm/"),
     ("email", "POST /api/v1/auth/email/change/revert/"), ("sessions", "POST /api/v1/auth/secure-account/"),
     ("second factor", "POST /api/v1/auth/mfa/totp/"), ("second factor", "POST /api/v1/auth/mfa/totp/confirm/"),

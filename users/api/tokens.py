@@ -1,20 +1,29 @@
-"""Log in, refresh and log out: simplejwt's views, on our tokens (users/auth/tokens.py)."""
+"""Log in, refresh and log out: simplejwt's views, on our tokens (users/auth/tokens.py); and the
+introspection of a token, for other services (users/auth/introspection.py)."""
 from typing import Any
 
 from adrf.views import APIView
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import FormParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework_simplejwt import views as jwt_views
 
 from sidus.http.dispatch import NoStoreViewMixin
-from sidus.http.openapi import RETRY_AFTER, api_responses
+from sidus.http.openapi import DETAIL_ERROR, RETRY_AFTER, api_responses
+from sidus.http.parsers import JSONParser
 from users.api import examples
 from users.api.factor_serializers import MFA_REQUIRED_ERROR
+from users.auth.introspection import IntrospectionClientAuthentication, introspect
 from users.auth.tokens import (
     TokenBlacklistSerializer,
     TokenObtainPairSerializer,
     TokenPairSerializer,
     TokenRefreshSerializer,
 )
+from users.profile.serializers import StrictInputMixin
 from users.ratelimits import ActionThrottle
 
 
@@ -62,3 +71,46 @@ class TokenRefreshView(NoStoreViewMixin, APIView, jwt_views.TokenRefreshView):
 )
 class TokenBlacklistView(NoStoreViewMixin, APIView, jwt_views.TokenBlacklistView):
     serializer_class = TokenBlacklistSerializer
+
+
+class IntrospectSerializer(StrictInputMixin, serializers.Serializer):
+    token = serializers.CharField(max_length=4096, help_text="An access or refresh token of sidus.")
+    token_type_hint = serializers.ChoiceField(choices=["access_token", "refresh_token"], required=False,
+                                              help_text="RFC 7662's hint; both kinds are tried anyway.")
+
+
+class IntrospectionSerializer(serializers.Serializer):
+    """RFC 7662's answer (documentation only): `active`, and for an active token its claims."""
+
+    active = serializers.BooleanField()
+    sub = serializers.CharField(required=False, help_text="The user's id.")
+    username = serializers.CharField(required=False)
+    token_type = serializers.CharField(required=False, help_text="`access` or `refresh`.")
+    exp = serializers.IntegerField(required=False)
+    iat = serializers.IntegerField(required=False)
+    iss = serializers.CharField(required=False)
+    jti = serializers.CharField(required=False)
+    sid = serializers.CharField(required=False, help_text="The session.")
+    amr = serializers.ListField(child=serializers.CharField(), required=False)
+    auth_time = serializers.IntegerField(required=False)
+
+
+@extend_schema(
+    summary="Introspect a token (RFC 7662)", operation_id="auth_introspect", request=IntrospectSerializer,
+    description="For services that must know at once that a session ended: `active` is whether sidus itself "
+                "would take the token now (signature, expiry, the user, the password, the session; a refresh "
+                "token must be its session's live one). Authenticated with HTTP Basic and an `id:secret` pair of "
+                "INTROSPECTION_CLIENTS; the body is JSON or a form, as RFC 7662 sends it.",
+    examples=[examples.INTROSPECT],
+    responses=api_responses({200: IntrospectionSerializer}, 400, 413, 415, own={
+        401: (DETAIL_ERROR, "No introspection client, or a wrong secret.")}),
+)
+class IntrospectView(NoStoreViewMixin, APIView):
+    authentication_classes = [IntrospectionClientAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser, FormParser]
+
+    def post(self, request: Request) -> Response:
+        serializer = IntrospectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(introspect(serializer.validated_data["token"]))

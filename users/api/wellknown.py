@@ -43,6 +43,8 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
         "issuer": settings.SIMPLE_JWT["ISSUER"],
         "jwks_uri": base + reverse("jwks"),
         "token_endpoint": base + reverse("token_obtain_pair"),
+        "introspection_endpoint": base + reverse("introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "id_token_signing_alg_values_supported": [settings.JWT_ALGORITHM],
         "token_endpoint_auth_methods_supported": ["none"],
         "subject_types_supported": ["public"],
