@@ -247,6 +247,8 @@ REST_FRAMEWORK = {
 # (users/auth/keys.py: EdDSA, or ES256), or with SIGNING_KEY (HS256): then only sidus can verify them.
 JWT_ALGORITHM = env("JWT_ALGORITHM", default="EdDSA")
 JWT_KEYS_ENCRYPTION_KEY = env("JWT_KEYS_ENCRYPTION_KEY", default="")  # Fernet, as MFA_ENCRYPTION_KEY
+# Or the keys from a secret store: PKCS#8 PEMs, comma-separated, the first signing (nothing kept in PostgreSQL).
+JWT_SIGNING_KEYS = env.list("JWT_SIGNING_KEYS", default=[])
 # The services that may introspect tokens (RFC 7662), "id:secret,id:secret", with HTTP Basic.
 INTROSPECTION_CLIENTS = dict(pair.split(":", 1) for pair in env.list("INTROSPECTION_CLIENTS", default=[]))
 SIMPLE_JWT = {
@@ -285,9 +287,7 @@ if env.bool("DJANGO_HTTPS", default=False):
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
-
-# --- Logging ----------------------------------------------------------------------------------
-LOGGING = logs.config(env("DJANGO_LOG_LEVEL", default="INFO"))
+LOGGING = logs.config(env("DJANGO_LOG_LEVEL", default="INFO"))  # sidus/logs.py
 
 # --- User events on the broker (users/events) ---------------------------------------------------
 EVENTS_BROKER_URL = env("EVENTS_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")

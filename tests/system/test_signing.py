@@ -1,5 +1,6 @@
 """Another service verifies a sidus token by itself, as its docs tell it to: PyJWT's PyJWKClient
 fetching a live worker's /.well-known/jwks.json; and a rotation under load, across workers."""
+import base64
 import time
 
 import jwt
@@ -61,3 +62,39 @@ def test_hs256_remains_for_a_single_service_and_publishes_nothing():
         assert worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {access}"}
                                  ).status_code == 200
         assert worker.client.get("/.well-known/jwks.json").json() == {"keys": []}
+
+
+def test_introspection_on_another_worker_hears_of_an_ended_session_within_the_bound():
+    basic = "Basic " + base64.b64encode(b"crm:the-crm-secret").decode()
+    with running_workers(2, INTROSPECTION_CLIENTS="crm:the-crm-secret") as (one, other):
+        one.client.post("/api/v1/users/", json={"username": "ivy", "email": "ivy@example.com", "password": PASSWORD})
+        pair = one.client.post("/api/v1/auth/token/", json={"username": "ivy", "password": PASSWORD}).json()
+
+        def active() -> bool:
+            answer = other.client.post("/api/v1/auth/introspect/", json={"token": pair["access"]},
+                                       headers={"Authorization": basic})
+            return answer.json()["active"]
+
+        assert active() is True
+        one.client.post("/api/v1/auth/token/blacklist/", json={"refresh": pair["refresh"]})
+        ended = time.monotonic()
+        while active():
+            assert time.monotonic() - ended < 1.0, "still active after USER_CACHE_MAX_STALENESS"
+            time.sleep(0.02)
+
+
+def test_keys_from_a_secret_store_sign_and_are_published_and_rotate_there():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    with running_workers(1, JWT_SIGNING_KEYS=pem) as (worker,):
+        worker.client.post("/api/v1/users/", json={"username": "eve", "email": "eve@example.com",
+                                                   "password": PASSWORD})
+        access = worker.client.post("/api/v1/auth/token/", json={"username": "eve", "password": PASSWORD}
+                                    ).json()["access"]
+        published = worker.client.get("/.well-known/jwks.json").json()["keys"]
+        assert [key["kid"] for key in published] == [jwt.get_unverified_header(access)["kid"]]
+        assert worker.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {access}"}
+                                 ).status_code == 200

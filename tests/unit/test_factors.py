@@ -45,7 +45,7 @@ def test_recovery_codes_are_typed_in_any_case_with_or_without_the_dash():
 
 
 @pytest.mark.parametrize("settings_, found", [
-    ({"MFA_ENCRYPTION_KEY": "", "MFA_REQUIRED_FOR_STAFF": False}, ("users.W010", "users.W011")),
+    ({"MFA_ENCRYPTION_KEY": "", "MFA_REQUIRED_FOR_STAFF": False}, ("users.W010", "users.W011", "users.W012")),
     ({"MFA_ENCRYPTION_KEY": "not-a-key", "MFA_REQUIRED_FOR_STAFF": True}, ("users.E010",)),
 ])
 def test_the_deploy_check_warns_of_a_derived_key_and_of_staff_without_a_factor(settings_, found):

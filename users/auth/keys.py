@@ -40,24 +40,32 @@ def _thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
+def _public_jwk(private: Any, algorithm: str) -> dict[str, Any]:
+    """The public half of `private` as a JWK, with its `kid` (the RFC 7638 thumbprint)."""
+    if algorithm == "EdDSA" and isinstance(private, ed25519.Ed25519PrivateKey):
+        jwk = json.loads(OKPAlgorithm.to_jwk(private.public_key()))
+    elif algorithm == "ES256" and isinstance(private, ec.EllipticCurvePrivateKey):
+        jwk = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    else:
+        raise ValueError(f"not a key of {algorithm}: JWT_ALGORITHM says which kind of key signs")
+    kid = _thumbprint(jwk)
+    return {**jwk, "kid": kid, "use": "sig", "alg": algorithm}
+
+
 def key_new(*, algorithm: str, signs_from: Any = None) -> SigningKey:
     """A new key pair of `algorithm` (EdDSA: Ed25519; ES256: P-256), saved; it signs from `signs_from`
     (now, if None)."""
-    if algorithm == "EdDSA":
-        private: Any = ed25519.Ed25519PrivateKey.generate()
-        jwk = json.loads(OKPAlgorithm.to_jwk(private.public_key()))
-    elif algorithm == "ES256":
-        private = ec.generate_private_key(ec.SECP256R1())
-        jwk = json.loads(ECAlgorithm.to_jwk(private.public_key()))
-    else:
+    if algorithm not in ASYMMETRIC:
         raise ValueError(f"no key pair for {algorithm!r}: JWT_ALGORITHM is EdDSA, ES256 or HS256")
-    kid = _thumbprint(jwk)
+    private: Any = ed25519.Ed25519PrivateKey.generate() if algorithm == "EdDSA" else ec.generate_private_key(
+        ec.SECP256R1())
+    jwk = _public_jwk(private, algorithm)
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
     now = timezone.now()
     return SigningKey.objects.create(
-        kid=kid, algorithm=algorithm, private_key=secrets.encrypt(pem, setting=_SECRET_SETTING),
-        public_jwk={**jwk, "kid": kid, "use": "sig", "alg": algorithm}, created_at=now, signs_from=signs_from or now)
+        kid=jwk["kid"], algorithm=algorithm, private_key=secrets.encrypt(pem, setting=_SECRET_SETTING),
+        public_jwk=jwk, created_at=now, signs_from=signs_from or now)
 
 
 def key_rotate() -> SigningKey:
@@ -118,8 +126,23 @@ def _rows_sql() -> tuple[str, list[Any]]:
     return query.query.get_compiler("default").as_sql()
 
 
+def key_set_from_environment() -> KeySet | None:
+    """The keys of JWT_SIGNING_KEYS (PEMs, the first signing), or None when it is empty."""
+    if not settings.JWT_SIGNING_KEYS:
+        return None
+    rows, epoch = [], timezone.now().replace(year=2000)
+    for n, pem in enumerate(settings.JWT_SIGNING_KEYS):
+        private = serialization.load_pem_private_key(pem.strip().encode(), password=None)
+        jwk = _public_jwk(private, settings.JWT_ALGORITHM)
+        signs_from = epoch if n == 0 else timezone.now().replace(year=9999)  # the others verify only
+        rows.append((jwk["kid"], secrets.encrypt(pem.strip(), setting=_SECRET_SETTING), jwk, signs_from))
+    return KeySet(settings.JWT_ALGORITHM, tuple(rows))
+
+
 def key_set_read() -> KeySet:
     """The keys as PostgreSQL has them (sync); the first one made if there is none."""
+    if (from_environment := key_set_from_environment()) is not None:
+        return from_environment
     rows = list(SigningKey.objects.filter(algorithm=settings.JWT_ALGORITHM)
                 .values_list("kid", "private_key", "public_jwk", "signs_from"))
     if not rows:
@@ -169,7 +192,9 @@ class SigningKeys:
         self._fresh_until = began + settings.USER_CACHE_MAX_STALENESS
 
     async def start(self) -> None:
-        if settings.JWT_ALGORITHM in ASYMMETRIC and self._task is None:
+        if settings.JWT_SIGNING_KEYS:  # from a secret store: they change with the deployment only
+            self._set, self._fresh_until = key_set_from_environment(), float("inf")
+        elif settings.JWT_ALGORITHM in ASYMMETRIC and self._task is None:
             await self.read()  # before the first request
             self._task = asyncio.create_task(self._run(), name="signing-keys")
 

@@ -18,6 +18,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if settings.JWT_ALGORITHM not in ASYMMETRIC:
             raise CommandError(f"JWT_ALGORITHM is {settings.JWT_ALGORITHM}: the one key is the shared secret.")
+        if settings.JWT_SIGNING_KEYS:
+            raise CommandError("The keys come from JWT_SIGNING_KEYS: rotate them in your secret store (a new PEM "
+                               "first, the old one after it until its tokens have expired).")
         if action == "rotate":
             key = key_rotate()
             self.stdout.write(self.style.SUCCESS(f"New key {key.kid}: published now, signs from "
