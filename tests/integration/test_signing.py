@@ -164,6 +164,15 @@ def test_introspection_says_what_the_api_would_for_each_way_a_session_ends(user,
     accounts.sessions_end(user=other, reason="revoked")
     assert introspect(pair["access"]) == {"active": False}  # ended from elsewhere
     pair = login(None, other.username, "a-whole-new-passphrase-9").json()
+    renewed = APIClient().post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json").json()
+    APIClient().post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")  # a reuse
+    assert introspect(renewed["access"]) == introspect(renewed["refresh"]) == {"active": False}
+    pair = login(None, other.username, "a-whole-new-passphrase-9").json()
+    other.refresh_from_db()
+    accounts.account_secure(user_id=other.pk, session_epoch=other.session_epoch, since=None)
+    assert introspect(pair["access"]) == {"active": False}  # the owner secured the account
+    other.refresh_from_db()
+    pair = login(None, other.username, "a-whole-new-passphrase-9").json()
     accounts.user_soft_delete(user=other)
     assert introspect(pair["access"]) == {"active": False}  # left
 
