@@ -18,6 +18,7 @@ from django.urls import path
 
 from users import accounts
 from users.auth.factors import factor_attempt
+from users.auth.tokens import client_of
 from users.ratelimits import RateLimited
 
 TOO_MANY_LOGINS = "Too many failed logins. Try again in %(wait)s seconds."
@@ -40,7 +41,8 @@ class AdminLoginForm(AdminAuthenticationForm):
         user = self.get_user()
         if user is not None and accounts.has_factor(user):
             try:
-                factor_attempt(self.request, user, accounts.factor_verify, user=user, code=cleaned.get("code"))
+                factor_attempt(self.request, user, accounts.factor_verify, user=user, code=cleaned.get("code"),
+                               client=client_of(self.request))
             except RateLimited as exc:
                 raise ValidationError(TOO_MANY_CODES, code="rate_limited", params={"wait": exc.wait})
             except accounts.FactorRequired:

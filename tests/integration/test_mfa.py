@@ -197,6 +197,7 @@ def test_wrong_codes_are_limited_per_account_and_then_even_the_right_one_is_a_42
     log = logged_in_with_code(ada, codes[1]).get(f"{ME}events/").json()["results"]
     refused = [event for event in log if event["type"] == "user.mfa_failed"]
     assert len(refused) == 3 and {event["by"] for event in refused} == {None}  # anyone's, as a failed login
+    assert {event["ip"] for event in refused} == {"192.0.2.1", "192.0.2.2", "192.0.2.3"}  # and from where
 
 
 def logged_in_with_code(user, code: str) -> APIClient:

@@ -7,6 +7,7 @@ up) and only with a sign counter that moved on. A failure is in the owner's secu
 (`user.mfa_failed`); counting it against RATE_LIMIT_MFA is the caller's, which has the client."""
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 from users import events
 from users.accounts.errors import FactorNotValid, FactorRequired, MfaTokenNotValid
 from users.accounts.factors import challenge_use
+from users.accounts.sessions import device_label
 from users.mfa import keys, passkeys, recovery, totp
 from users.mfa.passkeys import CHALLENGE_SECONDS, PasskeyRefused
 from users.models import Authenticator, MfaChallenge, User, UserEvent, password_fingerprint
@@ -55,26 +57,29 @@ def assertion_options(*, user: User) -> dict[str, Any] | None:
     return options
 
 
-def factor_verify(*, user: User, code: str | None = None, credential: Any = None) -> str:
+def factor_verify(*, user: User, code: str | None = None, credential: Any = None,
+                  client: Mapping[str, Any] | None = None) -> str:
     """Check the second factor of `user`: an app's code or a recovery code (`code`), or a passkey's
-    answer to `assertion_options` (`credential`). The `amr` value it earns; FactorRequired if none
-    was given, FactorNotValid (logged) if it is wrong."""
+    answer to `assertion_options` (`credential`), from `client` (its ip and user_agent, for the
+    owner's log). The `amr` value it earns; FactorRequired if none was given, FactorNotValid
+    (logged) if it is wrong."""
     if not code and not credential:
         raise FactorRequired()
+    context = _context_of(client)
     try:
         if credential:
             _passkey_verify(user, credential, kind=MfaChallenge.Kind.ASSERT)
             return AMR_PASSKEY
         with transaction.atomic():
             if isinstance(code, str) and recovery.looks_like(code):
-                _recovery_code_use(user, code)
+                _recovery_code_use(user, code, context)
             else:
                 _totp_verify(user, code)
             return AMR_CODE
     except FactorNotValid:
         with transaction.atomic():
             method = "passkey" if credential else "recovery_codes" if recovery.looks_like(code or "") else "totp"
-            events.record(user, UserEvent.Type.MFA_FAILED, extra={"method": method})
+            events.record(user, UserEvent.Type.MFA_FAILED, extra={"method": method}, context=context)
         raise
 
 
@@ -90,7 +95,14 @@ def _totp_verify(user: User, code: Any) -> None:
     app.save(update_fields=["data", "last_used_at"])
 
 
-def _recovery_code_use(user: User, code: str) -> None:
+def _context_of(client: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the owner's log says of where a check came from: the IP and a device label."""
+    if not client:
+        return {}
+    return {"ip": client.get("ip"), "device": device_label(client.get("user_agent", ""))}
+
+
+def _recovery_code_use(user: User, code: str, context: dict[str, Any]) -> None:
     codes = Authenticator.objects.select_for_update().filter(user=user, type=Type.RECOVERY_CODES).first()
     stored = codes.data.get("digests", []) if codes is not None else []
     used = recovery.match(code, stored)
@@ -99,7 +111,7 @@ def _recovery_code_use(user: User, code: str) -> None:
     codes.data = {**codes.data, "digests": [digest for digest in stored if digest != used]}
     codes.last_used_at = timezone.now()
     codes.save(update_fields=["data", "last_used_at"])
-    events.record(user, UserEvent.Type.RECOVERY_CODE_USED, extra={"method": "recovery_codes"})
+    events.record(user, UserEvent.Type.RECOVERY_CODE_USED, extra={"method": "recovery_codes"}, context=context)
 
 
 def _passkey_verify(user: User | None, credential: Any, *, kind: str) -> User:
@@ -167,11 +179,12 @@ def mfa_login_user(*, mfa_token: Any) -> User:
     return user
 
 
-def mfa_login_complete(*, mfa_token: str, code: str | None = None, credential: Any = None) -> tuple[User, list[str]]:
+def mfa_login_complete(*, mfa_token: str, code: str | None = None, credential: Any = None,
+                       client: Mapping[str, Any] | None = None) -> tuple[User, list[str]]:
     """The second step: the factor checked, the token used up (once, whatever the concurrency);
     the user and the token's `amr`."""
     user = mfa_login_user(mfa_token=mfa_token)
-    method = factor_verify(user=user, code=code, credential=credential)
+    method = factor_verify(user=user, code=code, credential=credential, client=client)
     if not _login_stage(mfa_token).filter(user=user).delete()[0]:
         raise MfaTokenNotValid()  # another request used it meanwhile
     return user, [AMR_PASSWORD, method]

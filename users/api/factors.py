@@ -34,7 +34,7 @@ from users.api.factor_serializers import (
 )
 from users.api.serializers import FACTOR_INVALID, FACTOR_NOT_VALID, CurrentPasswordSerializer
 from users.auth.factors import factor_attempt
-from users.auth.tokens import TokenPairSerializer, token_pair
+from users.auth.tokens import TokenPairSerializer, client_of, token_pair
 from users.models import User
 
 MFA_TOKEN_NOT_VALID = "This login has expired or was used: log in with the password again."
@@ -145,7 +145,7 @@ class MfaAuthenticateView(AnonymousView):
         try:
             user, amr = _checked(request, user, field, accounts.mfa_login_complete, mfa_token=data["mfa_token"],
                                  code=data.get("code") or data.get("recovery_code"),
-                                 credential=data.get("credential"))
+                                 credential=data.get("credential"), client=client_of(request))
         except accounts.MfaTokenNotValid:
             raise ValidationError({"mfa_token": [MFA_TOKEN_NOT_VALID]}, code="mfa_token_not_valid")
         return Response(token_pair(user, request, login=True, amr=amr))

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from users import accounts
 from users.auth.factors import factor_attempt
+from users.auth.tokens import client_of
 from users.mail import links
 from users.models import Session, UserEvent, fold
 from users.profile.serializers import StrictInputMixin, clean_email, password_field, validate_password
@@ -41,8 +42,9 @@ class FactorSerializer(StrictInputMixin, serializers.Serializer):
         proved = ["pwd"] if "current_password" in self.fields else []
         if accounts.has_factor(user):
             try:
-                proved.append(factor_attempt(self.context["request"], user, accounts.factor_verify, user=user,
-                                             code=attrs.get("code"), credential=attrs.get("credential")))
+                request = self.context["request"]
+                proved.append(factor_attempt(request, user, accounts.factor_verify, user=user, code=attrs.get("code"),
+                                             credential=attrs.get("credential"), client=client_of(request)))
             except accounts.FactorRequired:
                 raise serializers.ValidationError({"code": [FACTOR_REQUIRED]}, code="mfa_required")
             except accounts.FactorNotValid:

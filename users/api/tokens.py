@@ -95,21 +95,21 @@ class IntrospectionSerializer(serializers.Serializer):
     auth_time = serializers.IntegerField(required=False)
 
 
-@extend_schema(
-    summary="Introspect a token (RFC 7662)", operation_id="auth_introspect", request=IntrospectSerializer,
-    description="For services that must know at once that a session ended: `active` is whether sidus itself "
-                "would take the token now (signature, expiry, the user, the password, the session; a refresh "
-                "token must be its session's live one). Authenticated with HTTP Basic and an `id:secret` pair of "
-                "INTROSPECTION_CLIENTS; the body is JSON or a form, as RFC 7662 sends it.",
-    examples=[examples.INTROSPECT],
-    responses=api_responses({200: IntrospectionSerializer}, 400, 413, 415, own={
-        401: (DETAIL_ERROR, "No introspection client, or a wrong secret.")}),
-)
 class IntrospectView(NoStoreViewMixin, APIView):
     authentication_classes = [IntrospectionClientAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser, FormParser]
 
+    @extend_schema(
+        summary="Introspect a token (RFC 7662)", operation_id="auth_introspect", request=IntrospectSerializer,
+        description="For services that must know at once that a session ended: `active` is whether sidus itself "
+                    "would take the token now (signature, expiry, the user, the password, the session; a refresh "
+                    "token must be its session's live one). Authenticated with HTTP Basic and an `id:secret` pair of "
+                    "INTROSPECTION_CLIENTS; the body is JSON or a form, as RFC 7662 sends it.",
+        examples=[examples.INTROSPECT],
+        responses=api_responses({200: IntrospectionSerializer}, 400, 413, 415, own={
+            401: (DETAIL_ERROR, "No introspection client, or a wrong secret.")}),
+    )
     def post(self, request: Request) -> Response:
         serializer = IntrospectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
