@@ -15,9 +15,12 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet as JoseKeySet
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.exceptions import TokenBackendError
 
 from tests.support import login
 from users import accounts
+from users.auth.keys import SigningKeys
+from users.auth.signing import TOKEN_BACKEND
 from users.models import SigningKey
 from users.runtime import current
 
@@ -35,7 +38,10 @@ def me(token: str) -> int:
 
 
 def read_keys_again() -> None:
-    current().signing_keys.unknown(None)
+    """As a worker's reader does every quarter of the bound: this process's copy made anew."""
+    runtime = current()
+    runtime.signing_keys = SigningKeys(runtime.db)
+    runtime.signing_keys.current()
 
 
 @pytest.mark.django_db
@@ -201,3 +207,15 @@ async def test_the_edge_replays_djangos_key_set_until_the_keys_change(asgi_clien
     assert discovery.status_code == 400  # not an allowed host: Django's answer, never kept
     discovery = await asgi_client.get("/.well-known/openid-configuration")
     assert discovery.json()["jwks_uri"] == "http://localhost/.well-known/jwks.json"
+
+
+@pytest.mark.django_db
+def test_tokens_naming_made_up_keys_cost_one_read_per_staleness_bound(user, django_assert_max_num_queries):
+    claims = jwt.decode(login(None, user.username).json()["access"], options={"verify_signature": False})
+    made_up = [jwt.encode(claims, ed25519.Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": f"k{n}"})
+               for n in range(20)]
+    current().signing_keys.current()
+    with django_assert_max_num_queries(1):  # one read for the first unknown kid, none for the other 19
+        for token in made_up:
+            with pytest.raises(TokenBackendError):
+                TOKEN_BACKEND.decode(token)

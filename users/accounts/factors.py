@@ -99,9 +99,14 @@ def passkey_registration_options(*, user: User) -> dict[str, Any]:
     exclude = list(Authenticator.objects.filter(user=user, type=Type.PASSKEY).values_list("credential_id", flat=True))
     handle = keys.digest(str(user.pk), purpose="user_handle")[:32].encode()
     options, challenge = passkeys.registration_options(user_handle=handle, name=user.get_username(), exclude=exclude)
-    MfaChallenge.objects.create(kind=MfaChallenge.Kind.REGISTER, user=user, challenge=challenge,
-                                expires_at=timezone.now() + timedelta(seconds=CHALLENGE_SECONDS))
+    challenge_new(kind=MfaChallenge.Kind.REGISTER, user=user, challenge=challenge)
     return options
+
+
+def challenge_new(*, kind: str, user: User | None, challenge: str) -> None:
+    """Keep a WebAuthn ceremony's challenge for its answer, for CHALLENGE_SECONDS."""
+    MfaChallenge.objects.create(kind=kind, user=user, challenge=challenge,
+                                expires_at=timezone.now() + timedelta(seconds=CHALLENGE_SECONDS))
 
 
 def challenge_use(credential: Any, *, kind: str, user: User | None = None) -> str:

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from users import events
 from users.accounts.errors import FactorNotValid, FactorRequired, MfaTokenNotValid
-from users.accounts.factors import challenge_use
+from users.accounts.factors import challenge_new, challenge_use
 from users.accounts.sessions import device_label
 from users.mfa import keys, passkeys, recovery, totp
-from users.mfa.passkeys import CHALLENGE_SECONDS, PasskeyRefused
+from users.mfa.passkeys import PasskeyRefused
 from users.models import Authenticator, MfaChallenge, User, UserEvent, password_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -41,11 +41,6 @@ def methods_of(user: User) -> list[str]:
     return [names[kind] for kind in (Type.TOTP, Type.RECOVERY_CODES, Type.PASSKEY) if kind in types]
 
 
-def _challenge(kind: str, user: User | None, challenge: str) -> None:
-    MfaChallenge.objects.create(kind=kind, user=user, challenge=challenge,
-                                expires_at=timezone.now() + timedelta(seconds=CHALLENGE_SECONDS))
-
-
 def assertion_options(*, user: User) -> dict[str, Any] | None:
     """Options for `navigator.credentials.get()` with one of `user`'s passkeys (None: they have
     none), whose answer goes as `credential` with the login's second step or a sensitive change."""
@@ -53,7 +48,7 @@ def assertion_options(*, user: User) -> dict[str, Any] | None:
     if not allow:
         return None
     options, challenge = passkeys.assertion_options(allow=allow)
-    _challenge(MfaChallenge.Kind.ASSERT, user, challenge)
+    challenge_new(kind=MfaChallenge.Kind.ASSERT, user=user, challenge=challenge)
     return options
 
 
@@ -194,7 +189,7 @@ def passkey_login_options() -> dict[str, Any]:
     """Options for `navigator.credentials.get()` with any passkey of this site (discoverable, the
     person verified): a login with no username or password."""
     options, challenge = passkeys.assertion_options(allow=None)
-    _challenge(MfaChallenge.Kind.PASSKEY_LOGIN, None, challenge)
+    challenge_new(kind=MfaChallenge.Kind.PASSKEY_LOGIN, user=None, challenge=challenge)
     return options
 
 

@@ -158,6 +158,7 @@ class SigningKeys:
         self.db = db
         self._set: KeySet | None = None
         self._fresh_until = 0.0
+        self._forced_at = float("-inf")  # the last read an unknown kid asked for
         self._task: asyncio.Task | None = None
 
     def current(self, *, sync: bool = True) -> KeySet | None:
@@ -172,10 +173,14 @@ class SigningKeys:
         self._fresh_until = began + settings.USER_CACHE_MAX_STALENESS
         return self._set
 
-    def unknown(self, kid: Any) -> KeySet | None:
-        """A kid this copy does not know, from sync code: read again at once (a key made a moment
-        ago), at most once per staleness bound."""
-        self._fresh_until = min(self._fresh_until, time.monotonic())
+    def unknown(self) -> KeySet | None:
+        """A token named a key this copy does not know, from sync code: read again at once (a key
+        made a moment ago), but at most once per staleness bound, so that tokens naming made-up
+        keys cost no query each."""
+        now = time.monotonic()
+        if now - self._forced_at >= settings.USER_CACHE_MAX_STALENESS:
+            self._forced_at = now
+            self._fresh_until = min(self._fresh_until, now)
         return self.current()
 
     async def read(self) -> None:

@@ -49,7 +49,7 @@ class KeySetBackend(TokenBackend):
         key_set = keys.current(sync=not on_loop)
         key = key_set.verifying(kid) if key_set is not None else None
         if key is None and not on_loop and isinstance(kid, str):
-            key = keys.unknown(kid).verifying(kid)
+            key = keys.unknown().verifying(kid)
         if key is None:
             raise TokenBackendError("Token is invalid")
         return key
