@@ -350,6 +350,16 @@ def test_a_removed_passkey_is_refused_and_a_renamed_one_shows_its_name(ada):
     assert types.count("user.passkey_added") == 2 and types.count("user.passkey_removed") == 1
 
 
+def test_a_refused_registration_answer_uses_its_challenge_up(ada):
+    device, client = SoftAuthenticator(), logged_in(ada)
+    options = client.post(f"{AUTH}/passkeys/registration/options/", {"current_password": PASSWORD}, format="json")
+    made = device.create(options.json())
+    refused = SoftAuthenticator(origin="https://evil.example").create(options.json())
+    assert client.post(f"{AUTH}/passkeys/", {"credential": refused, "name": "x"}, format="json").status_code == 400
+    assert client.post(f"{AUTH}/passkeys/", {"credential": made, "name": "x"}, format="json").status_code == 400
+    assert not Authenticator.objects.filter(user=ada).exists()
+
+
 @pytest.mark.parametrize("credential", [{}, [], "x", {"response": {"clientDataJSON": "!!"}}, {"rawId": 5},
                                         {"response": {"clientDataJSON": "e30"}, "rawId": "AA"}])
 def test_a_credential_of_any_shape_is_a_400_naming_it(ada, credential):

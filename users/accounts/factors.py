@@ -41,8 +41,13 @@ def _new_recovery_codes(user: User) -> list[str]:
     return codes
 
 
+def has_factor(user: User) -> bool:
+    """Whether `user` needs a second factor: a confirmed app or a passkey."""
+    return Authenticator.objects.factors().filter(user=user).exists()
+
+
 def _drop_recovery_codes_if_last(user: User) -> None:
-    if not Authenticator.objects.factors().filter(user=user).exists():
+    if not has_factor(user):
         Authenticator.objects.filter(user=user, type=Type.RECOVERY_CODES).delete()
 
 
@@ -88,7 +93,7 @@ def totp_disable(*, user: User) -> None:
 
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     with transaction.atomic():
-        if not Authenticator.objects.factors().filter(user=user).exists():
+        if not has_factor(user):
             raise FactorConflict("Recovery codes come with a second factor: set one up first.")
         return _new_recovery_codes(user)
 
@@ -122,13 +127,13 @@ def challenge_use(credential: Any, *, kind: str, user: User | None = None) -> st
 def passkey_add(*, user: User, credential: Any, name: str) -> tuple[Authenticator, list[str] | None]:
     """The passkey the browser made for the options of `passkey_registration_options`; with the
     account's first factor, a set of recovery codes (else None)."""
+    challenge = challenge_use(credential, kind=MfaChallenge.Kind.REGISTER, user=user)  # used up, whatever comes
+    try:
+        made = passkeys.verify_registration(credential, challenge=challenge)
+    except PasskeyRefused:
+        raise FactorNotValid()
     with transaction.atomic():
-        challenge = challenge_use(credential, kind=MfaChallenge.Kind.REGISTER, user=user)
-        try:
-            made = passkeys.verify_registration(credential, challenge=challenge)
-        except PasskeyRefused:
-            raise FactorNotValid()
-        first = not Authenticator.objects.factors().filter(user=user).exists()
+        first = not has_factor(user)
         try:
             with transaction.atomic():
                 passkey = Authenticator.objects.create(

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from users import events
 from users.accounts.errors import FactorNotValid, FactorRequired, MfaTokenNotValid
-from users.accounts.factors import challenge_new, challenge_use
+from users.accounts.factors import challenge_new, challenge_use, has_factor
 from users.accounts.sessions import device_label
 from users.mfa import keys, passkeys, recovery, totp
 from users.mfa.passkeys import PasskeyRefused
@@ -28,10 +28,6 @@ Type = Authenticator.Type
 MFA_TOKEN_SECONDS = 300
 # RFC 8176's Authentication Method Reference values the tokens carry (`amr`).
 AMR_PASSWORD, AMR_CODE, AMR_PASSKEY = "pwd", "otp", "hwk"
-
-
-def has_factor(user: User) -> bool:
-    return Authenticator.objects.factors().filter(user=user).exists()
 
 
 def methods_of(user: User) -> list[str]:
