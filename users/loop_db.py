@@ -6,6 +6,9 @@ transaction. Started and stopped with each worker by the ASGI lifespan; elsewher
 tests that do not start it) `connection()` raises and the callers let Django do the work. Each
 process's is its runtime's (`users.runtime`).
 """
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -59,3 +62,23 @@ class LoopDatabase:
         if self.pool is None:
             raise RuntimeError("the event loop's database pool is not started")
         return self.pool.connection()
+
+
+async def read_every(read: Callable[[], Awaitable[None]], *, interval: float, logger: logging.Logger,
+                     failing: str, now: bool = False) -> None:
+    """`read` every `interval` seconds (the first at once if `now`), forever (until cancelled): the
+    readers that keep a worker's copies of PostgreSQL's rows fresh (the ended sessions, the
+    signing keys). While PostgreSQL is away each copy goes on as its owner says; `failing` is
+    logged once per outage, with the error."""
+    failed = False
+    while True:
+        if not now:
+            await asyncio.sleep(interval)
+        now = False
+        try:
+            await read()
+            failed = False
+        except Exception as exc:  # noqa: BLE001  any error at all: the next round tries again
+            if not failed:
+                logger.warning(failing, exc)
+                failed = True

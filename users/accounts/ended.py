@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
-from users.loop_db import LoopDatabase
+from users.loop_db import LoopDatabase, read_every
 from users.models import Session
 from users.runtime import current
 
@@ -95,17 +95,10 @@ class EndedSessions:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
-        interval = settings.USER_CACHE_MAX_STALENESS / 4
-        failing = False
-        while True:
-            try:
-                await self.read()
-                failing = False
-            except Exception as exc:  # noqa: BLE001  PostgreSQL away: the rows are asked until it is back
-                if not failing:
-                    logger.warning("Ended sessions not read, each check asks PostgreSQL: %r", exc)
-                    failing = True
-            await asyncio.sleep(interval)
+        """A read now, then one every quarter of the bound; while PostgreSQL is away the copy is not
+        fresh, and each check asks the session's row."""
+        await read_every(self.read, interval=settings.USER_CACHE_MAX_STALENESS / 4, logger=logger,
+                         failing="Ended sessions not read, each check asks PostgreSQL: %r", now=True)
 
 
 def session_key(session_id: Any) -> uuid.UUID | None:

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from users.loop_db import read_every
 from users.mfa import keys as secrets
 from users.models import SigningKey
 
@@ -211,13 +212,6 @@ class SigningKeys:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(settings.USER_CACHE_MAX_STALENESS / 4)
-            try:
-                await self.read()
-                failing = False
-            except Exception as exc:  # noqa: BLE001  PostgreSQL away: the keys known still sign and verify
-                if not failing:
-                    logger.warning("Signing keys not read, the ones known go on: %r", exc)
-                    failing = True
+        """While PostgreSQL is away the keys known go on signing and verifying."""
+        await read_every(self.read, interval=settings.USER_CACHE_MAX_STALENESS / 4, logger=logger,
+                         failing="Signing keys not read, the ones known go on: %r")
