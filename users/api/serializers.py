@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from users import accounts
+from users.accounts.mfa import AMR_PASSWORD
 from users.auth.factors import factor_attempt
 from users.auth.tokens import client_of
 from users.mail import links
@@ -39,7 +40,7 @@ class FactorSerializer(StrictInputMixin, serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = self.validate_input(attrs)
         user = self.context["user"]
-        proved = ["pwd"] if "current_password" in self.fields else []
+        proved = [AMR_PASSWORD] if "current_password" in self.fields else []
         if accounts.has_factor(user):
             try:
                 request = self.context["request"]
