@@ -66,3 +66,32 @@ class EventRelay(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(EventRelay)
+
+
+class WebhookSender(bootsteps.StartStopStep):
+    """Runs a webhook sender (users/webhooks/sender.py) in a thread of each worker's main process,
+    beside the relay: several senders share the deliveries, each endpoint's users' still in order."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+
+    def start(self, worker: Any) -> None:
+        from django.conf import settings
+
+        from users.webhooks.sender import Sender
+
+        if settings.WEBHOOKS_SENDER:
+            self.thread = threading.Thread(target=Sender().run, args=(self.stopping,), name="webhooks", daemon=True)
+            self.thread.start()
+
+    def stop(self, worker: Any) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+app.steps["worker"].add(WebhookSender)

@@ -26,19 +26,15 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
 
 INSTALLED_APPS = [
-    "sidus.apps.AdminConfig", "django.contrib.auth", "django.contrib.contenttypes",
-    "django.contrib.sessions", "django.contrib.messages", "django.contrib.staticfiles",
-    "rest_framework",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
-    "channels",
-    "sidus.apps.SidusConfig",
-    "users",
+    "sidus.apps.AdminConfig", "django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
+    "django.contrib.messages", "django.contrib.staticfiles", "rest_framework", "drf_spectacular",
+    "drf_spectacular_sidecar", "channels", "sidus.apps.SidusConfig", "users",
 ]
 
 # Django's usual stack, as subclasses that cost the API no thread hop (sidus/http/middleware.py): the
 # session, CSRF, auth and messages middleware run for /admin/ only, static files under STATIC_URL.
 MIDDLEWARE = [
+    "users.api.middleware.ActorMiddleware",  # the events a request records are the user's
     "sidus.http.middleware.SecurityMiddleware",
     "sidus.http.middleware.StaticFilesMiddleware",
     "sidus.http.middleware.SessionMiddleware",
@@ -58,11 +54,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
+                                       "django.contrib.auth.context_processors.auth",
+                                       "django.contrib.messages.context_processors.messages"]},
 }]
 
 LANGUAGE_CODE = "en-us"
@@ -174,18 +168,11 @@ LOGIN_ALERTS = env.bool("LOGIN_ALERTS", default=True)
 
 # --- Passwords --------------------------------------------------------------------------------
 # Argon2id (OWASP's parameters) first; the others verify older hashes, rehashed at the next login.
-PASSWORD_HASHERS = [
-    "users.auth.hashers.Argon2idPasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
-    "django.contrib.auth.hashers.ScryptPasswordHasher",
-]
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
+PASSWORD_HASHERS = ["users.auth.hashers.Argon2idPasswordHasher", *(f"django.contrib.auth.hashers.{name}PasswordHasher"
+                                                                   for name in ("PBKDF2", "PBKDF2SHA1", "Scrypt"))]
+AUTH_PASSWORD_VALIDATORS = [{"NAME": f"django.contrib.auth.password_validation.{name}"} for name in (
+    "UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+    "NumericPasswordValidator")]
 AUTHENTICATION_BACKENDS = ["users.auth.backends.RateLimitedModelBackend"]
 
 # --- Second factors (users/mfa/, docs/accounts.md) ------------------------------------------------
@@ -298,3 +285,16 @@ EVENTS_RELAY_BATCH = env.int("EVENTS_RELAY_BATCH", default=1000)
 EVENTS_RELAY_POLL_INTERVAL = env.float("EVENTS_RELAY_POLL_INTERVAL", default=1.0)
 EVENTS_BROKER_TIMEOUT = env.float("EVENTS_BROKER_TIMEOUT", default=5.0)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=5)
+
+# --- Webhooks (users/webhooks/, docs/events.md) ----------------------------------------------------
+# Endpoints are https only, and only reach public addresses, but for these: http for the hosts of
+# WEBHOOKS_ALLOW_HOSTS; any address with WEBHOOKS_ALLOW_PRIVATE (a receiver in your own network).
+WEBHOOKS_ALLOW_HOSTS = env.list("WEBHOOKS_ALLOW_HOSTS", default=[])
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_SENDER = env.bool("WEBHOOKS_SENDER", default=True)  # a sender in each Celery worker
+WEBHOOKS_CONCURRENCY = env.int("WEBHOOKS_CONCURRENCY", default=32)  # deliveries in flight per endpoint and sender
+# Seconds before each retry (Standard Webhooks' schedule); an endpoint failing this long is disabled.
+WEBHOOKS_RETRY_SCHEDULE = env.list("WEBHOOKS_RETRY_SCHEDULE", cast=float,
+                                   default=[5, 300, 1800, 7200, 18000, 36000, 36000])
+WEBHOOKS_DISABLE_AFTER = env.int("WEBHOOKS_DISABLE_AFTER", default=5 * 86400)
+ADMINS = [("", address) for address in env.list("DJANGO_ADMINS", default=[])]  # told when one is disabled

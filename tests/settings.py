@@ -29,3 +29,5 @@ LOGGING["loggers"]["httpx"] = {"level": "WARNING"}  # noqa: F405
 # connections to the test database past the test); the event tests run relays themselves, and
 # tests/system/test_events_faults.py starts a real worker with EVENTS_RELAY=true.
 EVENTS_RELAY = os.environ.get("EVENTS_RELAY", "false") == "true"
+# Nor a webhook sender, for the same reason: the webhook tests run theirs.
+WEBHOOKS_SENDER = os.environ.get("WEBHOOKS_SENDER", "false") == "true"

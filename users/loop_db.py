@@ -18,16 +18,21 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 
+def conninfo() -> dict[str, Any]:
+    """Django's connection settings, as psycopg's own connect() takes them."""
+    params = connections["default"].get_connection_params()
+    info = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
+    if settings.DATABASE_PGBOUNCER:
+        info["prepare_threshold"] = None  # a prepared statement lives on one server connection
+    return info
+
+
 class LoopDatabase:
     def __init__(self) -> None:
         self.pool: AsyncConnectionPool | None = None
 
     async def start(self) -> None:
         connection = connections["default"]
-        params = connection.get_connection_params()
-        conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
-        if settings.DATABASE_PGBOUNCER:
-            conninfo["prepare_threshold"] = None  # a prepared statement lives on one server connection
         # Django sets each of its connections to its own time zone (UTC): so do these, or a server in
         # another zone would give `updated_at` another offset, and the edge's ETags would not be Django's.
         # A SET, not a startup option: PgBouncer refuses `options`, and restores a client's TimeZone
@@ -41,7 +46,7 @@ class LoopDatabase:
         # A fixed size, opened in the background at start: a burst of misses (a write's refreshes
         # and readers together) must not wait for a connection to be opened, nor after a quiet spell.
         self.pool = AsyncConnectionPool(
-            kwargs={**conninfo, "autocommit": True}, configure=configure, min_size=size, max_size=size,
+            kwargs={**conninfo(), "autocommit": True}, configure=configure, min_size=size, max_size=size,
             timeout=settings.DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("timeout", 5.0),
             open=False, name="loop-db",
         )

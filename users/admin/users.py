@@ -32,9 +32,9 @@ def _session_cell(session: Session, name: str) -> str:
     return value or "-"
 
 
-def counted(count: int, noun: str) -> str:
+def counted(count: int, noun: str, plural: str | None = None) -> str:
     """"1 user", "2 users": the admin's messages say it as Django's own do."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 class StaffPasswordChangeForm(AdminPasswordChangeForm):

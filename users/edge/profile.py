@@ -29,10 +29,10 @@ from sidus.edge import Django, EdgeRequest, Route, tagged
 from sidus.edge.answers import render
 from sidus.edge.request import Send
 from sidus.http.parsers import JSONParser
-from users import accounts, ratelimits
+from users import accounts, events, ratelimits
 from users.auth.authentication import TOKEN_FIELDS, token_refusal, validated_token
 from users.cache import shared
-from users.models import User, user_id_from
+from users.models import User, UserEvent, user_id_from
 from users.profile import queries, routes
 from users.profile.etags import body_etag
 from users.profile.fields import TEXT_FIELDS
@@ -200,7 +200,8 @@ async def _write(request: EdgeRequest, patch: _Patch) -> User | None:
             caller = ratelimits.Caller(user, request.meta())
             if await sync_to_async(ratelimits.hit, thread_sensitive=False)(caller, "update") is not None:
                 return None  # Django counts once more and answers 429
-        return await accounts.profile_update_async(user=user, data=patch.data, secure=request.secure)
+        with events.acting(UserEvent.Actor.USER):
+            return await accounts.profile_update_async(user=user, data=patch.data, secure=request.secure)
     except Exception as exc:  # noqa: BLE001  whatever it is, Django answers instead (503 if PostgreSQL is away)
         logger.debug("Lean PATCH fell back to Django: %r", exc)
         return None

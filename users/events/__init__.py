@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from psycopg import sql
 
-from users.models import User, UserEvent
+from users.models import User, UserEvent, WebhookDelivery, WebhookEndpoint
 from users.profile.serializers import UserPublicSerializer, representation
 
 Type = UserEvent.Type
@@ -37,14 +37,27 @@ _WITH_EMAIL = frozenset({Type.REGISTERED, Type.EMAIL_CHANGED, Type.EMAIL_VERIFIE
 # What a user's log says of a staff action: never who.
 BY_STAFF = {"by": "staff"}
 _acting: ContextVar[Mapping[str, Any]] = ContextVar("sidus_events_acting", default={})
+# Who causes what is recorded now (the CloudEvent's `actor`): sidus itself unless a request or staff.
+_actor: ContextVar[str] = ContextVar("sidus_events_actor", default=UserEvent.Actor.SYSTEM)
+
+
+@contextlib.contextmanager
+def acting(actor: str) -> Iterator[None]:
+    """Every event recorded inside is `actor`'s (UserEvent.Actor): a client's request is the user's."""
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
 
 
 @contextlib.contextmanager
 def by_staff() -> Iterator[None]:
-    """Every event recorded inside (by `save()` too) is staff's in its user's security log."""
+    """Every event recorded inside (by `save()` too) is staff's, in its user's security log and its `actor`."""
     token = _acting.set(BY_STAFF)
     try:
-        yield
+        with acting(UserEvent.Actor.STAFF):
+            yield
     finally:
         _acting.reset(token)
 
@@ -116,21 +129,46 @@ def data(user: User, type: str, changed: list[str]) -> dict[str, Any]:
 
 def _record_sql() -> str:
     event, user = UserEvent._meta, User._meta
-    columns = ("id", "user_id", "sequence", "type", "time", "data", "context", "attempts", "last_error")
+    endpoint, delivery = WebhookEndpoint._meta, WebhookDelivery._meta
+    columns = ("id", "user_id", "sequence", "type", "time", "data", "context", "actor", "attempts", "last_error")
     return sql.SQL(
-        "WITH numbered AS (UPDATE {user} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {seq} AS sequence) "
-        "INSERT INTO {event} ({columns}) "
-        "SELECT %s, %s, numbered.sequence, %s, %s, %s::jsonb, %s::jsonb, 0, '' FROM numbered"
+        "WITH numbered AS (UPDATE {user} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {seq} AS sequence), "
+        "recorded AS (INSERT INTO {event} ({columns}) "
+        "SELECT %s, %s, numbered.sequence, %s, %s, %s::jsonb, %s::jsonb, %s, 0, '' FROM numbered "
+        "RETURNING {event_id}, {event_user}, {event_seq}, {event_type}) "
+        "INSERT INTO {delivery} ({d_endpoint}, {d_event}, {d_user}, {d_seq}) "
+        "SELECT w.{w_id}, r.{event_id}, r.{event_user}, r.{event_seq} FROM recorded r JOIN {endpoint} w "
+        "ON w.{w_enabled} AND {wanted}"
     ).format(
         user=sql.Identifier(user.db_table), seq=sql.Identifier(user.get_field("event_sequence").column),
         pk=sql.Identifier(user.pk.column), event=sql.Identifier(event.db_table),
         columns=sql.SQL(", ").join(
             sql.Identifier(event.get_field(name.removesuffix("_id")).column) for name in columns
         ),
+        event_id=sql.Identifier(event.pk.column), event_user=sql.Identifier(event.get_field("user").column),
+        event_seq=sql.Identifier(event.get_field("sequence").column),
+        event_type=sql.Identifier(event.get_field("type").column),
+        delivery=sql.Identifier(delivery.db_table), d_endpoint=sql.Identifier(delivery.get_field("endpoint").column),
+        d_event=sql.Identifier(delivery.get_field("event").column),
+        d_user=sql.Identifier(delivery.get_field("user_id").column),
+        d_seq=sql.Identifier(delivery.get_field("sequence").column),
+        endpoint=sql.Identifier(endpoint.db_table), w_id=sql.Identifier(endpoint.pk.column),
+        w_enabled=sql.Identifier(endpoint.get_field("enabled").column),
+        wanted=wanted(sql.SQL("r.{}").format(sql.Identifier(event.get_field("type").column)),
+                      sql.SQL("w.{}").format(sql.Identifier(endpoint.get_field("event_types").column))),
     ).as_string(None)
 
 
-# One event: the user's next sequence number taken under its row lock, and the row inserted.
+def wanted(event_type: sql.Composable, patterns: sql.Composable) -> sql.Composed:
+    """SQL, true when one of a webhook endpoint's `event_types` (patterns in which `*` is any run of
+    characters) matches an event's type: as LIKE patterns, LIKE's own `_` escaped (users/webhooks/
+    allows no other special character). For a statement with parameters (`%%`)."""
+    return sql.SQL("{} LIKE ANY (SELECT replace(replace(p, '_', '\\_'), '*', '%%') FROM unnest({}) p)").format(
+        event_type, patterns)
+
+
+# One event: the user's next sequence number taken under its row lock, the row inserted, and one
+# delivery for each enabled webhook endpoint that wants its type (in the same statement: no round trip).
 RECORD = _record_sql()
 
 
@@ -140,7 +178,7 @@ def record_params(user: User, type: str, changed: list[str], *, extra: Mapping[s
     its `data`, `context` only into the user's own security log (with "by staff" inside `by_staff`)."""
     payload = {**data(user, type, changed), **(extra or {})}
     return [user.pk, UserEvent._meta.pk.default(), user.pk, str(type), timezone.now(), json.dumps(payload),
-            json.dumps({**(context or {}), **_acting.get()})]
+            json.dumps({**(context or {}), **_acting.get()}), _actor.get()]
 
 
 def record(user: User, type: str, *, extra: Mapping[str, Any] | None = None,

@@ -20,10 +20,12 @@ class Outgoing(NamedTuple):
     type: str
     time: datetime
     data: str
+    actor: str
 
     @classmethod
     def of(cls, event: UserEvent) -> "Outgoing":
-        return cls(event.id, event.user_id, event.sequence, event.type, event.time, json.dumps(event.data))
+        return cls(event.id, event.user_id, event.sequence, event.type, event.time, json.dumps(event.data),
+                   event.actor)
 
 
 # Digits of `sequence`: a bigint's 19 and one, so that strings compare as their numbers do.
@@ -34,7 +36,8 @@ def encode(event: Outgoing) -> bytes:
     """The CloudEvent's bytes. `id` is the row's, so a redelivery or a replay carries the same one.
     `subjectsequence`, an extension of ours (an Integer), counts the events of the (`source`,
     `subject`) from 1, without gaps. `sequence` is the same number as the CloudEvents sequence
-    extension defines it: a String whose lexicographic order is the events' order (zero-padded)."""
+    extension defines it: a String whose lexicographic order is the events' order (zero-padded).
+    `actor`, an extension of ours, says who caused it: `user`, `staff` or `system`."""
     attributes = {
         "specversion": "1.0",
         "id": str(event.id),
@@ -45,6 +48,7 @@ def encode(event: Outgoing) -> bytes:
         "datacontenttype": "application/json",
         "subjectsequence": event.sequence,
         "sequence": str(event.sequence).zfill(SEQUENCE_DIGITS),
+        "actor": event.actor,
     }
     head = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
     return f'{head[:-1]},"data":{event.data}}}'.encode()

@@ -24,6 +24,7 @@ from django.utils import timezone
 from kombu import Connection, Exchange
 
 from users.events.cloudevents import CONTENT_TYPE, Outgoing, encode
+from users.loop_db import conninfo
 from users.models import UserEvent
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ _table = UserEvent._meta.db_table
 # a subquery per row on the unpublished index, a plan that does not depend on the table's statistics
 # (a NOT EXISTS became a nested loop over the whole backlog when they said the table was small).
 CLAIM = f"""
-SELECT e.id, e.user_id, e.sequence, e.type, e.time, e.data::text, e.attempts FROM "{_table}" e
+SELECT e.id, e.user_id, e.sequence, e.type, e.time, e.data::text, e.actor, e.attempts FROM "{_table}" e
 WHERE e.published_at IS NULL AND e.parked_at IS NULL AND (e.available_at IS NULL OR e.available_at <= %s)
   AND e.sequence = (SELECT min(p.sequence) FROM "{_table}" p WHERE p.user_id = e.user_id AND p.published_at IS NULL)
 LIMIT %s
@@ -151,14 +152,14 @@ class Relay:
             claimed = cursor.fetchall()
             if not claimed:
                 return 0
-            events = [Outgoing(*row[:6]) for row in claimed]
+            events = [Outgoing(*row[:7]) for row in claimed]
             outcomes = self.publisher.publish(events)
             published = [event.id for event in events if outcomes.get(event.id, "not sent") is None]
             cursor.execute(MARK_PUBLISHED, [timezone.now(), published])
             for row, event in zip(claimed, events):
                 error = outcomes.get(event.id, "not sent")
                 if error is not None:
-                    self._failed(event, row[6] + 1, error, now)
+                    self._failed(event, row[7] + 1, error, now)
         return len(published)
 
     def _failed(self, event: Outgoing, attempts: int, error: str, now: Any) -> None:
@@ -198,9 +199,7 @@ class Relay:
 
     def _listen(self) -> None:
         if self._listener is None:
-            params = connections[DEFAULT_DB_ALIAS].get_connection_params()
-            conninfo = {k: v for k, v in params.items() if k not in ("cursor_factory", "context", "prepare_threshold")}
-            self._listener = psycopg.connect(**conninfo, autocommit=True)
+            self._listener = psycopg.connect(**conninfo(), autocommit=True)
             self._listener.execute(f"LISTEN {CHANNEL}")
 
     def _wait(self, timeout: float, stop: threading.Event) -> None:

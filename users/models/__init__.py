@@ -16,9 +16,11 @@ from users.models.user import (
     password_fingerprint,
     user_id_from,
 )
+from users.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "FOLDED_FIELDS", "MAX_USER_ID", "Authenticator", "ConsumedEvent", "EmailChange", "EmailChangeQuerySet",
     "MfaChallenge", "OutboxEmail", "PendingSignup", "Session", "SigningKey", "UnsentInvalidation", "User", "UserEvent",
-    "UserManager", "UserQuerySet", "fold", "password_fingerprint", "user_id_from"
+    "UserManager", "UserQuerySet", "WebhookDelivery", "WebhookEndpoint", "fold", "password_fingerprint",
+    "user_id_from"
 ]

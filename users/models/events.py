@@ -36,6 +36,11 @@ class UserEvent(models.Model):
         PASSKEY_REMOVED = "user.passkey_removed"
         MFA_FAILED = "user.mfa_failed"
 
+    class Actor(models.TextChoices):
+        USER = "user"
+        STAFF = "staff"
+        SYSTEM = "system"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No database constraint: a user's events outlive the row, should anyone remove it.
     user = models.ForeignKey(User, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events")
@@ -43,6 +48,9 @@ class UserEvent(models.Model):
     type = models.CharField(max_length=255, choices=Type.choices)
     time = models.DateTimeField()
     data = models.JSONField()
+    # Who caused it (the CloudEvent's `actor`): the user's client (the API, the pages), staff (the
+    # admin) or sidus itself (tasks, commands); never which staff member.
+    actor = models.CharField(max_length=6, choices=Actor.choices, default=Actor.SYSTEM, db_default=Actor.SYSTEM)
     # What only the user sees, in their security log (the client's IP and device, "by staff"):
     # never published, never in `data`.
     context = models.JSONField(default=dict, blank=True)

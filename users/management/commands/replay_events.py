@@ -1,13 +1,11 @@
 """`manage.py replay_events --since TIME [--user ID]`: publish recorded events again, same ids."""
-from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import is_naive, make_aware
 
 from users.events.cloudevents import Outgoing
 from users.events.relay import BrokerUnavailable, Publisher
+from users.management.moments import moment
 from users.models import UserEvent
 
 CHUNK = 500
@@ -21,12 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", type=int, default=None, help="only this user's events")
 
     def handle(self, *args: Any, since: str, user: int | None, **options: Any) -> None:
-        moment = parse_datetime(since) or (parse_datetime(f"{since}T00:00") if parse_date(since) else None)
-        if moment is None:
-            raise CommandError(f"--since: not an ISO 8601 date or time: {since!r}")
-        if is_naive(moment):
-            moment = make_aware(moment, dt_timezone.utc)
-        events = UserEvent.objects.filter(time__gte=moment).order_by("user_id", "sequence")
+        events = UserEvent.objects.filter(time__gte=moment(since)).order_by("user_id", "sequence")
         if user is not None:
             events = events.filter(user_id=user)
         publisher = Publisher()

@@ -1,0 +1,86 @@
+"""Where a webhook may be sent (SSRF): the URL's rule when an endpoint is saved, and the address's
+when it is connected to.
+
+Only `https` (plain `http` for the hosts of WEBHOOKS_ALLOW_HOSTS alone). At send time the name is
+resolved once, every address is checked (no loopback, private, link-local, shared, reserved or
+multicast range, so no cloud metadata service either, unless WEBHOOKS_ALLOW_PRIVATE), and the
+connection is made to the address that was checked: no second lookup another answer could
+slip into. TLS still verifies the certificate against the URL's host name.
+"""
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+from django.conf import settings
+
+
+class Refused(Exception):
+    """This URL or address may not be sent to."""
+
+
+def address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A globally routable unicast address, or any with WEBHOOKS_ALLOW_PRIVATE. An IPv6 address
+    that carries an IPv4 one (mapped, 6to4, Teredo) is judged by that one too."""
+    if settings.WEBHOOKS_ALLOW_PRIVATE:
+        return True
+    inner: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        inner += [a for a in (address.ipv4_mapped, address.sixtofour, *(address.teredo or ())) if a is not None]
+    return all(a.is_global and not a.is_multicast for a in inner)
+
+
+def url_check(url: str) -> None:
+    """Raises Refused unless `url` may be an endpoint's: https (or http for an allowed host), a host,
+    no user or password in it, and not an address literal that `address_allowed` refuses."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  raises ValueError for a port out of range
+    except ValueError as exc:
+        raise Refused(f"not a URL: {exc}") from None
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise Refused("the URL has no host")
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in _allowed_hosts()):
+        raise Refused("only https URLs (plain http only for the hosts of WEBHOOKS_ALLOW_HOSTS)")
+    if parts.username is not None or parts.password is not None:
+        raise Refused("no user name or password in the URL: the signature authenticates sidus")
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not address_allowed(literal):
+        raise Refused(f"{host} is not a public address (WEBHOOKS_ALLOW_PRIVATE)")
+
+
+def _allowed_hosts() -> set[str]:
+    return {host.lower() for host in settings.WEBHOOKS_ALLOW_HOSTS}
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, resolving and checking each host before it connects, to the address checked."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+        allowed = [address for address in addresses if address_allowed(address)]
+        if not allowed:
+            raise Refused(f"{host} resolves to {', '.join(map(str, addresses))}: not public addresses "
+                          "(WEBHOOKS_ALLOW_PRIVATE)")
+        error: Exception | None = None
+        for address in allowed:  # as the resolver ordered them
+            try:
+                return await self._inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error  # type: ignore[misc]
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
