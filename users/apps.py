@@ -10,5 +10,6 @@ class UsersConfig(AppConfig):
         from users import events, signals  # noqa: F401  (their receivers)
         from users.lifespan import new_runtime
         from users.runtime import install
+        from users.webhooks import network  # noqa: F401  (its deploy check)
 
         install(new_runtime())  # a worker's lifespan installs its own

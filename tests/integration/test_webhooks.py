@@ -379,3 +379,56 @@ def test_the_command_adds_lists_disables_enables_and_rotates(local):
                           (("replay", str(endpoint.pk), "--since", "yesterday"), "not an ISO 8601")):
         with pytest.raises(CommandError, match=message):
             call_command("webhooks", *args, stdout=io.StringIO())
+
+
+# --- The admin --------------------------------------------------------------------------------------
+
+
+def test_the_admin_adds_an_endpoint_showing_its_secret_once_and_refuses_a_bad_one(admin_client):
+    page = "/admin/users/webhookendpoint/add/"
+    refused = admin_client.post(page, {"url": "http://hooks.example.com/", "event_types": "user.*", "enabled": "on"})
+    assert refused.status_code == 200 and "only https" in refused.content.decode()
+    refused = admin_client.post(page, {"url": "https://hooks.example.com/", "event_types": "user.updatd"})
+    assert "matches no event type" in refused.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+    added = admin_client.post(page, {"url": "https://hooks.example.com/", "event_types": "user.*,user.updated",
+                                     "enabled": "on"}, follow=True)
+    endpoint = WebhookEndpoint.objects.get()
+    shown = [str(m) for m in added.context["messages"]]
+    secret = shown[0].split("shown this once): ")[1]
+    assert Webhook(secret) and endpoint.event_types == ["user.*", "user.updated"] and secret not in endpoint.secret
+    again = admin_client.get(f"/admin/users/webhookendpoint/{endpoint.pk}/change/").content.decode()
+    assert secret not in again and endpoint.secret not in again
+
+
+def test_the_admin_replays_rotates_and_sends_again_and_dismisses(admin_client, local):
+    endpoint, _ = webhooks.endpoint_add(url="http://127.0.0.1:9/hook", event_types=["user.*"])
+    user = accounts.user_create(username="adm", email="adm@example.com", password=PASSWORD)
+    WebhookDelivery.objects.update(status=Status.DELIVERED)
+    changelist = "/admin/users/webhookendpoint/"
+    form = admin_client.post(changelist, {"action": "replay", "_selected_action": [endpoint.pk]})
+    assert form.status_code == 200 and "Replay" in form.content.decode()
+    empty = admin_client.post(changelist, {"action": "replay", "_selected_action": [endpoint.pk], "apply": "1"})
+    assert "Give a time" in empty.content.decode()
+    done = admin_client.post(changelist, {"action": "replay", "_selected_action": [endpoint.pk], "apply": "1",
+                                          "user": user.pk, "from_sequence": 1}, follow=True)
+    assert "1 event to deliver again" in done.content.decode()
+    assert WebhookDelivery.objects.get().status == Status.PENDING
+
+    rotate = {"action": "rotate_secret", "_selected_action": [endpoint.pk]}
+    rotated = admin_client.post(changelist, rotate, follow=True)
+    assert "New signing secret" in rotated.content.decode()
+    admin_client.post(changelist, {"action": "disable", "_selected_action": [endpoint.pk]})
+    assert not WebhookEndpoint.objects.get().enabled
+    admin_client.post(changelist, {"action": "enable", "_selected_action": [endpoint.pk]})
+    assert WebhookEndpoint.objects.get().enabled
+
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.update(status=Status.FAILED, attempts=8)
+    deliveries = "/admin/users/webhookdelivery/"
+    listed = admin_client.get(f"{deliveries}?endpoint__id__exact={endpoint.pk}").content.decode()
+    assert "failed" in listed and str(delivery.event_id) in listed
+    admin_client.post(deliveries, {"action": "dismiss", "_selected_action": [delivery.pk]})
+    assert WebhookDelivery.objects.get().status == Status.DISMISSED
+    admin_client.post(deliveries, {"action": "send_again", "_selected_action": [delivery.pk]})
+    assert WebhookDelivery.objects.values_list("status", "attempts").get() == (Status.PENDING, 0)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 from django.conf import settings
+from django.core import checks
 
 
 class Refused(Exception):
@@ -84,3 +85,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_private_addresses(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Whoever may add an endpoint may make sidus post to any address it can reach."""
+    if not settings.WEBHOOKS_ALLOW_PRIVATE:
+        return []
+    return [checks.Warning("WEBHOOKS_ALLOW_PRIVATE is on: webhook endpoints may reach loopback and private "
+                           "addresses, your own network's services and the cloud's metadata service among them.",
+                           hint="Turn it off, and run receivers on public addresses (or list only the hosts "
+                           "you mean in WEBHOOKS_ALLOW_HOSTS, which allows plain http, not private addresses).",
+                           id="users.W013")]

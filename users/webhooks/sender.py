@@ -39,9 +39,9 @@ logger = logging.getLogger(__name__)
 
 TIMEOUT = 10.0  # the whole request, connection included: a 2xx within it is a success (the spec's)
 CONNECT_TIMEOUT = 5.0
-LEASE = timedelta(seconds=60)  # longer than any request: past it, a lost sender's deliveries are claimed again
+LEASE = timedelta(seconds=3 * TIMEOUT)  # longer than any request: past it, a lost sender's deliveries go again
 ANSWER_BYTES = 1024  # of an answer, kept for the admin; the rest is never read
-POLL = 1.0  # seconds between rounds when nothing wakes the sender (a retry's time coming)
+POLL = 0.5  # seconds between rounds when nothing wakes the sender (a retry's time coming)
 HEADERS = [(b"content-type", CONTENT_TYPE.encode()), (b"user-agent", b"sidus-webhooks")]
 
 _d, _e, _w = WebhookDelivery._meta.db_table, UserEvent._meta.db_table, WebhookEndpoint._meta.db_table
@@ -137,7 +137,7 @@ class Sender:
                     backoff = min(max(backoff * 2, 0.5), 30.0)
                     await asyncio.sleep(backoff)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(POLL, 0.5))
+                    await asyncio.wait_for(self._wake.wait(), POLL)
                 self._wake.clear()
         finally:
             listener.cancel()
@@ -168,11 +168,13 @@ class Sender:
         return started
 
     def _decrypted(self, endpoint_id: int, secret: str, previous: str, until: datetime | None) -> list[str]:
-        key = (endpoint_id, secret, previous, until)
+        """The endpoint's secrets in clear, decrypted once per rotation and once more when the overlap ends."""
+        now = timezone.now()
+        key = (endpoint_id, secret, previous if until and until > now else "")
         if key not in self._secrets:
             self._secrets = {k: v for k, v in self._secrets.items() if k[0] != endpoint_id}
             self._secrets[key] = endpoint_secrets(secret=secret, previous_secret=previous,
-                                                  previous_secret_until=until, now=timezone.now())
+                                                  previous_secret_until=until, now=now)
         return self._secrets[key]
 
     async def _send(self, endpoint: Endpoint, delivery_id: int, attempts: int, event: Outgoing) -> None:
