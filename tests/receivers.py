@@ -28,6 +28,11 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops a burst of new connections (retried 1 s later)
+
+
 class Receiver:
     """`with Receiver(answer) as receiver:` a server whose `answer(request, n)` (n counts from 0)
     decides each answer; `receiver.requests` holds every request, answered or not."""
@@ -40,6 +45,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as receivers in the wild
+
             def do_POST(self) -> None:  # noqa: N802  (http.server's name)
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 request = Request({k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
@@ -61,8 +68,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}{path}"
 
     def __enter__(self) -> "Receiver":

@@ -3,14 +3,17 @@ goes to the address that was checked (one lookup), and signatures the Standard W
 verifies, with one secret or two."""
 import asyncio
 import ipaddress
+import socket
+import uuid
 from datetime import datetime, timezone
 
-import httpcore
+import aiohttp
 import pytest
 from django.test import override_settings
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from users.webhooks import network, signing
+from users.events.cloudevents import Outgoing
+from users.webhooks import network, sender, signing
 
 REFUSED = [
     "127.0.0.1", "127.8.9.10", "0.0.0.0", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
@@ -43,49 +46,69 @@ def test_http_only_for_the_allowed_hosts():
             network.url_check("http://other.example.com/in")
 
 
-class Recording(httpcore.AsyncNetworkBackend):
-    def __init__(self) -> None:
-        self.connected: list[str] = []
-
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        self.connected.append(host)
-        raise httpcore.ConnectError("recorded, not connected")
-
-
 def resolving(monkeypatch, *answers: list[str]) -> list[str]:
     """getaddrinfo answers each call with the next list of addresses (a rebinding DNS server)."""
     asked: list[str] = []
 
     async def getaddrinfo(self, host, port, **kwargs):
         asked.append(host)
-        return [(0, 0, 0, "", (address, port)) for address in answers[len(asked) - 1]]
+        return [(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (address, port, 0, 0) if ":" in address else (address, port))
+                for address in answers[len(asked) - 1]]
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
     return asked
 
 
-def connect(host: str) -> tuple[network.GuardedBackend, Recording]:
-    backend, inner = network.GuardedBackend(), Recording()
-    backend._inner = inner
-    with pytest.raises((httpcore.ConnectError, network.Refused)) as raised:
-        asyncio.run(backend.connect_tcp(host, 443))
-    backend.raised = raised.value
-    return backend, inner
+def connecting(monkeypatch) -> list[str]:
+    """The addresses aiohttp's connector is handed to connect to (and fails to, on purpose)."""
+    connected: list[str] = []
+
+    async def start_connection(addr_infos, **kwargs):
+        connected.extend(info[4][0] for info in addr_infos)
+        raise OSError("recorded, not connected")
+
+    monkeypatch.setattr(aiohttp.connector.aiohappyeyeballs, "start_connection", start_connection)
+    return connected
+
+
+def post(url: str) -> Exception:
+    async def run() -> Exception:
+        async with sender.client() as http:
+            try:
+                await sender.post(sender.Endpoint(1, url, [signing.secret_new()]), EVENT, http=http)
+            except Exception as exc:  # noqa: BLE001
+                return exc
+        raise AssertionError("it was sent")
+
+    return asyncio.run(run())
+
+
+EVENT = Outgoing(uuid.uuid4(), 1, 1, "user.updated", datetime.now(timezone.utc), "{}", "user")
 
 
 def test_the_connection_goes_to_the_address_checked_after_one_lookup(monkeypatch):
     asked = resolving(monkeypatch, ["93.184.215.14"], ["127.0.0.1"])  # a second answer would point home
-    _, inner = connect("hooks.example.com")
-    assert asked == ["hooks.example.com"] and inner.connected == ["93.184.215.14"]
+    connected = connecting(monkeypatch)
+    assert isinstance(post("https://hooks.example.com/in"), aiohttp.ClientConnectorError)
+    assert asked == ["hooks.example.com"] and connected == ["93.184.215.14"]
 
 
 def test_a_name_with_only_private_addresses_is_refused_and_a_mixed_one_goes_to_its_public_ones(monkeypatch):
     resolving(monkeypatch, ["127.0.0.1", "10.0.0.1"], ["10.0.0.2", "1.1.1.1", "::1", "2606:4700:4700::1111"])
-    backend, inner = connect("rebind.example.com")
-    assert isinstance(backend.raised, network.Refused) and inner.connected == []
-    assert "127.0.0.1, 10.0.0.1" in str(backend.raised)
-    _, inner = connect("mixed.example.com")
-    assert inner.connected == ["1.1.1.1", "2606:4700:4700::1111"]  # each tried, none private
+    connected = connecting(monkeypatch)
+    refused = post("https://rebind.example.com/in")
+    assert isinstance(refused, network.Refused) and connected == []
+    assert "rebind.example.com resolves to 127.0.0.1, 10.0.0.1" in str(refused)
+    post("https://mixed.example.com/in")
+    assert sorted(connected) == ["1.1.1.1", "2606:4700:4700::1111"]  # none private
+
+
+def test_an_address_literal_is_judged_before_any_connection(monkeypatch):
+    connected = connecting(monkeypatch)
+    with override_settings(WEBHOOKS_ALLOW_HOSTS=["10.0.0.1"]):
+        assert "not a public address" in str(post("http://10.0.0.1/in"))
+    assert connected == []
 
 
 def test_signatures_verify_with_the_standard_webhooks_library_one_secret_or_two():

@@ -7,14 +7,13 @@ multicast range, so no cloud metadata service either, unless WEBHOOKS_ALLOW_PRIV
 connection is made to the address that was checked: no second lookup another answer could
 slip into. TLS still verifies the certificate against the URL's host name.
 """
-import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
+from aiohttp.abc import ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from django.conf import settings
 from django.core import checks
 
@@ -61,30 +60,19 @@ def _allowed_hosts() -> set[str]:
     return {host.lower() for host in settings.WEBHOOKS_ALLOW_HOSTS}
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, resolving and checking each host before it connects, to the address checked."""
+class GuardedResolver(ThreadedResolver):
+    """aiohttp's resolver, keeping only the addresses `address_allowed` takes: the connector then
+    connects to one of those and to nothing else. (aiohttp asks no resolver for an address literal:
+    `url_check` judges those.)"""
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
-        allowed = [address for address in addresses if address_allowed(address)]
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        allowed = [r for r in results if address_allowed(ipaddress.ip_address(r["host"].split("%")[0]))]
         if not allowed:
-            raise Refused(f"{host} resolves to {', '.join(map(str, addresses))}: not public addresses "
-                          "(WEBHOOKS_ALLOW_PRIVATE)")
-        error: Exception | None = None
-        for address in allowed:  # as the resolver ordered them
-            try:
-                return await self._inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error  # type: ignore[misc]
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+            found = ", ".join(dict.fromkeys(r["host"] for r in results))
+            raise Refused(f"{host} resolves to {found}: not public addresses (WEBHOOKS_ALLOW_PRIVATE)")
+        return allowed
 
 
 @checks.register(checks.Tags.security, deploy=True)

@@ -13,7 +13,6 @@ A sender sleeps until an event commits (the relay's NOTIFY), a delivery ends or 
 import asyncio
 import contextlib
 import logging
-import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
+import aiohttp
 import psycopg
 from django.conf import settings
 from django.core.mail import mail_admins
@@ -42,7 +41,10 @@ CONNECT_TIMEOUT = 5.0
 LEASE = timedelta(seconds=3 * TIMEOUT)  # longer than any request: past it, a lost sender's deliveries go again
 ANSWER_BYTES = 1024  # of an answer, kept for the admin; the rest is never read
 POLL = 0.5  # seconds between rounds when nothing wakes the sender (a retry's time coming)
-HEADERS = [(b"content-type", CONTENT_TYPE.encode()), (b"user-agent", b"sidus-webhooks")]
+# While deliveries are in flight, a round waits this long after a wake for more of them to end: one
+# round then records and replaces many (a round's statements cost more than a fast receiver's answer).
+GATHER = 0.005
+HEADERS = {"content-type": CONTENT_TYPE, "user-agent": "sidus-webhooks"}
 
 _d, _e, _w = WebhookDelivery._meta.db_table, UserEvent._meta.db_table, WebhookEndpoint._meta.db_table
 ENDPOINTS = f'SELECT id, url, secret, previous_secret, previous_secret_until FROM "{_w}" WHERE enabled'
@@ -61,15 +63,16 @@ WITH claimed AS (
 SELECT c.id, c.attempts, e.id, e.user_id, e.sequence, e.type, e.time, e.data::text, e.actor
 FROM claimed c JOIN "{_e}" e ON e.id = c.event_id
 """
+# What the receivers answered, and each endpoint's failure clock (stopped by a success, started by a
+# failure), in one statement.
 RECORD = f"""
-UPDATE "{_d}" d SET status = o.status, next_attempt_at = o.next_at, leased_until = NULL, last_status = o.code,
-  last_response = o.answer, last_error = o.error, delivered_at = CASE WHEN o.status = 'delivered' THEN now() END
-FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::int[], %s::text[], %s::text[])
-  AS o(id, status, next_at, code, answer, error)
-WHERE d.id = o.id
-"""
-RECOVERED = f'UPDATE "{_w}" SET failing_since = NULL WHERE id = ANY(%s) AND failing_since IS NOT NULL'
-FAILING = f"""
+WITH answered AS (
+  UPDATE "{_d}" d SET status = o.status, next_attempt_at = o.next_at, leased_until = NULL, last_status = o.code,
+    last_response = o.answer, last_error = o.error, delivered_at = CASE WHEN o.status = 'delivered' THEN now() END
+  FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::int[], %s::text[], %s::text[])
+    AS o(id, status, next_at, code, answer, error)
+  WHERE d.id = o.id),
+recovered AS (UPDATE "{_w}" SET failing_since = NULL WHERE id = ANY(%s) AND failing_since IS NOT NULL)
 UPDATE "{_w}" SET failing_since = coalesce(failing_since, now()) WHERE id = ANY(%s) AND enabled
 RETURNING id, url, failing_since
 """
@@ -106,9 +109,7 @@ class Sender:
     def __init__(self, *, concurrency: int | None = None) -> None:
         self.concurrency = concurrency or settings.WEBHOOKS_CONCURRENCY
         self.db = LoopDatabase()
-        self.http = httpcore.AsyncConnectionPool(
-            ssl_context=ssl.create_default_context(), max_connections=None, keepalive_expiry=30.0,
-            network_backend=network.GuardedBackend())
+        self.http: aiohttp.ClientSession | None = None
         self._in_flight: Counter[int] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []
@@ -121,6 +122,7 @@ class Sender:
 
     async def serve(self, stop: threading.Event) -> None:
         await self.db.start()
+        self.http = client()
         listener = asyncio.create_task(self._listen())
         failing, backoff = False, 0.0
         try:
@@ -138,13 +140,15 @@ class Sender:
                     await asyncio.sleep(backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL)
+                if self._tasks:
+                    await asyncio.sleep(GATHER)
                 self._wake.clear()
         finally:
             listener.cancel()
             for task in list(self._tasks):
                 task.cancel()  # their leases expire: another sender sends them again
             await asyncio.gather(listener, *self._tasks, return_exceptions=True)
-            await self.http.aclose()
+            await self.http.close()
             await self.db.stop()
 
     async def round(self) -> int:
@@ -212,10 +216,8 @@ class Sender:
         recovered = sorted({o.endpoint_id for o in outcomes if o.delivered})
         failing = sorted({o.endpoint_id for o in outcomes if not o.delivered} - set(recovered))
         try:
-            async with self.db.connection() as conn, conn.transaction():
-                await conn.execute(RECORD, columns)
-                await conn.execute(RECOVERED, [recovered])
-                failing_since = await (await conn.execute(FAILING, [failing])).fetchall()
+            async with self.db.connection() as conn:
+                failing_since = await (await conn.execute(RECORD, [*columns, recovered, failing])).fetchall()
         except BaseException:
             self._outcomes[:0] = outcomes  # the next round records them
             raise
@@ -252,7 +254,15 @@ class Sender:
                 await asyncio.sleep(POLL)
 
 
-async def post(endpoint: Endpoint, event: Outgoing, *, http: httpcore.AsyncConnectionPool) -> tuple[int, str]:
+def client() -> aiohttp.ClientSession:
+    """A sender's HTTP client: connections kept alive per endpoint, names resolved (and checked) by
+    GuardedResolver, TIMEOUT for the whole exchange, and no proxy from the environment."""
+    connector = aiohttp.TCPConnector(resolver=network.GuardedResolver(), limit=0, ttl_dns_cache=10)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(
+        total=TIMEOUT, connect=CONNECT_TIMEOUT))
+
+
+async def post(endpoint: Endpoint, event: Outgoing, *, http: aiohttp.ClientSession) -> tuple[int, str]:
     """POST `event` to `endpoint`, signed: the status and the first ANSWER_BYTES of the answer.
     No redirect is followed; the whole exchange has TIMEOUT (TimeoutError past it)."""
     network.url_check(endpoint.url)  # the rule of now, should the settings have changed since it was saved
@@ -260,14 +270,8 @@ async def post(endpoint: Endpoint, event: Outgoing, *, http: httpcore.AsyncConne
         raise network.Refused("no secret of this endpoint can be read (MFA_ENCRYPTION_KEY changed?): rotate it")
     body = encode(event)
     signed = signing.headers(message_id=str(event.id), timestamp=timezone.now(), body=body, secrets=endpoint.secrets)
-    headers = [*HEADERS, *((name.encode(), value.encode()) for name, value in signed.items())]
-    timeouts = {"connect": CONNECT_TIMEOUT, "read": TIMEOUT, "write": TIMEOUT, "pool": TIMEOUT}
-    async with asyncio.timeout(TIMEOUT):
-        async with http.stream("POST", endpoint.url, headers=headers, content=body,
-                               extensions={"timeout": timeouts}) as response:
-            answer = b""
-            async for chunk in response.aiter_stream():
-                answer += chunk
-                if len(answer) >= ANSWER_BYTES:
-                    break
-    return response.status, answer[:ANSWER_BYTES].decode("utf-8", "replace")
+    async with http.post(endpoint.url, data=body, headers={**HEADERS, **signed}, allow_redirects=False) as response:
+        answer = b""
+        while len(answer) < ANSWER_BYTES and (chunk := await response.content.read(ANSWER_BYTES - len(answer))):
+            answer += chunk
+    return response.status, answer.decode("utf-8", "replace")
