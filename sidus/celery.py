@@ -1,6 +1,7 @@
 """The Celery app: `celery -A sidus worker` finds it through `sidus.celery_app`."""
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -38,60 +39,59 @@ class OutboxDrain(bootsteps.StartStopStep):
 app.steps["worker"].add(OutboxDrain)
 
 
-class EventRelay(bootsteps.StartStopStep):
-    """Runs the user events relay (users/events/relay.py) in a thread of each worker's main
-    process: several workers relay side by side, each user's events still in order. It starts
-    after the pool, so that no child process is forked with its thread and connections."""
+class BackgroundLoop(bootsteps.StartStopStep):
+    """Runs one of users' loops (its `run(stop)`) in a thread of each worker's main process, several
+    workers side by side. It starts after the pool, so that no child process is forked with its
+    thread and connections."""
 
     requires = {"celery.worker.components:Pool"}
+    thread_name = ""
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
 
+    def loop(self) -> Callable[[threading.Event], None] | None:
+        """The loop's `run`, or None when the settings switch it off."""
+        raise NotImplementedError
+
     def start(self, worker: Any) -> None:
+        if (run := self.loop()) is not None:
+            self.thread = threading.Thread(target=run, args=(self.stopping,), name=self.thread_name, daemon=True)
+            self.thread.start()
+
+    def stop(self, worker: Any) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+class EventRelay(BackgroundLoop):
+    """The user events relay (users/events/relay.py): each user's events still in order."""
+
+    thread_name = "events-relay"
+
+    def loop(self) -> Callable[[threading.Event], None] | None:
         from django.conf import settings
 
         from users.events.relay import Relay
 
-        if settings.EVENTS_RELAY:
-            self.thread = threading.Thread(target=Relay().run, args=(self.stopping,), name="events-relay", daemon=True)
-            self.thread.start()
-
-    def stop(self, worker: Any) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        return Relay().run if settings.EVENTS_RELAY else None
 
 
-app.steps["worker"].add(EventRelay)
+class WebhookSender(BackgroundLoop):
+    """A webhook sender (users/webhooks/sender.py): each endpoint's users' events still in order."""
 
+    thread_name = "webhooks"
 
-class WebhookSender(bootsteps.StartStopStep):
-    """Runs a webhook sender (users/webhooks/sender.py) in a thread of each worker's main process,
-    beside the relay: several senders share the deliveries, each endpoint's users' still in order."""
-
-    requires = {"celery.worker.components:Pool"}
-
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        super().__init__(worker, **kwargs)
-        self.thread: threading.Thread | None = None
-        self.stopping = threading.Event()
-
-    def start(self, worker: Any) -> None:
+    def loop(self) -> Callable[[threading.Event], None] | None:
         from django.conf import settings
 
         from users.webhooks.sender import Sender
 
-        if settings.WEBHOOKS_SENDER:
-            self.thread = threading.Thread(target=Sender().run, args=(self.stopping,), name="webhooks", daemon=True)
-            self.thread.start()
-
-    def stop(self, worker: Any) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        return Sender().run if settings.WEBHOOKS_SENDER else None
 
 
+app.steps["worker"].add(EventRelay)
 app.steps["worker"].add(WebhookSender)

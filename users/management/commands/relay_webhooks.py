@@ -1,10 +1,9 @@
 """`manage.py relay_webhooks`: one webhook sender in the foreground (each Celery worker runs one already)."""
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from users.management.foreground import run_until_stopped
 from users.webhooks.sender import Sender
 
 
@@ -12,9 +11,4 @@ class Command(BaseCommand):
     help = "Post the webhook deliveries to their endpoints until stopped (Ctrl-C or SIGTERM)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            Sender().run(stop)
-        except KeyboardInterrupt:
-            pass
+        run_until_stopped(Sender().run)
