@@ -251,9 +251,10 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(sender):
 
 @pytest.mark.parametrize("url, why", [
     ("http://example.com/hook", "only https"),
-    ("ftp://example.com/hook", "only https"),
+    ("ftp://example.com/hook", "not a URL"),
+    ("https://exa mple.com/hook", "not a URL"),
     ("https://user:pw@example.com/hook", "no user name or password"),
-    ("https:///hook", "no host"),
+    ("https:///hook", "not a URL"),
     ("https://127.0.0.1/hook", "not a public address"),
     ("https://10.1.2.3/hook", "not a public address"),
     ("https://169.254.169.254/latest/meta-data/", "not a public address"),

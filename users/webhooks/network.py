@@ -16,6 +16,8 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 
 
 class Refused(Exception):
@@ -37,13 +39,12 @@ def url_check(url: str) -> None:
     """Raises Refused unless `url` may be an endpoint's: https (or http for an allowed host), a host,
     no user or password in it, and not an address literal that `address_allowed` refuses."""
     try:
+        URLValidator(schemes=["http", "https"])(url)
         parts = urlsplit(url)
         parts.port  # noqa: B018  raises ValueError for a port out of range
-    except ValueError as exc:
-        raise Refused(f"not a URL: {exc}") from None
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise Refused("the URL has no host")
+    except (ValueError, ValidationError) as exc:
+        raise Refused(f"not a URL: {exc.messages[0] if isinstance(exc, ValidationError) else exc}") from None
+    host = (parts.hostname or "").lower()  # URLValidator saw one
     if parts.scheme != "https" and not (parts.scheme == "http" and host in _allowed_hosts()):
         raise Refused("only https URLs (plain http only for the hosts of WEBHOOKS_ALLOW_HOSTS)")
     if parts.username is not None or parts.password is not None:
