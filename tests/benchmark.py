@@ -21,7 +21,10 @@ shared 2-core machine one run of the bare app differs from the next by 10-20%, a
 scenarios differ from it, so those two are measured in BENCH_PAIRS rounds that alternate them with
 the bare app (BENCH_PAIR_SECONDS each): their row is the round with the median ratio, each ratio
 to the bare run just before. The other scenarios are far from the ceiling: their ratio is to the
-median of every bare run (one more after them). Both servers get 3 s of load first, unmeasured,
+median of every bare run (one more after them). Then pgbench (BENCH_PGBENCH_CLIENTS, 32) runs the
+cold read's SELECT and the lean PATCH's transaction, their SQL taken from the code (the miss
+loader's query, and a real lean PATCH's statements rolled back and replayed with random users), and
+cold and PATCH are printed as shares of PostgreSQL's own rate. Both servers get 3 s of load first, unmeasured,
 and the users table is vacuumed after the PATCHes, so that autovacuum does not run during the
 invalidation measurement.
 """
@@ -46,16 +49,19 @@ import django  # noqa: E402
 django.setup()
 
 import httpx  # noqa: E402
+import psycopg  # noqa: E402
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
 from users.auth.tokens import token_pair  # noqa: E402
+from users.loop_db import conninfo  # noqa: E402
 from users.models import User  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+PGBENCH_CLIENTS = int(os.environ.get("BENCH_PGBENCH_CLIENTS", "32"))
 WARM_UP = 3
 PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
 PAIR_SECONDS = int(os.environ.get("BENCH_PAIR_SECONDS", "4"))
@@ -499,6 +505,68 @@ def _drain(count: int) -> str:
             f"{count / elapsed:.0f} events/s")
 
 
+def pgbench_script(statements: list[tuple[str, list]], user_id: int) -> str:
+    """A pgbench script of `statements` as the code sends them, their parameters bound by psycopg
+    itself, with `user_id` turned into a random one of the span and each event a fresh id."""
+    lines = ["\\set uid random(:lo, :hi)"]
+    with psycopg.connect(**conninfo()) as conn:
+        cursor = psycopg.ClientCursor(conn)
+        for query, params in statements:
+            text = " ".join(cursor.mogrify(query, params).split())
+            text = re.sub(r"'[0-9a-f-]{32,36}'::uuid", "gen_random_uuid()", text)
+            lines.append(re.sub(rf"\b{user_id}\b", ":uid", text) + ";")
+    return "\n".join(lines) + "\n"
+
+
+def lean_patch_statements(user_id: int) -> list[tuple[str, list]]:
+    """The edge's lean PATCH of one bio, as `profile_update_async` runs it (users/accounts/profile.py),
+    with its locked read, UPDATE and events: taken from a real run, rolled back."""
+    from users.accounts.profile import ProfileWrite
+
+    user = User.objects.get(pk=user_id)
+    where = (("password", user.password), ("session_epoch", user.session_epoch))
+    steps = ProfileWrite(user_id, {"bio": "pgbench"}, where=where, may_log_in=True).steps()
+    sent: list[tuple[str, list]] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        try:
+            statement = next(steps)
+            while True:
+                sent.append((statement[0], list(statement[1])))
+                cursor.execute(*statement)
+                statement = steps.send(cursor.fetchone() if cursor.description else None)
+        except StopIteration:
+            pass
+        transaction.set_rollback(True)
+    return sent
+
+
+def database_rates(lo: int, hi: int) -> dict[str, float]:
+    """PostgreSQL's own rate (pgbench, PGBENCH_CLIENTS clients, DURATION s) for the SQL of the cold
+    read (the miss loader's SELECT) and of the lean PATCH (one transaction), on random users of the span."""
+    from users.profile import queries
+
+    sample = lo + (hi - lo) // 2
+    scripts = {
+        "cold read": pgbench_script([(queries.select_by_id(queries.PUBLIC_ROW, alive=True), [sample])], sample),
+        "PATCH": "BEGIN;\n" + pgbench_script(lean_patch_statements(sample), sample) + "COMMIT;\n",
+    }
+    db = settings.DATABASES["default"]
+    rates = {}
+    for name, script in scripts.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
+            file.write(script)
+        result = subprocess.run(
+            ["pgbench", "-n", "-c", str(PGBENCH_CLIENTS), "-j", "2", "-T", str(DURATION), "-D", f"lo={lo}",
+             "-D", f"hi={hi}", "-f", file.name, "-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432),
+             "-U", db["USER"], db["NAME"]], capture_output=True, text=True, env={**os.environ,
+                                                                                 "PGPASSWORD": db["PASSWORD"] or ""})
+        os.unlink(file.name)
+        found = re.search(r"tps = ([0-9.]+)", result.stdout)
+        assert found, result.stdout + result.stderr
+        rates[name] = float(found.group(1))
+    return rates
+
+
 def sessions_and_security_log() -> list[str]:
     """GET /auth/sessions/ and GET /users/me/events/ (first page, and a page 20 pages in) for a user
     with LOG_SESSIONS sessions and LOG_EVENTS events, LOG_TABLE events in the table; and the plans
@@ -593,6 +661,15 @@ def main() -> None:
     print(f"| bare ASGI app, the hot user's bytes | {bare['rps']:.0f} | {bare['p50']:.2f} | {bare['p99']:.2f} | 1 |")
     for name, row in rows.items():
         print(f"| {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['ratio']:.3f} |")
+    if shutil.which("pgbench") is None:
+        print("pgbench is missing (apt-get install postgresql-contrib): no database rates")
+    else:
+        rates = database_rates(lo, hi)
+        cold, patch = rows["50,000 users, cold (all misses)"]["rps"], rows["PATCH /users/me/, 100 users"]["rps"]
+        print(f"PostgreSQL's own rate for the same SQL (pgbench -c {PGBENCH_CLIENTS}, {DURATION} s, random users "
+              f"of the 50,000): the cold read's SELECT {rates['cold read']:.0f} tps, the lean PATCH's transaction "
+              f"{rates['PATCH']:.0f} tps; sidus's share: cold {cold / rates['cold read']:.3f}, "
+              f"PATCH {patch / rates['PATCH']:.3f}")
     if ROUNDS:
         print(invalidation_across_workers(hot, lo, hi))
     if SCALE:
