@@ -170,7 +170,10 @@ def celery_worker():
 
     from sidus.celery import app as celery_app
 
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+    # Its shutdown may wait for an email in flight to a mail server the test has stopped: up to
+    # EMAIL_TIMEOUT (10 s). Past the shutdown timeout celery raises and leaves its thread behind,
+    # and the next test's worker never starts.
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
     connections.close_all()
 
