@@ -318,6 +318,12 @@ def p99_of(ordered: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+def percentiles(delays: list[float]) -> str:
+    """"p50 x ms, p99 y ms" of delays in seconds (sorted here, in place)."""
+    delays.sort()
+    return f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {p99_of(delays) * 1000:.1f} ms"
+
+
 def invalidation_across_workers(user: User, lo: int, hi: int, count: int = 4) -> str:
     servers = [serve("sidus.asgi:application") for _ in range(count)]
     bases = [base for _, base in servers]
@@ -467,11 +473,6 @@ def _latency(what: str, answered: dict[tuple[str, str, str], tuple[float, float]
         time.sleep(0.1)
     missing = len(answered.keys() - receipts.arrived.keys())
     assert not missing, f"{missing} events of {what} never arrived"
-
-    def percentiles(delays: list[float]) -> str:
-        delays.sort()
-        p99 = p99_of(delays)
-        return f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
 
     after_answer = [receipts.arrived[key] - at for key, (_, at) in answered.items()]
     after_sending = [receipts.arrived[key] - sent for key, (sent, _) in answered.items()]

@@ -12,27 +12,20 @@
    for a hundredth as many users (each user's in order: one in flight per user).
 """
 import os
-import statistics
 import subprocess
 import sys
 import time
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sidus")
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Max, Min
+from django.test.utils import override_settings
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Max, Min  # noqa: E402
-from django.test.utils import override_settings  # noqa: E402
-
-from tests.receivers import Answer, Receiver  # noqa: E402
-from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
-from users import accounts, webhooks  # noqa: E402
-from users.models import User, UserEvent, WebhookEndpoint  # noqa: E402
+from tests.benchmark import percentiles, stop  # first: it sets Django up, on the benchmark's database
+from tests.receivers import Answer, Receiver
+from tests.servers import ROOT, free_port, wait_for_port
+from users import accounts, webhooks
+from users.models import User, UserEvent, WebhookEndpoint
 
 EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "1000"))
 BACKLOG = int(os.environ.get("BENCH_WEBHOOK_BACKLOG", "10000"))
@@ -45,17 +38,6 @@ PREFIX = "bench-wh-"
 
 def sender() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "manage.py", "relay_webhooks"], cwd=ROOT, env={**os.environ, **LOCAL})
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(timeout=15)
-
-
-def percentiles(delays: list[float]) -> str:
-    delays = sorted(delays)
-    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-    return f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
 
 
 def latency(*, slow_endpoint: bool = True) -> list[str]:
