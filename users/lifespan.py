@@ -7,13 +7,14 @@ from collections.abc import Callable
 from sidus.edge.answers import TemplateStore
 from users.accounts.ended import EndedSessions
 from users.auth.keys import SigningKeys
+from users.cache import reads, shared
+from users.cache.batches import TurnBatcher
 from users.cache.broadcast import Broadcaster
 from users.cache.connection import RedisConnection
 from users.cache.invalidation import Backlog
 from users.cache.listener import InvalidationListener
 from users.cache.loader import MissLoader
 from users.cache.local import LocalCache
-from users.cache.reads import ReadBatcher
 from users.cache.refresh import Refresher
 from users.cache.unsent import UnsentLedger
 from users.edge.wellknown import KeptDocuments
@@ -35,7 +36,7 @@ def new_runtime() -> Runtime:
                                     refresher=refresher)
     return Runtime(
         db=db, ended_sessions=EndedSessions(db), signing_keys=SigningKeys(db), local_cache=local_cache, redis=redis,
-        reads=ReadBatcher(),
+        reads=TurnBatcher(reads.read_many, unique=True), stores=TurnBatcher(shared.store_many),
         backlog=backlog, unsent=unsent, broadcaster=Broadcaster(), listener=listener, refresher=refresher,
         loader=loader, templates=templates, documents=KeptDocuments(),
     )

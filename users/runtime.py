@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from users.cache.listener import InvalidationListener
     from users.cache.loader import MissLoader
     from users.cache.local import LocalCache
-    from users.cache.reads import ReadBatcher
+    from users.cache.batches import TurnBatcher
     from users.cache.refresh import Refresher
     from users.cache.unsent import UnsentLedger
     from users.edge.wellknown import KeptDocuments
@@ -43,7 +43,8 @@ class Runtime:
     signing_keys: SigningKeys  # the tokens' keys, read every quarter of the bound
     local_cache: LocalCache  # L1
     redis: RedisConnection  # the request path's Redis clients and their health
-    reads: ReadBatcher  # L2 reads of one turn of the loop, in one MGET
+    reads: TurnBatcher  # L2 reads of one turn of the loop, in one MGET
+    stores: TurnBatcher  # L2 stores of one turn of the loop, in one pipeline
     backlog: Backlog  # invalidations not sent yet, resent when Redis is back
     unsent: UnsentLedger  # invalidations a writer could not send, kept in PostgreSQL
     broadcaster: Broadcaster  # this worker's sender of invalidation messages

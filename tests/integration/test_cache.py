@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from tests.support import PASSWORD, asgi_get, bearer, redis_keys, wait_for
 from users import accounts, cache
 from users.api.views import UserViewSet
-from users.cache import reads, shared, user_cache_key
+from users.cache import batches, shared, user_cache_key
 from users.cache.answers import CachedResponse, encode
 from users.cache.broadcast import send_to_group
 from users.cache.connection import MasterCheck
@@ -133,7 +133,7 @@ async def stored_answers(user_ids: range) -> dict[int, CachedResponse]:
     return answers
 
 
-@pytest.mark.parametrize("readers, mgets", [(40, 1), (reads.MAX_BATCH + 1, 2)])
+@pytest.mark.parametrize("readers, mgets", [(40, 1), (batches.MAX_BATCH + 1, 2)])
 async def test_l2_readers_arriving_together_share_one_mget_and_each_gets_its_own_answer(readers, mgets):
     answers = await stored_answers(range(900_001, 900_001 + readers))
     before = await mget_calls()
@@ -156,6 +156,28 @@ async def test_a_reader_that_leaves_does_not_hold_up_the_others_of_its_mget():
     assert [answer.body for answer, _ in await asyncio.gather(*staying)] == [answers[900_102].body,
                                                                              answers[900_103].body]
     assert leaving.cancelled()
+
+
+async def test_stores_of_one_turn_share_one_pipeline_and_each_keeps_its_own_guard(monkeypatch):
+    answers = {user_id: CachedResponse.of(200, [(b"ETag", b'"%d"' % user_id)], b'{"id": %d}' % user_id, False)
+               for user_id in range(900_301, 900_306)}
+    generations = {user_id: (await shared.read_answer(user_id))[1] for user_id in answers}
+    redis.Redis.from_url(settings.REDIS_URL).incr(cache.user_generation_key(900_303))  # a write in between
+    pipelines = []
+    runtime = current()
+    run = runtime.stores._run
+
+    async def counted(commands):
+        pipelines.append(len(commands))
+        return await run(commands)
+
+    monkeypatch.setattr(runtime.stores, "_run", counted)
+    await asyncio.gather(*(shared.store_answer(user_id, answer, generations[user_id])
+                           for user_id, answer in answers.items()))
+    assert pipelines == [5]
+    kept = {user_id: (await shared.read_answer(user_id))[0] for user_id in answers}
+    assert {user_id for user_id, answer in kept.items() if answer is not None} == set(answers) - {900_303}
+    assert kept[900_301].body == answers[900_301].body
 
 
 async def test_a_writers_own_answer_is_kept_only_if_no_other_write_bumped_in_between():

@@ -1,4 +1,6 @@
 """The miss loader: a miss read on the event loop gives the very answer Django gives."""
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
@@ -43,6 +45,29 @@ async def test_after_djangos_first_answer_misses_are_loaded_with_djangos_bytes_a
     assert without(loaded.headers, "x-cache") == {k.lower(): v for k, v in django.headers.items()}
     again = await asgi_client.get(f"/api/v1/users/{second.pk}/")
     assert again.headers["x-cache"] == "L2" and again.content == loaded.content
+
+
+async def test_misses_of_one_turn_share_one_query_each_id_once_and_each_gets_its_own_answer(
+        loading, asgi_client, monkeypatch):
+    users = [await make(f"batch{index}", bio=f"bio {index}") for index in range(8)]
+    gone = await make("batch-gone")
+    await sync_to_async(accounts.user_soft_delete)(user=gone)
+    await asgi_client.get(f"/api/v1/users/{users[0].pk}/")  # Django's first answer: the template
+    db = current().db
+    connection, queries = db.connection, []
+
+    def counted():
+        queries.append(1)
+        return connection()
+
+    monkeypatch.setattr(db, "connection", counted)
+    ids = [user.pk for user in users] * 3 + [gone.pk, 987654]  # a storm on each, an unknown, a deleted
+    loaded = await asyncio.gather(*(loading.load(pk, False) for pk in ids))
+    assert len(queries) == 1
+    assert loaded[-2:] == [None, None]  # Django answers those (404)
+    for user, answer in zip(users * 3, loaded):
+        django = await sync_to_async(APIClient().get)(f"/api/v1/users/{user.pk}/")
+        assert answer.body == django.content and answer.etag.decode() == django.headers["ETag"]
 
 
 async def test_unknown_and_deleted_users_go_to_django_for_the_404(loading, asgi_client):

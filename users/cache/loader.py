@@ -4,8 +4,9 @@ rendered into the very bytes and headers Django gave for another user.
 Django answers the first miss of each scheme (http or https); its headers become the template
 (the runtime's `TemplateStore`), in which only Content-Length and ETag change from user to user.
 The body is the same serializer and renderer the view uses, the query the view's own queryset
-(`users.profile.queries`). Unknown and deleted users, and any failure (PostgreSQL away, the pool busy),
-go to Django, which answers 404 or 503.
+(`users.profile.queries`). The misses of one turn of the loop share one query (`WHERE id = ANY(...)`,
+a `TurnBatcher`), each id once. Unknown and deleted users, and any failure (PostgreSQL away, the
+pool busy), go to Django, which answers 404 or 503.
 """
 import logging
 
@@ -13,6 +14,7 @@ from rest_framework.renderers import JSONRenderer
 
 from sidus.edge.answers import TemplateStore, body_of, render, shareable
 from users.cache.answers import CachedResponse
+from users.cache.batches import TurnBatcher
 from users.loop_db import LoopDatabase
 from users.models import User
 from users.profile import queries, routes
@@ -22,12 +24,14 @@ from users.profile.serializers import UserPublicSerializer, representation
 logger = logging.getLogger("users.cache")
 
 ROUTE = routes.PROFILE
+_ID = queries.PUBLIC_ROW.index("id")
 
 
 class MissLoader:
     def __init__(self, db: LoopDatabase, templates: TemplateStore) -> None:
         self.db = db
         self.templates = templates
+        self._rows: TurnBatcher[int, tuple | None] = TurnBatcher(self._read_rows, unique=True)
 
     async def stop(self) -> None:
         self.templates.clear()
@@ -45,15 +49,20 @@ class MissLoader:
         if self.templates.get((ROUTE, secure)) is None:
             return None
         try:
-            async with self.db.connection() as conn:
-                cursor = await conn.execute(queries.select_by_id(queries.PUBLIC_ROW, alive=True), [user_id])
-                row = await cursor.fetchone()
+            row = await self._rows.submit(user_id)
         except Exception as exc:  # whatever it is, Django answers instead (503 if PostgreSQL is away)
             logger.debug("Miss loader fell back to Django: %r", exc)
             return None
         if row is None:
             return None
         return self.render(queries.user_from_row(queries.PUBLIC_ROW, row), secure)
+
+    async def _read_rows(self, user_ids: list[int]) -> list[tuple | None]:
+        """The public rows of `user_ids` (None: unknown or deleted), in one query."""
+        async with self.db.connection() as conn:
+            cursor = await conn.execute(queries.select_by_ids(queries.PUBLIC_ROW, alive=True), [user_ids])
+            rows = {row[_ID]: row for row in await cursor.fetchall()}
+        return [rows.get(user_id) for user_id in user_ids]
 
     def render(self, user: User, secure: bool) -> CachedResponse | None:
         """The answer Django would give for `user` as it is in memory (a writer's own row), or

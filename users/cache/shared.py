@@ -1,6 +1,7 @@
 """L2: the answers of the edge in Redis, shared by every worker, stored only if no write
 committed since the generation was read (a Lua check-and-set), and read with the generation in
-one MGET, shared by the readers of one turn of the loop (`reads`)."""
+one MGET. The reads of one turn of the loop share one MGET (the runtime's `reads`), its stores
+one pipeline (`stores`)."""
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +45,7 @@ async def _read(user_id: int) -> tuple[bytes | None, Any]:
     if runtime.unsent.gates(user_id):  # changed while its writer could not reach Redis: L2 may be older
         return None, UNREACHABLE
     try:
-        stored, generation = await runtime.reads.read(user_id)
+        stored, generation = await runtime.reads.submit(user_id)
     except RedisError as exc:
         health.failed(exc)
         return None, UNREACHABLE
@@ -56,10 +57,22 @@ async def store_answer(user_id: int, answer: CachedResponse, generation: Any) ->
     """Keep `answer` unless the user changed after `generation` was read."""
     if generation is UNREACHABLE:
         return
+    runtime = current()
     try:
-        await redis_call(lambda: redis_client().eval(*store_command(user_id, answer, generation or b"0")))
+        await runtime.stores.submit(store_command(user_id, answer, generation or b"0"))
     except RedisError as exc:
-        current().redis.health.failed(exc)
+        runtime.redis.health.failed(exc)
+
+
+async def store_many(commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Several `store_command`s in one pipeline (no transaction: each is atomic on its own)."""
+    def send() -> Any:  # a pipeline for each try: execute() empties it
+        pipe = redis_client().pipeline(transaction=False)
+        for command in commands:
+            pipe.eval(*command)
+        return pipe.execute()
+
+    return await redis_call(send)
 
 
 def store_command(user_id: int, answer: CachedResponse, generation: bytes | int) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
+from django.db.models import Lookup
 from psycopg import sql
 
 from users.models import User
@@ -30,6 +31,36 @@ def select_by_id(fields: tuple[str, ...], *, alive: bool) -> str:
     if len(params) != 1:
         raise ValueError(f"expected the id as the query's only parameter: {params!r}")
     return query
+
+
+@functools.cache
+def select_by_ids(fields: tuple[str, ...], *, alive: bool) -> str:
+    """`select_by_id` for several users at once: its one parameter is a list of ids
+    (`WHERE id = ANY(%s)`, one statement whatever their number). The rows come in no order."""
+    queryset = User.objects.alive() if alive else User.objects.all()
+    query, params = queryset.filter(pk__any=[1]).values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    if len(params) != 1:
+        raise ValueError(f"expected the ids as the query's only parameter: {params!r}")
+    return query
+
+
+class _Any(Lookup):
+    """`field = ANY(%s)`, the list passed as one array: one statement text for any number of ids
+    (`__in` writes one placeholder per value)."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [[self.lhs.output_field.get_db_prep_value(item, connection) for item in value]]
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+
+
+User._meta.pk.register_lookup(_Any)
 
 
 def user_from_row(fields: tuple[str, ...], row: tuple[Any, ...]) -> User:
