@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from sidus.edge.answers import TemplateStore
     from users.accounts.ended import EndedSessions
     from users.auth.keys import SigningKeys
+    from users.cache.batches import TurnBatcher
     from users.cache.broadcast import Broadcaster
     from users.cache.connection import RedisConnection
     from users.cache.invalidation import Backlog
     from users.cache.listener import InvalidationListener
     from users.cache.loader import MissLoader
     from users.cache.local import LocalCache
-    from users.cache.batches import TurnBatcher
     from users.cache.refresh import Refresher
     from users.cache.unsent import UnsentLedger
     from users.edge.wellknown import KeptDocuments

@@ -69,4 +69,3 @@ class TurnBatcher(Generic[K, R]):
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)
-
