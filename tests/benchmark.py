@@ -59,6 +59,7 @@ from tests.servers import ROOT, free_port, wait_for_port  # noqa: E402
 from users.auth.tokens import token_pair  # noqa: E402
 from users.loop_db import conninfo  # noqa: E402
 from users.models import User  # noqa: E402
+from users.profile import queries  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 PGBENCH_CLIENTS = int(os.environ.get("BENCH_PGBENCH_CLIENTS", "32"))
@@ -209,6 +210,16 @@ def scenarios(hot: User, lo: int, hi: int, rows: dict[str, dict[str, float]]) ->
         rows["50,000 users, random, warm"] = wrk(f"{base}/", script=RANDOM_IDS, env={**span, "BENCH_LO": str(lo)})
         tokens = ",".join(token_pair(user)["access"] for user in User.objects.filter(pk__gte=lo).order_by("pk")[:100])
         rows["PATCH /users/me/, 100 users"] = wrk(f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens})
+        stop(worker)
+        # The two paths that reach PostgreSQL again with two workers: Redis emptied, so every read is a miss again.
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+        worker, base = serve("sidus.asgi:application", env={"WEB_CONCURRENCY": "2"})
+        for _ in range(2):  # Django answers each worker's first miss and first PATCH: its headers are the template
+            httpx.get(f"{base}/api/v1/users/{hot.pk}/", headers={"Connection": "close"})
+        wrk(f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens}, seconds=WARM_UP)
+        rows["50,000 users, cold (all misses), 2 workers"] = wrk(f"{base}/", script=NEXT_ID, env=span)
+        rows["PATCH /users/me/, 100 users, 2 workers"] = wrk(
+            f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens})
         ceilings.append(wrk(bare_url))
         return ceilings
     finally:
@@ -508,25 +519,28 @@ def _drain(count: int) -> str:
 
 def pgbench_script(statements: list[tuple[str, list]], user_id: int) -> str:
     """A pgbench script of `statements` as the code sends them, their parameters bound by psycopg
-    itself, with `user_id` turned into a random one of the span and each event a fresh id."""
+    itself, with `user_id` turned into a random one of the span and each event a fresh id. A
+    statement that reads a row version (`queries.VERSION`) keeps its columns (`\\gset p_`), and the
+    row version a later one compares is the one it read."""
     lines = ["\\set uid random(:lo, :hi)"]
     with psycopg.connect(**conninfo()) as conn:
         cursor = psycopg.ClientCursor(conn)
         for query, params in statements:
             text = " ".join(cursor.mogrify(query, params).split())
             text = re.sub(r"'[0-9a-f-]{32,36}'::uuid", "gen_random_uuid()", text)
-            lines.append(re.sub(rf"\b{user_id}\b", ":uid", text) + ";")
+            text = re.sub(r"'[0-9]+'::xid", "':p_version'::xid", text)
+            text = re.sub(rf"\b{user_id}\b", ":uid", text)
+            lines.append(text + (" \\gset p_" if f'AS "{queries.VERSION}"' in text else ";"))
     return "\n".join(lines) + "\n"
 
 
 def lean_patch_statements(user_id: int) -> list[tuple[str, list]]:
     """The edge's lean PATCH of one bio, as `profile_update_async` runs it (users/accounts/profile.py),
-    with its locked read, UPDATE and events: taken from a real run, rolled back."""
+    its read and its write with the events: taken from a real run, rolled back."""
     from users.accounts.profile import ProfileWrite
+    from users.auth.authentication import TOKEN_FIELDS
 
-    user = User.objects.get(pk=user_id)
-    where = (("password", user.password), ("session_epoch", user.session_epoch))
-    steps = ProfileWrite(user_id, {"bio": "pgbench"}, where=where, may_log_in=True).steps()
+    steps = ProfileWrite(user_id, {"bio": "pgbench"}, checks=TOKEN_FIELDS, may_log_in=True).steps(again_locked=False)
     sent: list[tuple[str, list]] = []
     with transaction.atomic(), connection.cursor() as cursor:
         try:
@@ -535,21 +549,27 @@ def lean_patch_statements(user_id: int) -> list[tuple[str, list]]:
                 sent.append((statement[0], list(statement[1])))
                 cursor.execute(*statement)
                 statement = steps.send(cursor.fetchone() if cursor.description else None)
-        except StopIteration:
-            pass
+        except StopIteration as done:
+            assert done.value is not None, "the write did not happen"
         transaction.set_rollback(True)
     return sent
 
 
+def pgbench_present() -> bool:
+    """Debian's /usr/bin/pgbench is a wrapper that is there without the server's package."""
+    if shutil.which("pgbench") is None:
+        return False
+    return subprocess.run(["pgbench", "--version"], capture_output=True).returncode == 0
+
+
 def database_rates(lo: int, hi: int) -> dict[str, float]:
     """PostgreSQL's own rate (pgbench, PGBENCH_CLIENTS clients, DURATION s) for the SQL of the cold
-    read (the miss loader's SELECT) and of the lean PATCH (one transaction), on random users of the span."""
-    from users.profile import queries
-
+    read (the miss loader's query, for one id) and of the lean PATCH (its statements in autocommit,
+    as it sends them), on random users of the span."""
     sample = lo + (hi - lo) // 2
     scripts = {
-        "cold read": pgbench_script([(queries.select_by_id(queries.PUBLIC_ROW, alive=True), [sample])], sample),
-        "PATCH": "BEGIN;\n" + pgbench_script(lean_patch_statements(sample), sample) + "COMMIT;\n",
+        "cold read": pgbench_script([(queries.select_by_ids(queries.PUBLIC_ROW, alive=True), [[sample]])], sample),
+        "PATCH": pgbench_script(lean_patch_statements(sample), sample),
     }
     db = settings.DATABASES["default"]
     rates = {}
@@ -662,15 +682,18 @@ def main() -> None:
     print(f"| bare ASGI app, the hot user's bytes | {bare['rps']:.0f} | {bare['p50']:.2f} | {bare['p99']:.2f} | 1 |")
     for name, row in rows.items():
         print(f"| {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['ratio']:.3f} |")
-    if shutil.which("pgbench") is None:
+    if not pgbench_present():
         print("pgbench is missing (apt-get install postgresql-contrib): no database rates")
     else:
         rates = database_rates(lo, hi)
         cold, patch = rows["50,000 users, cold (all misses)"]["rps"], rows["PATCH /users/me/, 100 users"]["rps"]
+        cold2 = rows["50,000 users, cold (all misses), 2 workers"]["rps"]
+        patch2 = rows["PATCH /users/me/, 100 users, 2 workers"]["rps"]
         print(f"PostgreSQL's own rate for the same SQL (pgbench -c {PGBENCH_CLIENTS}, {DURATION} s, random users "
-              f"of the 50,000): the cold read's SELECT {rates['cold read']:.0f} tps, the lean PATCH's transaction "
-              f"{rates['PATCH']:.0f} tps; sidus's share: cold {cold / rates['cold read']:.3f}, "
-              f"PATCH {patch / rates['PATCH']:.3f}")
+              f"of the 50,000): the cold read's SELECT {rates['cold read']:.0f} tps, the lean PATCH's statements "
+              f"{rates['PATCH']:.0f} tps; sidus's share: cold {cold / rates['cold read']:.3f} (2 workers "
+              f"{cold2 / rates['cold read']:.3f}), PATCH {patch / rates['PATCH']:.3f} (2 workers "
+              f"{patch2 / rates['PATCH']:.3f})")
     if ROUNDS:
         print(invalidation_across_workers(hot, lo, hi))
     if SCALE:

@@ -6,6 +6,7 @@ import pytest
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -212,6 +213,34 @@ async def test_the_update_rate_limit_counts_lean_writes_too(asgi_client, to_djan
     assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1 and len(to_django) == 2
     assert (await refreshed(ada)).bio == "three"
     assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "b"}, headers=await auth(bob))).status_code == 200
+
+
+async def test_a_write_that_commits_between_the_lean_read_and_write_wins_and_django_makes_the_patch(
+        asgi_client, to_django, settings, monkeypatch):
+    """The lean write applies only to the row version its token was checked on: a change committed in
+    between (here, while the rate limit is counted) leaves the write undone, and Django makes it."""
+    from users import ratelimits
+    from users.models import UserEvent
+
+    ada = await make("ada")
+    headers = await auth(ada)
+    assert (await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=headers)).status_code == 200
+    settings.RATE_LIMITS_ENABLED = True
+    hit, between = ratelimits.hit, []
+
+    def hit_and_write(request, action, key=None):
+        if not between:  # in a pool thread: its own connection, closed after
+            between.append(accounts.user_update(user=User.objects.get(pk=ada.pk), data={"first_name": "Between"}))
+            connection.close()
+        return hit(request, action, key)
+
+    monkeypatch.setattr(ratelimits, "hit", hit_and_write)
+    response = await asgi_client.patch(f"{USERS}me/", json={"bio": "mine"}, headers=headers)
+    assert response.status_code == 200 and len(to_django) == 2  # the lean one gave way
+    assert (response.json()["first_name"], response.json()["bio"]) == ("Between", "mine")
+    changed = [event.data["changed"] async for event in
+               UserEvent.objects.filter(user_id=ada.pk, type="user.updated").order_by("sequence")]
+    assert changed == [["bio"], ["first_name"], ["bio"]]
 
 
 async def test_with_its_database_pool_down_django_writes(asgi_client, to_django):

@@ -1,11 +1,14 @@
 """Service rules that the serializers cannot guarantee alone (races, soft delete)."""
+import threading
+
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 
 from sidus.http.exception_handler import exception_handler
 from tests.support import PASSWORD
 from users import accounts
-from users.models import User
+from users.models import User, UserEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +52,32 @@ def test_update_writes_only_given_columns_so_a_concurrent_soft_delete_survives(u
     fresh = User.objects.get(pk=user.pk)
     assert fresh.deleted_at is not None and not fresh.is_active
     assert fresh.bio == "still here?"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_between_the_read_and_the_write_is_kept_and_the_change_is_made_again_on_the_locked_row(user):
+    """The write applies only to the row version it read: a change committed in between makes it
+    read again, FOR UPDATE, check the precondition again and write; both changes stand, with
+    their events in commit order."""
+    checked = []
+
+    def concurrent() -> None:
+        accounts.user_update(user=User.objects.get(pk=user.pk), data={"first_name": "Between"})
+        connection.close()
+
+    def precondition(read: User) -> None:
+        checked.append(read.first_name)
+        if len(checked) == 1:  # commits between this read and this write, on another connection
+            thread = threading.Thread(target=concurrent)
+            thread.start()
+            thread.join()
+
+    updated = accounts.user_update(user=user, data={"bio": "mine"}, precondition=precondition)
+    assert checked == [user.first_name, "Between"]  # checked again on the row as it is now
+    assert (updated.first_name, updated.bio) == ("Between", "mine")
+    events = UserEvent.objects.filter(user_id=user.pk, type="user.updated").order_by("sequence")
+    assert [event.data["changed"] for event in events] == [["first_name"], ["bio"]]
+    assert events.last().data["user"]["first_name"] == "Between"
 
 
 def test_soft_delete_and_restore(user):

@@ -1,13 +1,17 @@
 """Changing a profile: one write, whoever asks for it.
 
-`ProfileWrite` is the change as statements: the row locked and read, the UPDATE of the changed
-columns (and `updated_at`, and the folded username), the events recorded with the same SQL as
-`User.save()`'s (`events.RECORD`). The API's PATCH runs it on its caller's connection and
-transaction (`user_update`), the edge's lean PATCH on the event loop's (`profile_update_async`):
-the same statements in the same order, with no I/O of their own; only the driver differs. Staff's
-form (`user_change_by_staff`) may write any field, and saves the model.
+`ProfileWrite` is the change as statements: the row read with its version (PostgreSQL's `xmin`),
+checked by the caller, then one statement that writes the changed columns (and `updated_at`, and
+the folded names), numbers the events and records them with their webhook deliveries
+(`events.recording`: the same events as `User.save()`'s), only while the row is still the version
+read. A write that came in between fails that guard, and the change is tried once more on the row
+read FOR UPDATE. The API's PATCH runs it on its caller's connection and transaction
+(`user_update`), the edge's lean PATCH on the event loop's in autocommit (`profile_update_async`,
+two statements in all, and Django tries again when another write came in between): the same
+statements in the same order, with no I/O of their own; only the driver differs. Staff's form
+(`user_change_by_staff`) may write any field, and saves the model.
 """
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +22,7 @@ from users import cache, events
 from users.accounts.errors import raise_for_integrity_error
 from users.accounts.sessions import sessions_end
 from users.mail.outbox import email_queue
-from users.models import OutboxEmail, Session, User, fold
+from users.models import FOLDED_FIELDS, OutboxEmail, Session, User, fold
 from users.profile import queries
 from users.profile.fields import TEXT_FIELDS, UPDATABLE_FIELDS
 from users.runtime import current
@@ -29,46 +33,54 @@ Steps = Generator[Statement, tuple[Any, ...] | None, User | None]
 
 @dataclass(frozen=True)
 class ProfileWrite:
-    """A change of `data`'s fields of one user, only while each of `where` still holds its value
-    (and, with `may_log_in`, while the user may log in)."""
+    """A change of `data`'s fields of one user, written only if the row read passes the caller's
+    `precondition` and is still that row (and, with `may_log_in`, while the user may log in);
+    `checks` are the columns the precondition reads besides the private profile."""
 
     user_id: int
     data: dict[str, Any]
-    where: tuple[tuple[str, Any], ...] = ()
+    checks: tuple[str, ...] = ()
     may_log_in: bool = False
 
-    def steps(self, precondition: Callable[[User], None] | None = None) -> Steps:
+    def steps(self, precondition: Callable[[User], None] | None = None, *, again_locked: bool = True) -> Steps:
         """The statements, each sent back the row it returned; the updated user (or, with no
-        change, the user as read), or None when the row is gone or no longer matches."""
-        names = tuple(name for name, _ in self.where)
-        values = [value for _, value in self.where]
-        fields = events.written_fields(self.data)  # in the events' own order, as save() names them
-        # What the events compare, and the whole private row where a precondition or the caller reads it.
-        read = fields if precondition is None and self.data else (
-            *queries.PRIVATE_ROW, *(name for name in fields if name not in queries.PRIVATE_ROW))
-        row = yield events.locked_state_sql(read, names, may_log_in=self.may_log_in), [self.user_id, *values]
-        if row is None:
-            return None
-        before = dict(zip(read, row))
-        if precondition is not None:
-            precondition(queries.user_from_row(read, row))  # raises to refuse, on the locked row
-        if not self.data:
-            return queries.user_from_row(read, row)
-        columns, params = self._columns()
-        update = queries.update_where(columns, names, queries.PRIVATE_ROW, may_log_in=self.may_log_in)
-        row = yield update, [*params, timezone.now(), self.user_id, *values]
-        if row is None:
-            return None
-        updated = queries.user_from_row(queries.PRIVATE_ROW, row)
-        for type, changed in events.changes(before, updated, fields):
-            yield events.RECORD, events.record_params(updated, type, changed)
-        return updated
+        change, the user as read), or None when the row is gone, no longer matches, or (without
+        `again_locked`) changed between the read and the write."""
+        read = (*queries.PRIVATE_ROW, *(name for name in self.checks if name not in queries.PRIVATE_ROW))
+        for locked in (False, True) if again_locked else (False,):
+            row = yield queries.select_versioned(read, locked=locked), [self.user_id]
+            if row is None:
+                return None
+            *values, version = row
+            before = queries.user_from_row(read, values)
+            if precondition is not None:
+                precondition(before)  # raises to refuse
+            if not self.data:
+                return before
+            row = yield self._write(before, dict(zip(read, values)), version)
+            if row is not None:
+                return queries.user_from_row(queries.PRIVATE_ROW, row[2:])  # after user_id and sequence
+        return None
 
-    def _columns(self) -> tuple[tuple[str, ...], list[Any]]:
+    def _write(self, user: User, before: dict[str, Any], version: str) -> Statement:
+        """The one statement of the change of `user` (as read: `before`, `version`) and its events."""
         data = dict(self.data)
-        if "username" in data:
-            data["username_folded"] = fold(data["username"])  # what uniqueness compares, as save() keeps it
-        return tuple(data), list(data.values())
+        for name, folded in FOLDED_FIELDS.items():
+            if name in data:
+                data[folded] = fold(data[name])  # what uniqueness compares, as save() keeps it
+        now = timezone.now()
+        for name, value in (*data.items(), ("updated_at", now)):
+            setattr(user, name, value)  # the row as the write leaves it: what the events say
+        found = events.changes(before, user, events.written_fields(self.data))
+        update = queries.update_versioned(tuple(data), queries.PRIVATE_ROW, events=len(found),
+                                          may_log_in=self.may_log_in)
+        params = [*data.values(), now, self.user_id, version]
+        if not found:
+            return update, params
+        statement = events.recording(update, len(found), ("user_id", "sequence", *queries.PRIVATE_ROW))
+        for type, changed in found:
+            params += events.event_params(user, type, changed)
+        return statement, params
 
 
 def user_update(
@@ -139,33 +151,40 @@ def user_change_by_staff(*, user_id: int, data: dict[str, Any]) -> User:
     return user
 
 
-async def profile_update_async(*, user: User, data: dict[str, str], secure: bool = False) -> User | None:
+async def profile_update_async(
+    *, user_id: int, data: dict[str, str], admit: Callable[[User], Awaitable[bool]], checks: tuple[str, ...] = (),
+    secure: bool = False,
+) -> User | None:
     """`user_update` of the text fields alone, on the event loop: the edge's lean PATCH.
 
-    The same write, in one transaction on the loop's pool, only while the row may log in and still
-    has the password and session epoch `user` was read with, which the caller checked the token
-    against: a password change or a soft delete (and restore) committed since wins, and the answer
-    is None (the caller lets Django answer). The change is invalidated here, and the new public
-    answer for the request's scheme (`secure`) is kept in L2 at once: every worker's next read of
-    the profile is a Redis hit.
+    The same steps on the loop's pool in autocommit: the row read (with `checks`' columns), then
+    `admit` decides on it (the token's checks and the rate limit: False refuses), then the one
+    statement of the write and its events, only while the row may log in and is still the version
+    `admit` saw. None when the row is gone, refused, or changed in between: the caller lets Django
+    answer. The change is invalidated here, and the new public answer for the request's scheme
+    (`secure`) is kept in L2 at once: every worker's next read of the profile is a Redis hit.
     """
     if not data or not set(data) <= TEXT_FIELDS:
         raise ValueError(f"not a text field update: {sorted(data)}")
-    generation = await cache.read_generation(user.pk)  # before the write: see invalidate_users_async
-    where = (("password", user.password), ("session_epoch", user.session_epoch))
-    write = ProfileWrite(user.pk, dict(data), where=where, may_log_in=True)
     runtime = current()
-    async with runtime.db.connection() as conn, conn.transaction():
-        steps = write.steps()
-        try:
-            statement = next(steps)
-            while True:
-                cursor = await conn.execute(*statement)
-                statement = steps.send(await cursor.fetchone() if cursor.description else None)
-        except StopIteration as done:
-            updated = done.value
+    generation = await cache.read_generation(user_id)  # before the write: see invalidate_users_async
+    read: list[User] = []
+    updated: User | None = None
+    steps = ProfileWrite(user_id, dict(data), checks=checks, may_log_in=True).steps(read.append, again_locked=False)
+    try:
+        statement = next(steps)
+        async with runtime.db.connection() as conn:
+            row = await (await conn.execute(*statement)).fetchone()
+        statement = steps.send(row)
+        if not await admit(read[0]):
+            return None
+        async with runtime.db.connection() as conn:
+            row = await (await conn.execute(*statement)).fetchone()
+        steps.send(row)
+    except StopIteration as done:
+        updated = done.value
     if updated is None:
         return None
-    fresh = {user.pk: (runtime.loader.render(updated, secure), generation)}
-    await cache.invalidate_users_async([user.pk], fresh=fresh)
+    fresh = {user_id: (runtime.loader.render(updated, secure), generation)}
+    await cache.invalidate_users_async([user_id], fresh=fresh)
     return updated

@@ -33,7 +33,7 @@ from users import accounts, events, ratelimits
 from users.auth.authentication import TOKEN_FIELDS, token_refusal, validated_token
 from users.cache import shared
 from users.models import User, UserEvent, user_id_from
-from users.profile import queries, routes
+from users.profile import routes
 from users.profile.etags import body_etag
 from users.profile.fields import TEXT_FIELDS
 from users.profile.serializers import UserPrivateSerializer, UserUpdateSerializer, representation
@@ -184,24 +184,24 @@ class _ContentType:
 
 async def _write(request: EdgeRequest, patch: _Patch) -> User | None:
     """The updated user, or None when Django must answer (a refusal, or PostgreSQL away)."""
-    runtime = current()
-    ended_sessions = runtime.ended_sessions
-    try:
-        async with runtime.db.connection() as connection:
-            cursor = await connection.execute(queries.select_by_id(TOKEN_FIELDS, alive=False), [patch.user_id])
-            row = await cursor.fetchone()
-        user = queries.user_from_row(TOKEN_FIELDS, row) if row is not None else None
+    ended_sessions = current().ended_sessions
+
+    async def admit(user: User) -> bool:
+        """The token's checks on the row read, then the rate limit: what DRF's authentication and
+        the view would decide, in their order."""
         # Whether the session ended is known here only while this worker's copy is fresh.
-        if user is None or not ended_sessions.fresh:
-            return None
-        if token_refusal(patch.token, user, ended=ended_sessions.ended) is not None:
-            return None
+        if not ended_sessions.fresh or token_refusal(patch.token, user, ended=ended_sessions.ended) is not None:
+            return False
         if ratelimits.rates_for("update"):
             caller = ratelimits.Caller(user, request.meta())
             if await sync_to_async(ratelimits.hit, thread_sensitive=False)(caller, "update") is not None:
-                return None  # Django counts once more and answers 429
+                return False  # Django counts once more and answers 429
+        return True
+
+    try:
         with events.acting(UserEvent.Actor.USER):
-            return await accounts.profile_update_async(user=user, data=patch.data, secure=request.secure)
+            return await accounts.profile_update_async(user_id=patch.user_id, data=patch.data, admit=admit,
+                                                       checks=TOKEN_FIELDS, secure=request.secure)
     except Exception as exc:  # noqa: BLE001  whatever it is, Django answers instead (503 if PostgreSQL is away)
         logger.debug("Lean PATCH fell back to Django: %r", exc)
         return None

@@ -2,10 +2,11 @@
 
 `User.save()` writes in a transaction in which the pre_save receiver below locks the row and reads
 what it was (`locked_state`) and the post_save receiver records the events (`record_change`), so
-every way of saving a user emits the events of its change; the edge's lean PATCH, which writes without the
-ORM, reads and records with the same SQL (`locked_state_sql`, `RECORD`). Each event is numbered
-by the user's row (`User.event_sequence`) under its lock, so a user's events are numbered in the
-order their transactions commit. The relay (users/events/relay.py) publishes them.
+every way of saving a user emits the events of its change; a profile's write (users/accounts/profile.py),
+which writes without the ORM, finds them with the same rule (`changes`) and records them in its own
+UPDATE (`recording`, as `RECORD` does). Each event is numbered by the user's row
+(`User.event_sequence`) under its lock, so a user's events are numbered in the order their
+transactions commit. The relay (users/events/relay.py) publishes them.
 """
 import contextlib
 import functools
@@ -71,16 +72,11 @@ def written_fields(update_fields: Iterable[str] | None) -> tuple[str, ...]:
 
 
 @functools.cache
-def locked_state_sql(fields: tuple[str, ...], where: tuple[str, ...] = (), *, may_log_in: bool = False) -> str:
-    """SELECT `fields` of one user FOR UPDATE; the parameters are the id and then `where`'s values.
-    With `may_log_in`, only a row that may (`User.objects.may_log_in()`)."""
-    queryset = User.objects.may_log_in() if may_log_in else User.objects.all()
-    queryset = queryset.filter(pk=1)
-    for name in where:  # one filter() each: the parameters come in this order
-        queryset = queryset.filter(**{name: User._meta.get_field(name).get_default()})
-    query, params = queryset.values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-    if len(params) != 1 + len(where):
-        raise ValueError(f"expected the id and {where} as the parameters: {params!r}")
+def locked_state_sql(fields: tuple[str, ...]) -> str:
+    """SELECT `fields` of one user FOR UPDATE; the id is the one parameter."""
+    query, params = User.objects.filter(pk=1).values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    if len(params) != 1:
+        raise ValueError(f"expected the id as the query's only parameter: {params!r}")
     return f"{query} FOR UPDATE"  # select_for_update() compiles only inside a transaction
 
 
@@ -127,21 +123,30 @@ def data(user: User, type: str, changed: list[str]) -> dict[str, Any]:
     return payload
 
 
-def _record_sql() -> str:
-    event, user = UserEvent._meta, User._meta
-    endpoint, delivery = WebhookEndpoint._meta, WebhookDelivery._meta
+@functools.cache
+def recording(numbered: str, count: int, result: tuple[str, ...]) -> str:
+    """One statement that records `count` events: `numbered`, a write of the user's row RETURNING
+    its `user_id` and its `sequence` once it added `count` (under the row's lock, so a user's
+    events are numbered in commit order), then the events numbered up to that (each with
+    `event_params`), then one delivery for each enabled webhook endpoint that wants its type, and
+    `result`'s columns of `numbered`: no round trip between them."""
+    event, endpoint, delivery = UserEvent._meta, WebhookEndpoint._meta, WebhookDelivery._meta
     columns = ("id", "user_id", "sequence", "type", "time", "data", "context", "actor", "attempts", "last_error")
+    rows = sql.SQL(", ").join(
+        sql.SQL("(%s::uuid, {}, %s, %s::timestamptz, %s::jsonb, %s::jsonb, %s)").format(sql.Literal(number))
+        for number in range(1, count + 1))
     return sql.SQL(
-        "WITH numbered AS (UPDATE {user} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {seq} AS sequence), "
+        "WITH numbered AS ({numbered}), "
         "recorded AS (INSERT INTO {event} ({columns}) "
-        "SELECT %s, %s, numbered.sequence, %s, %s, %s::jsonb, %s::jsonb, %s, 0, '' FROM numbered "
-        "RETURNING {event_id}, {event_user}, {event_seq}, {event_type}) "
-        "INSERT INTO {delivery} ({d_endpoint}, {d_event}, {d_user}, {d_seq}) "
+        "SELECT e.id, n.user_id, n.sequence - {count} + e.n, e.type, e.time, e.data, e.context, e.actor, 0, '' "
+        "FROM numbered n CROSS JOIN (VALUES {rows}) AS e (id, n, type, time, data, context, actor) "
+        "RETURNING {event_id}, {event_user}, {event_seq}, {event_type}), "
+        "delivered AS (INSERT INTO {delivery} ({d_endpoint}, {d_event}, {d_user}, {d_seq}) "
         "SELECT w.{w_id}, r.{event_id}, r.{event_user}, r.{event_seq} FROM recorded r JOIN {endpoint} w "
-        "ON w.{w_enabled} AND {wanted}"
+        "ON w.{w_enabled} AND {wanted}) "
+        "SELECT {result} FROM numbered"
     ).format(
-        user=sql.Identifier(user.db_table), seq=sql.Identifier(user.get_field("event_sequence").column),
-        pk=sql.Identifier(user.pk.column), event=sql.Identifier(event.db_table),
+        numbered=sql.SQL(numbered), count=sql.Literal(count), rows=rows, event=sql.Identifier(event.db_table),
         columns=sql.SQL(", ").join(
             sql.Identifier(event.get_field(name.removesuffix("_id")).column) for name in columns
         ),
@@ -156,7 +161,16 @@ def _record_sql() -> str:
         w_enabled=sql.Identifier(endpoint.get_field("enabled").column),
         wanted=wanted(sql.SQL("r.{}").format(sql.Identifier(event.get_field("type").column)),
                       sql.SQL("w.{}").format(sql.Identifier(endpoint.get_field("event_types").column))),
+        result=sql.SQL(", ").join(sql.Identifier(name) for name in result),
     ).as_string(None)
+
+
+def _numbered() -> str:
+    user = User._meta
+    return sql.SQL(
+        "UPDATE {user} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {pk} AS user_id, {seq} AS sequence"
+    ).format(user=sql.Identifier(user.db_table), seq=sql.Identifier(user.get_field("event_sequence").column),
+             pk=sql.Identifier(user.pk.column)).as_string(None)
 
 
 def wanted(event_type: sql.Composable, patterns: sql.Composable) -> sql.Composed:
@@ -167,18 +181,24 @@ def wanted(event_type: sql.Composable, patterns: sql.Composable) -> sql.Composed
         event_type, patterns)
 
 
-# One event: the user's next sequence number taken under its row lock, the row inserted, and one
-# delivery for each enabled webhook endpoint that wants its type (in the same statement: no round trip).
-RECORD = _record_sql()
+# One event that is no change of the row: the user's next sequence number taken under its row lock,
+# the event inserted, and its deliveries (`recording`).
+RECORD = recording(_numbered(), 1, ("sequence",))
+
+
+def event_params(user: User, type: str, changed: list[str], *, extra: Mapping[str, Any] | None = None,
+                 context: Mapping[str, Any] | None = None) -> list[Any]:
+    """One event's parameters in `recording`: of `user` as it is after the change; `extra` goes
+    into its `data`, `context` only into the user's own security log (with "by staff" inside `by_staff`)."""
+    payload = {**data(user, type, changed), **(extra or {})}
+    return [UserEvent._meta.pk.default(), str(type), timezone.now(), json.dumps(payload),
+            json.dumps({**(context or {}), **_acting.get()}), _actor.get()]
 
 
 def record_params(user: User, type: str, changed: list[str], *, extra: Mapping[str, Any] | None = None,
                   context: Mapping[str, Any] | None = None) -> list[Any]:
-    """RECORD's parameters for one event of `user` (as it is after the change): `extra` goes into
-    its `data`, `context` only into the user's own security log (with "by staff" inside `by_staff`)."""
-    payload = {**data(user, type, changed), **(extra or {})}
-    return [user.pk, UserEvent._meta.pk.default(), user.pk, str(type), timezone.now(), json.dumps(payload),
-            json.dumps({**(context or {}), **_acting.get()}), _actor.get()]
+    """RECORD's parameters for one event of `user` (as it is after the change)."""
+    return [user.pk, *event_params(user, type, changed, extra=extra, context=context)]
 
 
 def record(user: User, type: str, *, extra: Mapping[str, Any] | None = None,

@@ -10,8 +10,9 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import Lookup
+from django.db.models.expressions import RawSQL
 from psycopg import sql
 
 from users.models import User
@@ -72,25 +73,49 @@ def user_from_row(fields: tuple[str, ...], row: tuple[Any, ...]) -> User:
     return User.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
 
 
+# PostgreSQL's version of a row: any write of it, by anyone and through any path, makes a new one.
+VERSION = "version"
+
+
 @functools.cache
-def update_where(fields: tuple[str, ...], where: tuple[str, ...], returning: tuple[str, ...], *,
-                 may_log_in: bool = True) -> str:
-    """UPDATE the user's `fields` and `updated_at` WHERE id and each of `where` equal the values
-    passed (in this order: fields, updated_at, id, where), RETURNING `returning`; with
-    `may_log_in`, only while the row is one that may log in (`User.objects.may_log_in()`, compiled)."""
+def select_versioned(fields: tuple[str, ...], *, locked: bool = False) -> str:
+    """`select_by_id(fields, alive=False)` and the row's version (`xmin`) after them, as text;
+    `locked`: FOR UPDATE (it holds inside a transaction)."""
+    version = RawSQL(f"{connection.ops.quote_name(User._meta.db_table)}.xmin::text", ())
+    queryset = User.objects.filter(pk=1).annotate(**{VERSION: version}).values(*fields, VERSION)
+    query, params = queryset.query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    if len(params) != 1:
+        raise ValueError(f"expected the id as the query's only parameter: {params!r}")
+    return f"{query} FOR UPDATE" if locked else query  # select_for_update() compiles only inside a transaction
+
+
+@functools.cache
+def update_versioned(fields: tuple[str, ...], returning: tuple[str, ...], *, events: int = 0,
+                     may_log_in: bool = True) -> str:
+    """UPDATE the user's `fields` and `updated_at` only while its row is the version read
+    (`select_versioned`): the parameters are the fields' values, updated_at, the id and the version.
+    RETURNING `returning`, and the row's `user_id` and `sequence` after adding `events` to its event
+    sequence (for `events.recording`); with `may_log_in`, only while the row is one that may log in
+    (`User.objects.may_log_in()`, compiled)."""
     changes = [sql.SQL("{} = %s").format(_column(name)) for name in (*fields, "updated_at")]
-    conditions = [sql.SQL("{} = %s").format(_column(name)) for name in ("id", *where)]
+    sequence = _column("event_sequence")
+    if events:
+        changes.append(sql.SQL("{} = {} + {}").format(sequence, sequence, sql.Literal(events)))
+    conditions = [sql.SQL("{} = %s").format(_column("id")), sql.SQL("xmin = %s::xid")]
     if may_log_in:
         query = User.objects.may_log_in().query
         clause, params = query.get_compiler(DEFAULT_DB_ALIAS).compile(query.where)
         if params:
             raise ValueError(f"expected a constant clause: {params!r}")
         conditions.append(sql.SQL(clause))
-    return sql.SQL("UPDATE {table} SET {changes} WHERE {conditions} RETURNING {returning}").format(
+    return sql.SQL(
+        "UPDATE {table} SET {changes} WHERE {conditions} "
+        "RETURNING {id} AS user_id, {sequence} AS sequence, {returning}"
+    ).format(
         table=sql.Identifier(User._meta.db_table),
         changes=sql.SQL(", ").join(changes),
         conditions=sql.SQL(" AND ").join(conditions),
-        returning=_columns(returning),
+        id=_column("id"), sequence=sequence, returning=_columns(returning),
     ).as_string(None)
 
 
