@@ -58,7 +58,8 @@ class _Any(Lookup):
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+        array = f"{self.lhs.output_field.cast_db_type(connection)}[]"  # not the driver's guess (int2[] for small ids)
+        return f"{lhs} = ANY({rhs}::{array})", [*lhs_params, *rhs_params]
 
 
 User._meta.pk.register_lookup(_Any)
