@@ -9,6 +9,7 @@ wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios
   before, so every answer is a miss;
 - the same users read at random once every one of them was read (L2 holds them all);
 - PATCH /users/me/ rotating over 100 users;
+- cold and PATCH again with two workers (WEB_CONCURRENCY=2, Redis emptied first);
 and the invalidation delay across 4 workers while they serve about 1,000 reads/s of random users
 (BENCH_BACKGROUND_RPS); then the user events' latency (from a registration's or a PATCH's answer
 to a consumer's receipt, BENCH_EVENT_REQUESTS of each) and one relay's throughput draining a
@@ -22,9 +23,10 @@ scenarios differ from it, so those two are measured in BENCH_PAIRS rounds that a
 the bare app (BENCH_PAIR_SECONDS each): their row is the round with the median ratio, each ratio
 to the bare run just before. The other scenarios are far from the ceiling: their ratio is to the
 median of every bare run (one more after them). Then pgbench (BENCH_PGBENCH_CLIENTS, 32) runs the
-cold read's SELECT and the lean PATCH's transaction, their SQL taken from the code (the miss
-loader's query, and a real lean PATCH's statements rolled back and replayed with random users), and
-cold and PATCH are printed as shares of PostgreSQL's own rate. Both servers get 3 s of load first, unmeasured,
+cold read's SELECT and the lean PATCH's two statements, their SQL taken from the code (the miss
+loader's query for one id, and a real lean PATCH's statements rolled back and replayed with random
+users, the write guarded by the version its read returned), and cold and PATCH are printed as
+shares of PostgreSQL's own rate. Both servers get 3 s of load first, unmeasured,
 and the users table is vacuumed after the PATCHes, so that autovacuum does not run during the
 invalidation measurement.
 """
