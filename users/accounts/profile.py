@@ -57,13 +57,15 @@ class ProfileWrite:
                 precondition(before)  # raises to refuse
             if not self.data:
                 return before
-            row = yield self._write(before, dict(zip(read, values)), version)
+            # The user as the write leaves it is another instance: the precondition's stays as read.
+            row = yield self._write(queries.user_from_row(read, values), dict(zip(read, values)), version)
             if row is not None:
                 return queries.user_from_row(queries.PRIVATE_ROW, row[2:])  # after user_id and sequence
         return None
 
     def _write(self, user: User, before: dict[str, Any], version: str) -> Statement:
-        """The one statement of the change of `user` (as read: `before`, `version`) and its events."""
+        """The one statement of the change of `user` (as read: `before`, `version`; set to what the
+        write leaves) and its events."""
         data = dict(self.data)
         for name, folded in FOLDED_FIELDS.items():
             if name in data:
@@ -167,8 +169,7 @@ async def profile_update_async(
     if not data or not set(data) <= TEXT_FIELDS:
         raise ValueError(f"not a text field update: {sorted(data)}")
     runtime = current()
-    generation = await cache.read_generation(user_id)  # before the write: see invalidate_users_async
-    read: list[User] = []
+    read: list[User] = []  # the row as read, which `admit` judges
     updated: User | None = None
     steps = ProfileWrite(user_id, dict(data), checks=checks, may_log_in=True).steps(read.append, again_locked=False)
     try:
@@ -178,6 +179,7 @@ async def profile_update_async(
         statement = steps.send(row)
         if not await admit(read[0]):
             return None
+        generation = await cache.read_generation(user_id)  # before the write: see invalidate_users_async
         async with runtime.db.connection() as conn:
             row = await (await conn.execute(*statement)).fetchone()
         steps.send(row)
