@@ -25,23 +25,19 @@ PRIVATE_ROW = (*UserPrivateSerializer.Meta.fields, "updated_at")
 
 
 @functools.cache
-def select_by_id(fields: tuple[str, ...], *, alive: bool) -> str:
-    """The SQL of `User.objects[.alive()].filter(pk=...).values(*fields)`; the id is its one parameter."""
+def select_by_ids(fields: tuple[str, ...], *, alive: bool) -> str:
+    """The SQL of `User.objects[.alive()].filter(pk__any=...).values(*fields)`: its one parameter
+    is a list of ids (`WHERE id = ANY(%s)`, one statement whatever their number). The rows come
+    in no order."""
     queryset = User.objects.alive() if alive else User.objects.all()
-    query, params = queryset.filter(pk=1).values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
+    return _one_parameter(queryset.filter(pk__any=[1]).values(*fields))
+
+
+def _one_parameter(queryset: Any) -> str:
+    """`queryset`'s SQL, whose one parameter is the id (or ids) it was filtered on."""
+    query, params = queryset.query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
     if len(params) != 1:
         raise ValueError(f"expected the id as the query's only parameter: {params!r}")
-    return query
-
-
-@functools.cache
-def select_by_ids(fields: tuple[str, ...], *, alive: bool) -> str:
-    """`select_by_id` for several users at once: its one parameter is a list of ids
-    (`WHERE id = ANY(%s)`, one statement whatever their number). The rows come in no order."""
-    queryset = User.objects.alive() if alive else User.objects.all()
-    query, params = queryset.filter(pk__any=[1]).values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-    if len(params) != 1:
-        raise ValueError(f"expected the ids as the query's only parameter: {params!r}")
     return query
 
 
@@ -80,13 +76,10 @@ VERSION = "version"
 
 @functools.cache
 def select_versioned(fields: tuple[str, ...], *, locked: bool = False) -> str:
-    """`select_by_id(fields, alive=False)` and the row's version (`xmin`) after them, as text;
-    `locked`: FOR UPDATE (it holds inside a transaction)."""
+    """The SQL of `User.objects.filter(pk=...).values(*fields)` and the row's version (`xmin`)
+    after them, as text; `locked`: FOR UPDATE (it holds inside a transaction)."""
     version = RawSQL(f"{connection.ops.quote_name(User._meta.db_table)}.xmin::text", ())
-    queryset = User.objects.filter(pk=1).annotate(**{VERSION: version}).values(*fields, VERSION)
-    query, params = queryset.query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-    if len(params) != 1:
-        raise ValueError(f"expected the id as the query's only parameter: {params!r}")
+    query = _one_parameter(User.objects.filter(pk=1).annotate(**{VERSION: version}).values(*fields, VERSION))
     return f"{query} FOR UPDATE" if locked else query  # select_for_update() compiles only inside a transaction
 
 
