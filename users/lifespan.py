@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sidus.edge.answers import TemplateStore
 from users.accounts.ended import EndedSessions
 from users.auth.keys import SigningKeys
+from users.auth.signing import VerifiedTokens
 from users.cache import reads, shared
 from users.cache.batches import TurnBatcher
 from users.cache.broadcast import Broadcaster
@@ -35,7 +36,8 @@ def new_runtime() -> Runtime:
     listener = InvalidationListener(local_cache, master_check=redis.master_check, backlog=backlog, unsent=unsent,
                                     refresher=refresher)
     return Runtime(
-        db=db, ended_sessions=EndedSessions(db), signing_keys=SigningKeys(db), local_cache=local_cache, redis=redis,
+        db=db, ended_sessions=EndedSessions(db), signing_keys=SigningKeys(db), verified_tokens=VerifiedTokens(),
+        local_cache=local_cache, redis=redis,
         reads=TurnBatcher(reads.read_many, unique=True), stores=TurnBatcher(shared.store_many),
         backlog=backlog, unsent=unsent, broadcaster=Broadcaster(), listener=listener, refresher=refresher,
         loader=loader, templates=templates, documents=KeptDocuments(),

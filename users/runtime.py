@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sidus.edge.answers import TemplateStore
     from users.accounts.ended import EndedSessions
     from users.auth.keys import SigningKeys
+    from users.auth.signing import VerifiedTokens
     from users.cache.batches import TurnBatcher
     from users.cache.broadcast import Broadcaster
     from users.cache.connection import RedisConnection
@@ -41,6 +42,7 @@ class Runtime:
     db: LoopDatabase  # PostgreSQL on the event loop (a worker's, once started)
     ended_sessions: EndedSessions  # which sessions ended lately, read every quarter of the bound
     signing_keys: SigningKeys  # the tokens' keys, read every quarter of the bound
+    verified_tokens: VerifiedTokens  # the tokens whose signature was checked lately
     local_cache: LocalCache  # L1
     redis: RedisConnection  # the request path's Redis clients and their health
     reads: TurnBatcher  # L2 reads of one turn of the loop, in one MGET

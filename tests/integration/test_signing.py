@@ -4,6 +4,7 @@ logout. Verified here with joserfc; tests/system/test_signing.py uses PyJWT's Py
 introspection (RFC 7662), for a service that must know at once that a session ended."""
 import base64
 import io
+import time
 from datetime import timedelta
 
 import jwt
@@ -14,13 +15,14 @@ from django.utils import timezone
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet as JoseKeySet
+from jwt.algorithms import OKPAlgorithm
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.exceptions import TokenBackendError
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken
 
 from tests.support import login
 from users import accounts
 from users.auth.keys import SigningKeys
-from users.auth.signing import TOKEN_BACKEND
+from users.auth.signing import TOKEN_BACKEND, VerifiedTokens
 from users.models import SigningKey
 from users.runtime import current
 
@@ -110,6 +112,37 @@ def test_a_rotation_logs_nobody_out_and_the_old_key_goes_once_its_tokens_have_ex
     listed = io.StringIO()
     call_command("signing_keys", "list", stdout=listed)
     assert f"{new.kid}  EdDSA" in listed.getvalue() and "signs" in listed.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_token_is_verified_once_while_it_lives_and_its_key_does(user, monkeypatch):
+    signatures = []
+    verify = OKPAlgorithm.verify
+    monkeypatch.setattr(OKPAlgorithm, "verify", lambda *args: signatures.append(1) or verify(*args))
+    claims = jwt.decode(login(None, user.username).json()["access"], options={"verify_signature": False})
+    expires = int(time.time()) + 2
+    token = TOKEN_BACKEND.encode({**claims, "exp": expires})
+    first = TOKEN_BACKEND.decode(token)
+    first["sub"] = "someone else"  # a caller's change of its copy (a refresh changes its token's)
+    assert TOKEN_BACKEND.decode(token)["sub"] == str(user.pk) and me(token) == 200
+    assert len(signatures) == 1  # the same token again, as a string or as the header's bytes: not verified again
+    time.sleep(expires - time.time() + 0.05)
+    with pytest.raises(TokenBackendExpiredToken):
+        TOKEN_BACKEND.decode(token)  # kept, but past its expiry: verified again, and refused
+    assert me(token) == 401 and len(signatures) == 3
+    # A kept token whose key left the key set is refused: see the rotation's test (`before`, once pruned).
+
+
+def test_the_tokens_kept_are_the_latest_used_ones(monkeypatch):
+    monkeypatch.setattr(VerifiedTokens, "SIZE", 3)
+    verified, key, later = VerifiedTokens(), object(), time.time() + 60
+    for token in "abcd":
+        verified.keep(token, {"exp": later, "sub": token}, "kid", key, 0)
+        verified.get("a", lambda kid: key)  # used again each time: b is the oldest when d comes
+    verified.keep("never expires", {"sub": "x"}, "kid", key, 0)
+    assert [t for t in "abcd" if verified.get(t, lambda kid: key)] == ["a", "c", "d"]
+    assert verified.get("never expires", lambda kid: key) is None  # verified each time
+    assert verified.get("a", lambda kid: None) is None and verified.get("a", lambda kid: key) is None
 
 
 @pytest.mark.django_db

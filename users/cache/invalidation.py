@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django_redis import get_redis_connection
 
 from users.cache import shared
-from users.cache.answers import CachedResponse
+from users.cache.answers import CachedResponse, encode
 from users.cache.broadcast import send_to_group
 from users.cache.connection import REDIS_TIMEOUT, redis_call, redis_client
 from users.cache.keys import GENERATION_TTL, INVALIDATION_MESSAGE, user_cache_key, user_generation_key
@@ -56,19 +57,40 @@ class Backlog:
             self._ids.update(user_ids)
 
 
-def _queue_invalidation(
-    pipe: Any, user_ids: Iterable[int], fresh: Mapping[int, tuple[CachedResponse | None, Any]] | None = None
-) -> Any:
-    """Bump each generation (failing in-flight stores), then drop the value; sync or async pipe.
-    `fresh` (see `invalidate_users_async`) is kept after the bump, if the writer's read was the last."""
+# Each user's generation bumped (failing in-flight stores) and its answer dropped, in one command.
+# KEYS: each user's generation key, then its answer key. ARGV: the generations' TTL, the answers'
+# TTL, then for each user the generation its writer read before the write ('' if none) and the
+# writer's fresh answer: kept instead of dropped if the bump was the one next after that read.
+_INVALIDATE = """
+local dropped = 0
+for i = 1, #KEYS / 2 do
+  local generation = redis.call('INCR', KEYS[2 * i - 1])
+  redis.call('EXPIRE', KEYS[2 * i - 1], ARGV[1])
+  local read = ARGV[2 * i + 1]
+  if read ~= '' and generation == tonumber(read) + 1 then
+    redis.call('SET', KEYS[2 * i], ARGV[2 * i + 2], 'EX', ARGV[2])
+  else
+    dropped = dropped + redis.call('DEL', KEYS[2 * i])
+  end
+end
+return dropped
+"""
+
+
+def _invalidation(
+    user_ids: Iterable[int], fresh: Mapping[int, tuple[CachedResponse | None, Any]] | None = None
+) -> tuple[Any, ...]:
+    """The arguments of EVAL that invalidates `user_ids` (see `invalidate_users_async` for `fresh`)."""
+    keys: list[str] = []
+    args: list[Any] = [GENERATION_TTL, settings.USER_CACHE_L2_TTL]
     for user_id in user_ids:
-        pipe.incr(user_generation_key(user_id))
-        pipe.expire(user_generation_key(user_id), GENERATION_TTL)
-        pipe.delete(user_cache_key(user_id))
-    for user_id, (answer, generation) in (fresh or {}).items():
-        if answer is not None and generation is not shared.UNREACHABLE:
-            pipe.eval(*shared.store_command(user_id, answer, int(generation or 0) + 1))
-    return pipe
+        keys += (user_generation_key(user_id), user_cache_key(user_id))
+        answer, generation = (fresh or {}).get(user_id, (None, None))
+        if answer is None or generation is shared.UNREACHABLE:
+            args += ("", "")
+        else:
+            args += (int(generation or 0), encode(answer))
+    return (_INVALIDATE, len(keys), *keys, *args)
 
 
 def invalidate_users(user_ids: Iterable[int]) -> None:
@@ -119,7 +141,7 @@ async def _send(ids: list[int], fresh: Mapping[int, tuple[CachedResponse | None,
     runtime = current()
     try:
         client = redis_client()
-        await redis_call(lambda: _queue_invalidation(client.pipeline(transaction=True), ids, fresh).execute())
+        await redis_call(lambda: client.eval(*_invalidation(ids, fresh)))
     finally:
         runtime.local_cache.invalidate(forget)
     await runtime.broadcaster.send_async(ids, BROADCAST_TIMEOUT)
@@ -130,8 +152,7 @@ def clear_all_users() -> int:
     connection = get_redis_connection("default")
     keys = connection.scan_iter(match=user_cache_key("*"), count=1000)
     ids = [int(key.rsplit(b":", 1)[1]) for key in keys if not key.endswith(b":gen")]
-    results = _queue_invalidation(connection.pipeline(), ids).execute()
-    removed = sum(results[2::3])  # each id queues incr, expire, delete
+    removed = sum(connection.eval(*_invalidation(ids[n:n + 1000])) for n in range(0, len(ids), 1000))
     current().local_cache.clear()
     async_to_sync(send_to_group)({"type": INVALIDATION_MESSAGE, "all": True})
     return removed
