@@ -7,8 +7,9 @@ the folded names), numbers the events and records them with their webhook delive
 read. A write that came in between fails that guard, and the change is tried once more on the row
 read FOR UPDATE. The API's PATCH runs it on its caller's connection and transaction
 (`user_update`), the edge's lean PATCH on the event loop's in autocommit (`profile_update_async`,
-two statements in all, and Django tries again when another write came in between): the same
-statements in the same order, with no I/O of their own; only the driver differs. Staff's form
+two statements in all, the read shared with the other reads by id of its turn of the loop, and
+Django tries again when another write came in between): the same statements in the same order,
+with no I/O of their own; only the driver differs. Staff's form
 (`user_change_by_staff`) may write any field, and saves the model.
 """
 from collections.abc import Awaitable, Callable, Generator
@@ -48,7 +49,7 @@ class ProfileWrite:
         `again_locked`) changed between the read and the write."""
         read = (*queries.PRIVATE_ROW, *(name for name in self.checks if name not in queries.PRIVATE_ROW))
         for locked in (False, True) if again_locked else (False,):
-            row = yield queries.select_versioned(read, locked=locked), [self.user_id]
+            row = yield queries.select_versioned(read, locked=locked), [[self.user_id]]
             if row is None:
                 return None
             *values, version = row
@@ -173,10 +174,8 @@ async def profile_update_async(
     updated: User | None = None
     steps = ProfileWrite(user_id, dict(data), checks=checks, may_log_in=True).steps(read.append, again_locked=False)
     try:
-        statement = next(steps)
-        async with runtime.db.connection() as conn:
-            row = await (await conn.execute(*statement)).fetchone()
-        statement = steps.send(row)
+        query, _ = next(steps)  # the row read by its id: with the other reads of this turn of the loop
+        statement = steps.send(await runtime.loader.row(query, user_id, id_at=queries.PRIVATE_ROW.index("id")))
         if not await admit(read[0]):
             return None
         generation = await cache.read_generation(user_id)  # before the write: see invalidate_users_async

@@ -5,8 +5,9 @@ Django answers the first miss of each scheme (http or https); its headers become
 (the runtime's `TemplateStore`), in which only Content-Length and ETag change from user to user.
 The body is the same serializer and renderer the view uses, the query the view's own queryset
 (`users.profile.queries`). The misses of one turn of the loop share one query (`WHERE id = ANY(...)`,
-a `TurnBatcher`), each id once. Unknown and deleted users, and any failure (PostgreSQL away, the
-pool busy), go to Django, which answers 404 or 503.
+a `TurnBatcher`), each id once; so do the lean PATCHes' reads of their rows (`row`). Unknown and
+deleted users, and any failure (PostgreSQL away, the pool busy), go to Django, which answers 404
+or 503.
 """
 import logging
 
@@ -31,7 +32,7 @@ class MissLoader:
     def __init__(self, db: LoopDatabase, templates: TemplateStore) -> None:
         self.db = db
         self.templates = templates
-        self._rows: TurnBatcher[int, tuple | None] = TurnBatcher(self._read_rows, unique=True)
+        self._rows: TurnBatcher[tuple[str, int, int], tuple | None] = TurnBatcher(self._read_rows, unique=True)
 
     async def stop(self) -> None:
         self.templates.clear()
@@ -49,7 +50,7 @@ class MissLoader:
         if self.templates.get((ROUTE, secure)) is None:
             return None
         try:
-            row = await self._rows.submit(user_id)
+            row = await self.row(queries.select_by_ids(queries.PUBLIC_ROW, alive=True), user_id, id_at=_ID)
         except Exception as exc:  # whatever it is, Django answers instead (503 if PostgreSQL is away)
             logger.debug("Miss loader fell back to Django: %r", exc)
             return None
@@ -57,12 +58,22 @@ class MissLoader:
             return None
         return self.render(queries.user_from_row(queries.PUBLIC_ROW, row), secure)
 
-    async def _read_rows(self, user_ids: list[int]) -> list[tuple | None]:
-        """The public rows of `user_ids` (None: unknown or deleted), in one query."""
+    async def row(self, query: str, user_id: int, *, id_at: int) -> tuple | None:
+        """The row of `user_id` that `query` reads (its one parameter a list of ids, `= ANY(%s)`; the
+        id at `id_at` in each row), or None. The calls of one turn of the loop share one execution
+        of each query, and one pooled connection."""
+        return await self._rows.submit((query, id_at, user_id))
+
+    async def _read_rows(self, keys: list[tuple[str, int, int]]) -> list[tuple | None]:
+        ids: dict[tuple[str, int], list[int]] = {}
+        for query, id_at, user_id in keys:
+            ids.setdefault((query, id_at), []).append(user_id)
+        found: dict[tuple[str, int], tuple] = {}
         async with self.db.connection() as conn:
-            cursor = await conn.execute(queries.select_by_ids(queries.PUBLIC_ROW, alive=True), [user_ids])
-            rows = {row[_ID]: row for row in await cursor.fetchall()}
-        return [rows.get(user_id) for user_id in user_ids]
+            for (query, id_at), user_ids in ids.items():
+                cursor = await conn.execute(query, [user_ids])
+                found.update(((query, row[id_at]), row) for row in await cursor.fetchall())
+        return [found.get((query, user_id)) for query, _, user_id in keys]
 
     def render(self, user: User, secure: bool) -> CachedResponse | None:
         """The answer Django would give for `user` as it is in memory (a writer's own row), or

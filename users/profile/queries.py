@@ -76,10 +76,12 @@ VERSION = "version"
 
 @functools.cache
 def select_versioned(fields: tuple[str, ...], *, locked: bool = False) -> str:
-    """The SQL of `User.objects.filter(pk=...).values(*fields)` and the row's version (`xmin`)
-    after them, as text; `locked`: FOR UPDATE (it holds inside a transaction)."""
+    """The SQL of `User.objects.filter(pk__any=...).values(*fields)` and each row's version (`xmin`)
+    after them, as text: like `select_by_ids`, its one parameter is a list of ids (the edge reads the
+    rows of several PATCHes of a turn in one go: `users.cache.loader`); `locked`: FOR UPDATE (it
+    holds inside a transaction)."""
     version = RawSQL(f"{connection.ops.quote_name(User._meta.db_table)}.xmin::text", ())
-    query = _one_parameter(User.objects.filter(pk=1).annotate(**{VERSION: version}).values(*fields, VERSION))
+    query = _one_parameter(User.objects.filter(pk__any=[1]).annotate(**{VERSION: version}).values(*fields, VERSION))
     return f"{query} FOR UPDATE" if locked else query  # select_for_update() compiles only inside a transaction
 
 
