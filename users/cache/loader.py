@@ -10,6 +10,8 @@ deleted users, and any failure (PostgreSQL away, the pool busy), go to Django, w
 or 503.
 """
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from rest_framework.renderers import JSONRenderer
 
@@ -56,7 +58,7 @@ class MissLoader:
             return None
         if row is None:
             return None
-        return self.render(queries.user_from_row(queries.PUBLIC_ROW, row), secure)
+        return self.render(dict(zip(queries.PUBLIC_ROW, row)), secure)  # no model instance: DRF reads a dict
 
     async def row(self, query: str, user_id: int, *, id_at: int) -> tuple | None:
         """The row of `user_id` that `query` reads (its one parameter a list of ids, `= ANY(%s)`; the
@@ -75,11 +77,13 @@ class MissLoader:
                 found.update(((query, row[id_at]), row) for row in await cursor.fetchall())
         return [found.get((query, user_id)) for query, _, user_id in keys]
 
-    def render(self, user: User, secure: bool) -> CachedResponse | None:
-        """The answer Django would give for `user` as it is in memory (a writer's own row), or
-        None before Django answered a first miss on this scheme."""
+    def render(self, profile: User | Mapping[str, Any], secure: bool) -> CachedResponse | None:
+        """The answer Django would give for `profile` (a user as it is in memory, a writer's own
+        row; or its public columns by name, `queries.PUBLIC_ROW`), or None before Django answered a
+        first miss on this scheme."""
         template = self.templates.get((ROUTE, secure))
         if template is None:
             return None
-        body = JSONRenderer().render(representation(UserPublicSerializer, user))
-        return CachedResponse.of(200, render(template, body, body_etag(body, user.updated_at).encode()), body, secure)
+        body = JSONRenderer().render(representation(UserPublicSerializer, profile))
+        updated_at = profile["updated_at"] if isinstance(profile, Mapping) else profile.updated_at
+        return CachedResponse.of(200, render(template, body, body_etag(body, updated_at).encode()), body, secure)

@@ -10,6 +10,8 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -90,14 +92,31 @@ class UsernameField(serializers.CharField):
         return User.normalize_username(super().to_internal_value(data))
 
 
-class UserPublicSerializer(serializers.ModelSerializer):
+class DateTimeField(serializers.DateTimeField):
+    """DRF's, in Django's own time zone (TIME_ZONE) instead of the one active in the request: sidus
+    activates none, and asking for the active one (an asgiref `Local`) cost more than the rest of
+    representing a profile on the event loop (docs/performance.md)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", timezone.get_default_timezone())
+        super().__init__(**kwargs)
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    """A profile as the API shows it: the model's fields as DRF maps them, dates as above."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.DateTimeField: DateTimeField}
+
+
+class UserPublicSerializer(ProfileSerializer):
     class Meta:
         model = User
         fields = PUBLIC_FIELDS
         read_only_fields = PUBLIC_FIELDS
 
 
-class UserPrivateSerializer(serializers.ModelSerializer):
+class UserPrivateSerializer(ProfileSerializer):
     class Meta:
         model = User
         fields = PRIVATE_FIELDS
