@@ -5,9 +5,10 @@
 
 wrk -t1 -c32 (BENCH_CONNECTIONS), one uvicorn worker, rate limits off. Scenarios:
 - hot user (L1), and its If-None-Match revalidation (304);
-- 50,000 users (created with SQL's generate_series), cold: each request reads a user not read
-  before, so every answer is a miss;
-- the same users read at random once every one of them was read (L2 holds them all);
+- 150,000 users (created with SQL's generate_series), cold: each request reads a user not read
+  before, so every answer is a miss (BENCH_USERS + BENCH_COLD_ONLY_USERS);
+- the first 50,000 of them (BENCH_USERS) read at random once every one of those was read (L2 holds
+  them all);
 - PATCH /users/me/ rotating over 100 users;
 - cold and PATCH again with two workers (WEB_CONCURRENCY=2, Redis emptied first);
 and the invalidation delay across 4 workers while they serve about 1,000 reads/s of random users
@@ -74,6 +75,10 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 # the same code); with 300 it needs a few such rounds, and the max still shows the worst.
 ROUNDS = int(os.environ.get("BENCH_INVALIDATION_ROUNDS", "300"))
 USERS = int(os.environ.get("BENCH_USERS", "50000"))
+# Users read by the cold scenarios only, after the USERS: at 7,000 misses/s a 10 s run needs 70,000.
+COLD_ONLY_USERS = int(os.environ.get("BENCH_COLD_ONLY_USERS", "100000"))
+COLD = f"{USERS + COLD_ONLY_USERS:,} users, cold (all misses)"
+WARM = f"{USERS:,} users, random, warm"
 BACKGROUND_RPS = int(os.environ.get("BENCH_BACKGROUND_RPS", "1000"))
 EVENT_REQUESTS = int(os.environ.get("BENCH_EVENT_REQUESTS", "1000"))  # registrations, then as many PATCHes
 EVENT_BACKLOG = int(os.environ.get("BENCH_EVENT_BACKLOG", "100000"))
@@ -152,12 +157,13 @@ def wrk(url: str, *, script: str | None = None, headers: dict[str, str] | None =
 
 
 def create_users() -> tuple[int, int]:
-    """USERS profiles with contiguous ids (one INSERT from generate_series), made once."""
+    """USERS profiles with contiguous ids (one INSERT from generate_series), made once, and
+    COLD_ONLY_USERS more after them; the span of the USERS."""
     ours = "SELECT id FROM \"user\" WHERE username ~ '^bench-[0-9]+$'"  # not bench-log, the sessions' user
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT min(id), max(id), count(*) FROM ({ours}) AS bench")
         lo, hi, count = cursor.fetchone()
-        if count != USERS:  # made again: first what an earlier run's PATCHes left of them
+        if count != USERS + COLD_ONLY_USERS:  # made again: first what an earlier run's PATCHes left of them
             for table in ("user_session", "user_event"):
                 cursor.execute(f"DELETE FROM {table} WHERE user_id IN ({ours})")
             cursor.execute(f"DELETE FROM \"user\" WHERE id IN ({ours})")
@@ -167,12 +173,13 @@ def create_users() -> tuple[int, int]:
                 "is_active, date_joined, bio, updated_at, email_verified, username_folded, email_folded, "
                 "session_epoch, event_sequence) SELECT '!', false, 'bench-' || g, 'Bench', 'User ' || g, "
                 "'bench-' || g || '@example.com', false, true, now(), 'Profile number ' || g, now(), true, "
-                "'bench-' || g, 'bench-' || g || '@example.com', 0, 0 FROM generate_series(1, %s) g", [USERS],
+                "'bench-' || g, 'bench-' || g || '@example.com', 0, 0 FROM generate_series(1, %s) g",
+                [USERS + COLD_ONLY_USERS],
             )
             cursor.execute(f"SELECT min(id), max(id) FROM ({ours}) AS bench")
             lo, hi = cursor.fetchone()
-    assert hi - lo + 1 == USERS, (lo, hi)
-    return lo, hi
+    assert hi - lo + 1 == USERS + COLD_ONLY_USERS, (lo, hi)
+    return lo, lo + USERS - 1
 
 
 async def read_all(base: str, lo: int, hi: int) -> None:
@@ -207,9 +214,9 @@ def scenarios(hot: User, lo: int, hi: int, rows: dict[str, dict[str, float]]) ->
         for name, runs in hot_rounds.items():
             rows[name] = sorted(runs, key=lambda row: row["ratio"])[len(runs) // 2]
         span = {"BENCH_LO": str(lo - 1), "BENCH_HI": str(hi)}
-        rows["50,000 users, cold (all misses)"] = wrk(f"{base}/", script=NEXT_ID, env=span)
-        asyncio.run(read_all(base, lo, hi))  # now L2 holds every one of them
-        rows["50,000 users, random, warm"] = wrk(f"{base}/", script=RANDOM_IDS, env={**span, "BENCH_LO": str(lo)})
+        rows[COLD] = wrk(f"{base}/", script=NEXT_ID, env=span)
+        asyncio.run(read_all(base, lo, hi))  # now L2 holds every one of the USERS
+        rows[WARM] = wrk(f"{base}/", script=RANDOM_IDS, env={**span, "BENCH_LO": str(lo)})
         tokens = ",".join(token_pair(user)["access"] for user in User.objects.filter(pk__gte=lo).order_by("pk")[:100])
         rows["PATCH /users/me/, 100 users"] = wrk(f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens})
         stop(worker)
@@ -219,7 +226,7 @@ def scenarios(hot: User, lo: int, hi: int, rows: dict[str, dict[str, float]]) ->
         for _ in range(2):  # Django answers each worker's first miss and first PATCH: its headers are the template
             httpx.get(f"{base}/api/v1/users/{hot.pk}/", headers={"Connection": "close"})
         wrk(f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens}, seconds=WARM_UP)
-        rows["50,000 users, cold (all misses), 2 workers"] = wrk(f"{base}/", script=NEXT_ID, env=span)
+        rows[f"{COLD}, 2 workers"] = wrk(f"{base}/", script=NEXT_ID, env=span)
         rows["PATCH /users/me/, 100 users, 2 workers"] = wrk(
             f"{base}/", script=PATCH_ROTATING, env={"BENCH_TOKENS": tokens})
         ceilings.append(wrk(bare_url))
@@ -689,11 +696,11 @@ def main() -> None:
         print("pgbench is missing (apt-get install postgresql-contrib): no database rates")
     else:
         rates = database_rates(lo, hi)
-        cold, patch = rows["50,000 users, cold (all misses)"]["rps"], rows["PATCH /users/me/, 100 users"]["rps"]
-        cold2 = rows["50,000 users, cold (all misses), 2 workers"]["rps"]
+        cold, patch = rows[COLD]["rps"], rows["PATCH /users/me/, 100 users"]["rps"]
+        cold2 = rows[f"{COLD}, 2 workers"]["rps"]
         patch2 = rows["PATCH /users/me/, 100 users, 2 workers"]["rps"]
         print(f"PostgreSQL's own rate for the same SQL (pgbench -c {PGBENCH_CLIENTS}, {DURATION} s, random users "
-              f"of the 50,000): the cold read's SELECT {rates['cold read']:.0f} tps, the lean PATCH's statements "
+              f"of the {USERS:,}): the cold read's SELECT {rates['cold read']:.0f} tps, the lean PATCH's statements "
               f"{rates['PATCH']:.0f} tps; sidus's share: cold {cold / rates['cold read']:.3f} (2 workers "
               f"{cold2 / rates['cold read']:.3f}), PATCH {patch / rates['PATCH']:.3f} (2 workers "
               f"{patch2 / rates['PATCH']:.3f})")

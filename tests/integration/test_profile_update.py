@@ -1,5 +1,6 @@
 """The lean PATCH: once Django answered one, the edge writes names and bio itself, with
 Django's very bytes and headers, and leaves every refusal and every other change to Django."""
+import asyncio
 import time
 
 import pytest
@@ -241,6 +242,32 @@ async def test_a_write_that_commits_between_the_lean_read_and_write_wins_and_dja
     changed = [event.data["changed"] async for event in
                UserEvent.objects.filter(user_id=ada.pk, type="user.updated").order_by("sequence")]
     assert changed == [["bio"], ["first_name"], ["bio"]]
+
+
+async def test_the_lean_patches_of_one_turn_read_their_rows_in_one_query_and_each_writes_its_own(
+        asgi_client, to_django, monkeypatch):
+    users = [await make(f"turn{n}") for n in range(6)]
+    await asgi_client.patch(f"{USERS}me/", json={"bio": "learn"}, headers=await auth(users[0]))  # Django's
+    rows, batches = current().loader._rows, []
+    read = rows._run
+
+    async def counted(keys):
+        batches.append(len(keys))
+        return await read(keys)
+
+    monkeypatch.setattr(rows, "_run", counted)
+
+    async def admit(user):
+        return True
+
+    written = await asyncio.gather(*(
+        accounts.profile_update_async(user_id=user.pk, data={"bio": f"bio of {user.username}"}, admit=admit)
+        for user in [*users, users[0]]))  # the first user twice: one of its two writes gives way
+    assert batches == [6]  # six rows, the first user's once
+    assert [user.bio for user in written[1:6]] == [f"bio of {user.username}" for user in users[1:]]
+    assert sorted([written[0] is None, written[6] is None]) == [False, True]
+    for user in users:
+        assert (await refreshed(user)).bio == f"bio of {user.username}"
 
 
 async def test_with_its_database_pool_down_django_writes(asgi_client, to_django):
