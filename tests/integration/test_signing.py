@@ -142,6 +142,8 @@ def test_the_tokens_kept_are_the_latest_used_ones(monkeypatch):
     verified.keep("never expires", {"sub": "x"}, "kid", key, 0)
     assert [t for t in "abcd" if verified.get(t, lambda kid: key)] == ["a", "c", "d"]
     assert verified.get("never expires", lambda kid: key) is None  # verified each time
+    verified.keep("keyless", {"exp": later}, "kid", None, 0)  # its key left the set meanwhile
+    assert verified.get("keyless", lambda kid: None) is None  # verified each time
     assert verified.get("a", lambda kid: None) is None and verified.get("a", lambda kid: key) is None
 
 

@@ -61,8 +61,8 @@ class VerifiedTokens:
     def keep(self, token: Any, payload: dict[str, Any], kid: Any, key: Any, leeway: float) -> None:
         """`token`, verified with `key` (named `kid`), and its payload."""
         exp = payload.get("exp")
-        if not isinstance(exp, (int, float)):
-            return  # a token that never expires is verified each time
+        if not isinstance(exp, (int, float)) or key is None:
+            return  # a token that never expires, or whose key is no longer known, is verified each time
         with self._lock:
             self._tokens[token] = (json.dumps(payload), kid, key, exp + leeway)
             self._tokens.move_to_end(token)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from users.models import User, UserEvent, WebhookDelivery, WebhookEndpoint
+from users.profile import queries
 from users.profile.serializers import UserPublicSerializer, representation
 
 Type = UserEvent.Type
@@ -74,9 +75,7 @@ def written_fields(update_fields: Iterable[str] | None) -> tuple[str, ...]:
 @functools.cache
 def locked_state_sql(fields: tuple[str, ...]) -> str:
     """SELECT `fields` of one user FOR UPDATE; the id is the one parameter."""
-    query, params = User.objects.filter(pk=1).values(*fields).query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
-    if len(params) != 1:
-        raise ValueError(f"expected the id as the query's only parameter: {params!r}")
+    query = queries.one_parameter(User.objects.filter(pk=1).values(*fields))
     return f"{query} FOR UPDATE"  # select_for_update() compiles only inside a transaction
 
 

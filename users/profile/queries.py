@@ -30,11 +30,12 @@ def select_by_ids(fields: tuple[str, ...], *, alive: bool) -> str:
     is a list of ids (`WHERE id = ANY(%s)`, one statement whatever their number). The rows come
     in no order."""
     queryset = User.objects.alive() if alive else User.objects.all()
-    return _one_parameter(queryset.filter(pk__any=[1]).values(*fields))
+    return one_parameter(queryset.filter(pk__any=[1]).values(*fields))
 
 
-def _one_parameter(queryset: Any) -> str:
-    """`queryset`'s SQL, whose one parameter is the id (or ids) it was filtered on."""
+def one_parameter(queryset: Any) -> str:
+    """`queryset`'s SQL, whose one parameter is the id (or ids) it was filtered on (raises if it
+    has others: a statement sent with the id alone would take them for it)."""
     query, params = queryset.query.get_compiler(DEFAULT_DB_ALIAS).as_sql()
     if len(params) != 1:
         raise ValueError(f"expected the id as the query's only parameter: {params!r}")
@@ -81,7 +82,7 @@ def select_versioned(fields: tuple[str, ...], *, locked: bool = False) -> str:
     rows of several PATCHes of a turn in one go: `users.cache.loader`); `locked`: FOR UPDATE (it
     holds inside a transaction)."""
     version = RawSQL(f"{connection.ops.quote_name(User._meta.db_table)}.xmin::text", ())
-    query = _one_parameter(User.objects.filter(pk__any=[1]).annotate(**{VERSION: version}).values(*fields, VERSION))
+    query = one_parameter(User.objects.filter(pk__any=[1]).annotate(**{VERSION: version}).values(*fields, VERSION))
     return f"{query} FOR UPDATE" if locked else query  # select_for_update() compiles only inside a transaction
 
 
